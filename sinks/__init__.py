@@ -1,0 +1,1 @@
+"""OpenSearch: bulk writer, index templates, retention and dashboards objects."""
