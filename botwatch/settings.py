@@ -17,7 +17,7 @@ def default_home() -> Path:
     return Path(cache) / "botwatch"
 
 
-def _setting(default: Any, env: str, help: str) -> Any:  # noqa: A002 - mirrors click's name
+def _setting(default: Any, env: str, help: str) -> Any:
     factory = default if callable(default) else None
     if factory is not None:
         return field(default_factory=factory, metadata={"env": env, "help": help})

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 def split_host_port(address: str, default_port: int) -> tuple[str, int]:
     """``localhost:9092`` -> (``localhost``, 9092); the first of a comma-separated list."""
-    first = address.split(",")[0].strip()
+    first = address.split(",", maxsplit=1)[0].strip()
     if "://" in first:
         parts = urlsplit(first)
         return parts.hostname or "localhost", parts.port or default_port
@@ -33,6 +33,9 @@ class StackConfig:
     opensearch_user: str = "botwatch"
     java_home: str | None = None
     start_timeout_s: float = 180.0
+    # Where downloads live; None means inside ``home``. Lets a second, throw-away stack
+    # (as tests start to stop a broker on purpose) share the fetched distributions.
+    cache_dir: Path | None = None
 
     @property
     def kafka_port(self) -> int:
@@ -45,11 +48,11 @@ class StackConfig:
     @property
     def dist_dir(self) -> Path:
         """Downloads and unpacked distributions: safe to delete, fetched again on `up`."""
-        return self.home / "dist"
+        return (self.cache_dir or self.home) / "dist"
 
     @property
     def maven_repo(self) -> Path:
-        return self.home / "m2"
+        return (self.cache_dir or self.home) / "m2"
 
     @property
     def data_dir(self) -> Path:

@@ -109,7 +109,7 @@ class OpenSearchNode(Node):
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         with zipfile.ZipFile(archive) as zf:
-            zf.extractall(staging)  # noqa: S202 - an archive fetched from Maven Central
+            zf.extractall(staging)
         (root,) = [p for p in staging.iterdir() if p.is_dir()]
         _make_executable(root / "bin")
         shutil.rmtree(self.install_dir, ignore_errors=True)
@@ -137,8 +137,12 @@ class OpenSearchNode(Node):
         env = self._env()
         for archive in zips:
             proc = subprocess.run(
-                [str(self.install_dir / "bin" / "opensearch-plugin"), "install", "--batch",
-                 archive.as_uri()],
+                [
+                    str(self.install_dir / "bin" / "opensearch-plugin"),
+                    "install",
+                    "--batch",
+                    archive.as_uri(),
+                ],
                 cwd=self.install_dir,
                 env=env,
                 capture_output=True,

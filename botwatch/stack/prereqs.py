@@ -39,7 +39,7 @@ def parse_java_major(version_output: str) -> int | None:
 
 
 def find_java(java_home: str | None = None) -> Java:
-    """The JDK to run Kafka and OpenSearch with: ``java_home``, ``$JAVA_HOME`` or ``java`` on PATH."""
+    """The JDK for Kafka and OpenSearch: ``java_home``, else ``$JAVA_HOME``, else PATH."""
     candidates: list[Path] = []
     for home in (java_home, os.environ.get("JAVA_HOME")):
         if home:
@@ -50,7 +50,8 @@ def find_java(java_home: str | None = None) -> Java:
     if not candidates:
         raise StackError(
             "Java was not found (no JAVA_HOME and no `java` on PATH).",
-            f"install a JDK {MIN_JAVA} or newer (Debian: `apt-get install openjdk-17-jdk-headless`) "
+            f"install a JDK {MIN_JAVA} or newer "
+            "(Debian: `apt-get install openjdk-17-jdk-headless`) "
             "or set BOTWATCH_JAVA_HOME to one.",
         )
     binary = candidates[0]
@@ -71,7 +72,8 @@ def find_java(java_home: str | None = None) -> Java:
         )
     if major < MIN_JAVA:
         raise StackError(
-            f"Java {major} at {binary} is too old: Kafka 4 and OpenSearch 2.19 need Java {MIN_JAVA}+.",
+            f"Java {major} at {binary} is too old: "
+            f"Kafka 4 and OpenSearch 2.19 need Java {MIN_JAVA} or newer.",
             f"install a JDK {MIN_JAVA} or newer and set BOTWATCH_JAVA_HOME to it.",
         )
     return Java(home=binary.parent.parent, major=major)

@@ -21,8 +21,17 @@ def ensure_service_user(name: str) -> None:
         pass
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     proc = subprocess.run(
-        [useradd, "--system", "--user-group", "--no-create-home",
-         "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+        [
+            useradd,
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
         capture_output=True,
         text=True,
         check=False,
