@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -30,10 +29,21 @@ def _settings_epilog() -> str:
 )
 @click.version_option(package_name="botwatch")
 @click.pass_context
-def main(ctx: click.Context, /, **overrides: Any) -> None:
+def main(
+    ctx: click.Context,
+    /,
+    kafka_bootstrap: str | None,
+    opensearch_url: str | None,
+    home: Path | None,
+) -> None:
     """botwatch: observability for automation bots (Kafka -> Faust -> OpenSearch)."""
+    flags = {
+        "BOTWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "BOTWATCH_OPENSEARCH_URL": opensearch_url,
+        "BOTWATCH_HOME": str(home) if home else None,
+    }
     try:
-        ctx.obj = Settings.load(**overrides)
+        ctx.obj = Settings.load(flags=flags)
     except SettingsError as exc:
         raise BotwatchError(str(exc)) from None
 
