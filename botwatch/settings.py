@@ -35,6 +35,12 @@ class Settings:
         "BOTWATCH_HOME",
         "Cache and data directory of the local stack (downloads, data, logs, pid files).",
     )
+    cache_dir: str = setting(
+        "",
+        "BOTWATCH_CACHE_DIR",
+        "Where Kafka and OpenSearch downloads go (default: inside BOTWATCH_HOME); "
+        "several stacks can share one.",
+    )
     kafka_version: str = setting(
         "4.1.1", "BOTWATCH_KAFKA_VERSION", "Apache Kafka version the local stack fetches."
     )
@@ -89,6 +95,7 @@ class Settings:
             opensearch_user=self.opensearch_user,
             java_home=self.java_home or None,
             start_timeout_s=self.stack_timeout_s,
+            cache_dir=Path(self.cache_dir) if self.cache_dir else None,
         )
 
 
