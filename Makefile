@@ -39,8 +39,7 @@ lint: $(STAMP)
 
 ## The whole test suite: lint, types, unit tests, then integration tests against the real stack.
 test: $(STAMP) test-tools lint stack-up
-	$(BIN)/pytest -m unit -q
-	$(BIN)/pytest -m integration -q
+	$(BIN)/pytest -q
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -m unit -q

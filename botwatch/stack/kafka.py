@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
-from botwatch.stack.config import StackConfig
+from botwatch.stack.config import StackConfig, split_host_port
 from botwatch.stack.errors import StackError
 from botwatch.stack.maven import Coordinates
 from botwatch.stack.node import Health, Node
 from botwatch.stack.prereqs import Toolchain
+from botwatch.stack.process import port_is_open
 
 # Kafka's published pom carries the log4j2 API and core but no SLF4J binding (Kafka 4.1 logs
 # through SLF4J 1.7), so without this jar the broker would log nothing.
@@ -91,10 +93,19 @@ async def _broker_count(bootstrap: str, timeout_s: float) -> int:
 
 def kafka_answers_metadata(bootstrap: str, timeout_s: float = 3.0) -> bool:
     """True when the broker answers a metadata request (not merely accepts a TCP connection)."""
+    host, port = split_host_port(bootstrap, 9092)
+    if not port_is_open(host, port):
+        return False
+    # aiokafka logs every refused connection as an error; while probing that is expected.
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
     try:
         return asyncio.run(_broker_count(bootstrap, timeout_s)) > 0
     except Exception:  # any failure to bootstrap means "not ready yet"
         return False
+    finally:
+        client_log.setLevel(level)
 
 
 class KafkaNode(Node):
