@@ -107,7 +107,10 @@ def test_port_owner_is_none_for_a_free_port() -> None:
 
 
 def test_pid_file_only_recognises_the_process_it_names(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "marker-xyz"])
+    code = "import time; print('ready', flush=True); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "marker-xyz"], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the child has exec'd: its command line carries the marker
     try:
         mine = PidFile(tmp_path / "a.pid", marker="marker-xyz")
         mine.write(proc.pid)
