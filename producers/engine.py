@@ -1,0 +1,488 @@
+"""The sender: moves events from the in-memory queue to Kafka, or to the spool while Kafka is away.
+
+Order. Events leave in the order they were queued. While the spool holds anything, new events
+go behind it; the spool is drained (oldest first) only when nothing sent directly is still
+unacknowledged, so spooled events never overtake older ones still in the producer.
+
+Duplicates. A record is spooled only when it was *not* handed to the producer, or when the
+producer gave it back as failed. Records in flight stay with aiokafka, which (idempotent,
+acks=all) retries them until the broker acknowledges them; when they are not acknowledged
+within ``delivery_timeout_ms`` only *new* events are diverted to the spool. The residual
+at-least-once window, deduplicated downstream on ``event_id``: (1) records still unacknowledged
+when the producer is closed are spooled although a request carrying them may have reached the
+broker; (2) a spool chunk is committed after it is acknowledged, so a crash in between, or a
+chunk that fails part-way, sends some of its records again.
+
+Loss. Nothing is dropped without a counter and a warning: a full queue (the caller waited
+``emit_block_ms``), a full or failing spool, a record Kafka refuses. Events only in memory
+(queue and in flight) are lost if the process is killed; spooled ones are sent at next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from producers.config import ProducerConfig
+from producers.spool import Record, Spool, SpoolLockedError
+from producers.stats import Stats
+from producers.transport import KafkaTransport, Transport, is_delivered, is_transient
+
+__all__ = ["Engine", "TransportFactory"]
+
+TransportFactory = Callable[[ProducerConfig], Transport]
+
+_TICK_S = 0.2
+_MAX_SEND_ROUND = 5_000
+_DRAIN_RECORDS = 2_000
+_DRAIN_BYTES = 1024 * 1024
+_SPOOL_SLOTS = 8
+
+
+class _InFlight(NamedTuple):
+    key: bytes
+    value: bytes
+    future: asyncio.Future[Any]
+    sent_at: float
+
+
+class _Drain(NamedTuple):
+    futures: list[asyncio.Future[Any] | BaseException]
+    started: float
+
+
+class Engine:
+    """Owns the queue, the transport and the spool; runs as one task on one event loop.
+
+    ``offer`` may be called from any thread; everything else runs on the engine's loop.
+    """
+
+    def __init__(
+        self,
+        config: ProducerConfig,
+        *,
+        spool_name: str = "default",
+        transport_factory: TransportFactory = KafkaTransport,
+    ) -> None:
+        self.config = config
+        self.topic = config.topic
+        self.stats = Stats()
+        self.spool_path: Path | None = None
+        self._spool_name = spool_name
+        self._transport_factory = transport_factory
+        self._queue: deque[tuple[bytes, bytes]] = deque()
+        self._max_queue = max(1, config.queue_max_events)
+        self._delivery_timeout_s = config.delivery_timeout_ms / 1000
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._wakeup: asyncio.Event | None = None
+        self._idle = False
+        self._task: asyncio.Task[None] | None = None
+        self._transport: Transport | None = None
+        self._next_connect = 0.0
+        self._connect_backoff = 0.1
+        self._spool: Spool | None = None
+        self._inflight: deque[_InFlight] = deque()
+        self._rescue: list[Record] = []
+        self._drain: _Drain | None = None
+        self._next_drain = 0.0
+        self._degraded = False
+        self._reset = False
+        self._closing = False
+        self._closed = False
+
+    # -- any thread --------------------------------------------------------------------
+
+    def offer(self, key: bytes, value: bytes) -> bool:
+        """Queue one record without waiting; False when the queue is full."""
+        if len(self._queue) >= self._max_queue or self._closing:
+            return False
+        self._queue.append((key, value))
+        if self._idle:
+            self._idle = False
+            self._notify()
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._closing or self._closed
+
+    def has_room(self) -> bool:
+        return len(self._queue) < self._max_queue
+
+    def snapshot(self) -> dict[str, Any]:
+        spool = self._spool
+        out: dict[str, Any] = self.stats.snapshot()
+        out["queued"] = len(self._queue)
+        out["in_flight"] = len(self._inflight) + (len(self._drain.futures) if self._drain else 0)
+        out["spool_records"] = spool.records if spool else 0
+        out["spool_bytes"] = spool.size_bytes if spool else 0
+        out["spool_corrupt_bytes"] = spool.corrupt_bytes if spool else 0
+        out["connected"] = self._transport is not None and not self._degraded
+        return out
+
+    def _notify(self) -> None:
+        loop, event = self._loop, self._wakeup
+        if loop is None or event is None:
+            return  # not started yet: the first pass picks the queue up
+        if threading.get_ident() == self._loop_thread:
+            event.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(event.set)
+
+    # -- lifecycle (engine loop) -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the sender task on the running loop; returns at once (connecting is lazy)."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="botwatch-sender")
+
+    async def flush(self, timeout: float, *, until_safe: bool = False) -> bool:
+        """Wait up to ``timeout`` s until every queued event is acknowledged; True if so.
+
+        With ``until_safe`` it also stops waiting once Kafka is away and everything pending
+        is on disk (nothing more can happen before Kafka returns).
+        """
+        deadline = time.monotonic() + timeout
+        while not self._all_delivered():
+            if time.monotonic() >= deadline or self._task is None or self._task.done():
+                return False
+            if until_safe and self._all_on_disk():
+                return False
+            self._wake()
+            await asyncio.sleep(0.005)
+        return True
+
+    async def close(self, timeout: float) -> None:
+        """Flush for up to ``timeout`` s, then spool whatever is still pending, and stop."""
+        if self._closed or self._closing:
+            return
+        started = time.monotonic()
+        if self._task is not None:
+            await self.flush(timeout, until_safe=True)
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._open_spool()  # never started: still keep what was queued
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.stop(max(0.0, timeout - (time.monotonic() - started)))
+        # Whatever is still unacknowledged goes ahead of the spool, then the queue behind it.
+        self._finish_drain(time.monotonic())
+        unresolved = list(self._rescue)
+        for item in self._inflight:
+            if item.future.done() and is_delivered(_exception(item.future)):
+                self.stats.sent += 1
+            else:
+                unresolved.append(Record(self.topic, item.key, item.value))
+        self._inflight.clear()
+        self._rescue = []
+        self._rescue_to_spool(unresolved)
+        self._spool_queue()
+        if self._queue:
+            self.stats.dropped_spool_error += len(self._queue)
+            self.stats.warn_once("spool_error", "no spool: events pending at close were dropped")
+            self._queue.clear()
+        if self._spool is not None:
+            self._spool.close()
+        self._closed = True
+
+    # -- the sender task ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        self._open_spool()
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let a bug here take the bot down
+                self.stats.warn_once("internal", f"sender error, retrying: {exc!r}")
+                await asyncio.sleep(1.0)
+            await self._sleep()
+
+    async def _step(self) -> None:
+        now = time.monotonic()
+        if self._transport is None and now >= self._next_connect:
+            await self._connect()
+        self._reap(now)
+        self._finish_drain(now)
+        if self._rescue and not self._inflight:
+            self._rescue_to_spool(self._rescue)
+            self._rescue = []
+        if self._reset and not self._inflight and self._drain is None:
+            await self._restart_transport()
+        if self._queue:
+            if self._direct_ok():
+                await self._send_direct()
+            if self._queue and not self._direct_ok():
+                self._spool_queue()
+        if (
+            self._transport is not None
+            and self._drain is None
+            and not self._inflight
+            and self._spool is not None
+            and self._spool.records
+            and now >= self._next_drain
+        ):
+            await self._start_drain()
+
+    async def _sleep(self) -> None:
+        assert self._wakeup is not None
+        self._idle = True
+        if self._queue or self._wakeup.is_set():
+            self._idle = False
+        else:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), _TICK_S)
+        self._idle = False
+        self._wakeup.clear()
+
+    def _wake(self, _: object = None) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _direct_ok(self) -> bool:
+        spool_empty = self._spool is None or not self._spool.records
+        return (
+            self._transport is not None
+            and not self._degraded
+            and spool_empty
+            and self._drain is None
+            and not self._rescue
+        )
+
+    def _all_on_disk(self) -> bool:
+        away = (self._transport is None and self._next_connect > 0) or self._degraded
+        quiet = not self._queue and not self._inflight and self._drain is None
+        return away and quiet and self._spool is not None
+
+    def _all_delivered(self) -> bool:
+        spool_empty = self._spool is None or not self._spool.records
+        return not self._queue and not self._inflight and self._drain is None and spool_empty
+
+    # -- connecting --------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        transport = self._transport_factory(self.config)
+        try:
+            await transport.start()
+        except Exception as exc:
+            self.stats.failed_sends += 1
+            self._next_connect = time.monotonic() + self._connect_backoff
+            self._connect_backoff = min(self._connect_backoff * 2, 5.0)
+            self.stats.warn_once(
+                "connect",
+                f"cannot reach Kafka at {self.config.bootstrap} ({exc!r}); events are kept "
+                f"in the spool {self.spool_path} and sent when it is back",
+            )
+            return
+        self._transport = transport
+        self._connect_backoff = 0.1
+
+    async def _restart_transport(self) -> None:
+        """After a failed delivery the idempotent producer's sequence has a gap that the broker
+        refuses (OUT_OF_ORDER_SEQUENCE_NUMBER): start over with a new producer id."""
+        self._reset = False
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.stop(0.5)
+        self._next_connect = 0.0
+
+    def _open_spool(self) -> None:
+        if self._spool is not None:
+            return
+        base = self.config.spool_dir / self._spool_name
+        for slot in range(_SPOOL_SLOTS):
+            path = base if slot == 0 else base.with_name(f"{base.name}.{slot}")
+            spool = Spool(path, self.config.spool_max_bytes)
+            try:
+                spool.open()
+            except SpoolLockedError:
+                continue
+            except OSError as exc:
+                self.stats.warn_once(
+                    "spool_open",
+                    f"cannot use the spool {path} ({exc}); undeliverable events wait in memory",
+                )
+                return
+            self._spool, self.spool_path = spool, path
+            return
+        self.stats.warn_once(
+            "spool_open", f"all spool slots of {base} are in use; events wait in memory only"
+        )
+
+    # -- direct sending ----------------------------------------------------------------
+
+    async def _send_direct(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        queue, inflight, topic = self._queue, self._inflight, self.topic
+        now = time.monotonic()
+        last: asyncio.Future[Any] | None = None
+        for _ in range(_MAX_SEND_ROUND):
+            if not queue:
+                break
+            key, value = queue.popleft()
+            try:
+                last = await transport.send(topic, key, value)
+            except Exception as exc:
+                if is_transient(exc):
+                    queue.appendleft((key, value))  # not handed over: spool keeps it in order
+                    self._degrade(exc)
+                    break
+                self._refused(exc)
+                continue
+            inflight.append(_InFlight(key, value, last, now))
+        if last is not None:
+            last.add_done_callback(self._wake)
+        if queue:
+            self._wake()
+
+    def _reap(self, now: float) -> None:
+        inflight = self._inflight
+        sent = 0
+        while inflight and inflight[0].future.done():
+            item = inflight.popleft()
+            exc = _exception(item.future)
+            if exc is None or is_delivered(exc):
+                sent += 1
+                self._degraded = False
+            elif is_transient(exc):
+                self._rescue.append(Record(self.topic, item.key, item.value))
+                self._degrade(exc)
+                self._reset = True
+            else:
+                self._refused(exc)
+        self.stats.sent += sent
+        if inflight and not self._degraded and now - inflight[0].sent_at > self._delivery_timeout_s:
+            self._degrade(TimeoutError(f"no acknowledgement within {self._delivery_timeout_s} s"))
+
+    def _degrade(self, exc: BaseException) -> None:
+        self.stats.failed_sends += 1
+        self._degraded = True
+        self.stats.warn_once(
+            "degraded",
+            f"Kafka at {self.config.bootstrap} is not taking events ({exc!r}); new events "
+            f"go to the spool {self.spool_path} and are sent in order when it is back",
+        )
+
+    def _refused(self, exc: BaseException) -> None:
+        self.stats.dropped_rejected += 1
+        self.stats.warn_once("rejected", f"Kafka refused an event, dropped: {exc!r}")
+
+    # -- the spool ---------------------------------------------------------------------
+
+    def _spool_queue(self) -> None:
+        if not self._queue:
+            return
+        spool = self._spool
+        if spool is None:
+            return  # no spool: events wait in the (bounded) queue
+        records = []
+        queue = self._queue
+        while queue:
+            key, value = queue.popleft()
+            records.append(Record(self.topic, key, value))
+        try:
+            accepted = spool.append(records)
+        except OSError as exc:
+            self.stats.dropped_spool_error += len(records)
+            self.stats.warn_once("spool_error", f"cannot write the spool {self.spool_path}: {exc}")
+            return
+        self.stats.spooled += accepted
+        if accepted < len(records):
+            self.stats.dropped_spool_full += len(records) - accepted
+            self.stats.warn_once(
+                "spool_full",
+                f"spool {self.spool_path} is full ({spool.max_bytes} bytes, "
+                "BOTWATCH_SPOOL_MAX_BYTES): new events are dropped until Kafka takes the backlog",
+            )
+
+    def _rescue_to_spool(self, records: list[Record]) -> None:
+        if not records:
+            return
+        spool = self._spool
+        if spool is None:
+            self.stats.dropped_spool_error += len(records)
+            self.stats.warn_once("spool_error", "no spool: unacknowledged events were dropped")
+            return
+        try:
+            accepted = spool.prepend(records)
+        except OSError as exc:
+            accepted = 0
+            self.stats.warn_once("spool_error", f"cannot write the spool {self.spool_path}: {exc}")
+        self.stats.spooled += accepted
+        if accepted < len(records):
+            self.stats.dropped_spool_full += len(records) - accepted
+            self.stats.warn_once("spool_full", f"spool {self.spool_path} is full: events dropped")
+
+    async def _start_drain(self) -> None:
+        transport, spool = self._transport, self._spool
+        assert transport is not None and spool is not None
+        records = spool.read(_DRAIN_RECORDS, _DRAIN_BYTES)
+        futures: list[asyncio.Future[Any] | BaseException] = []
+        for record in records:
+            try:
+                futures.append(await transport.send(record.topic, record.key, record.value))
+            except Exception as exc:
+                if is_transient(exc):
+                    self._degrade(exc)
+                    break
+                futures.append(exc)  # refused: counted and skipped when the chunk commits
+        if not futures:
+            self._next_drain = time.monotonic() + 1.0
+            return
+        self._drain = _Drain(futures, time.monotonic())
+        last = next((f for f in reversed(futures) if isinstance(f, asyncio.Future)), None)
+        if last is not None:
+            last.add_done_callback(self._wake)
+        else:
+            self._wake()
+
+    def _finish_drain(self, now: float) -> None:
+        drain, spool = self._drain, self._spool
+        if drain is None or spool is None:
+            return
+        if not all(not isinstance(f, asyncio.Future) or f.done() for f in drain.futures):
+            if now - drain.started > self._delivery_timeout_s and not self._degraded:
+                self._degrade(TimeoutError("spooled events not acknowledged"))
+            return
+        committed = 0
+        for item in drain.futures:
+            exc = item if not isinstance(item, asyncio.Future) else _exception(item)
+            if exc is None or is_delivered(exc):
+                self.stats.sent += 1
+            elif is_transient(exc):
+                self._reset = True
+                break
+            else:
+                self._refused(exc)
+            committed += 1
+        spool.commit(committed)
+        self._drain = None
+        if committed < len(drain.futures):
+            self._degrade(TimeoutError("spooled events failed; retrying"))
+            self._next_drain = now + 1.0
+        else:
+            self._degraded = False
+            self._wake()
+
+
+def _exception(future: asyncio.Future[Any]) -> BaseException | None:
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception()

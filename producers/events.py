@@ -1,0 +1,200 @@
+"""Building one event on the caller's thread: cheap checks, ids, time, size limits, JSON bytes.
+
+Checks here catch programmer errors at the call site (a ValueError naming the field) and
+cost a few type tests per event; the full contract check runs in the pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from producers.ids import Uuid7
+from schemas import (
+    BOT_ID_RE,
+    LEVELS,
+    MAX_JOB_ID_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_META_BYTES,
+    SCHEMA_VERSION,
+    STATUSES,
+)
+
+__all__ = ["EventFactory", "check_bot_id", "error_info"]
+
+_LEVELS = frozenset(LEVELS)
+_STATUSES = frozenset(STATUSES)
+_MAX_RETRY_COUNT = 2**63 - 1
+_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS
+# An event this small cannot break a size limit, so the common case skips the size checks.
+_SMALL_EVENT = MAX_META_BYTES
+_META_PREVIEW_BYTES = 2048  # escaped at most 6x in JSON: stays under MAX_META_BYTES
+_ERROR_MESSAGE_CHARS = 8 * 1024
+_ERROR_STACK_CHARS = 16 * 1024
+_ids = Uuid7()
+
+
+def check_bot_id(bot_id: object) -> str:
+    if not isinstance(bot_id, str) or BOT_ID_RE.fullmatch(bot_id) is None:
+        raise ValueError(
+            f"bot_id: must match {BOT_ID_RE.pattern} (letters, digits, '._:-', "
+            f"at most 128 characters), got {bot_id!r}"
+        )
+    return bot_id
+
+
+def _field_error(name: str, rule: str, value: object) -> ValueError:
+    return ValueError(f"{name}: {rule}, got {value!r}"[:300])
+
+
+class _Clock:
+    """UTC RFC 3339 text with milliseconds; the seconds part is formatted once per second."""
+
+    def __init__(self) -> None:
+        self._cached = (-1, "")
+
+    def format(self, ms: int) -> str:
+        second, millis = divmod(ms, 1000)
+        cached = self._cached  # one tuple: threads never see a second with another's text
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._cached = cached
+        return f"{cached[1]}.{millis:03d}Z"
+
+
+def _default(value: Any) -> Any:
+    """What orjson cannot serialize natively goes into meta as text."""
+    return str(value)
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    """The ``error`` object of an exception: type, message and the end of its stack."""
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {
+        "type": type(exc).__qualname__,
+        "message": str(exc)[:_ERROR_MESSAGE_CHARS],
+        "stack": stack[-_ERROR_STACK_CHARS:],
+    }
+
+
+class EventFactory:
+    """Makes the JSON bytes of a bot's events; one per bot, safe to share across threads."""
+
+    def __init__(self, bot_id: str, *, env: str = "", host: str | None = None) -> None:
+        self.bot_id = check_bot_id(bot_id)
+        self.key = bot_id.encode()
+        self.host = socket.gethostname() if host is None else host
+        self.env = env
+        self._clock = _Clock()
+
+    def build(
+        self,
+        level: str,
+        message: str,
+        *,
+        status: str | None = None,
+        job_id: str | None = None,
+        duration_ms: float | None = None,
+        retry_count: int | None = None,
+        error: Mapping[str, str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        """The serialized event; ValueError naming the field for a value the contract forbids."""
+        if level not in _LEVELS:
+            raise _field_error("level", f"must be one of {', '.join(LEVELS)}", level)
+        if type(message) is not str:
+            raise _field_error("message", "must be a string", message)
+        event_id, ms = _ids.next()
+        event: dict[str, Any] = {
+            "event_id": event_id,
+            "timestamp": self._clock.format(ms),
+            "bot_id": self.bot_id,
+            "level": level,
+            "message": message,
+        }
+        if job_id is not None:
+            if type(job_id) is not str or len(job_id) > MAX_JOB_ID_CHARS:
+                raise _field_error("job_id", f"must be a string of <= {MAX_JOB_ID_CHARS}", job_id)
+            event["job_id"] = job_id
+        if status is not None:
+            if status not in _STATUSES:
+                raise _field_error("status", f"must be one of {', '.join(STATUSES)}", status)
+            event["status"] = status
+        if duration_ms is not None:
+            if (
+                type(duration_ms) not in (int, float)
+                or not 0 <= duration_ms < math.inf  # also rejects NaN
+            ):
+                raise _field_error("duration_ms", "must be a finite number >= 0", duration_ms)
+            event["duration_ms"] = duration_ms
+        if retry_count is not None:
+            if type(retry_count) is not int or not 0 <= retry_count <= _MAX_RETRY_COUNT:
+                raise _field_error("retry_count", "must be an integer >= 0", retry_count)
+            event["retry_count"] = retry_count
+        if error is not None:
+            event["error"] = {str(k): str(v) for k, v in error.items()}
+        if meta:
+            event["meta"] = dict(meta)
+        event["host"] = self.host
+        if self.env:
+            event["env"] = self.env
+        event["schema_version"] = SCHEMA_VERSION
+        try:
+            raw = orjson.dumps(event, default=_default, option=_DUMPS_OPTIONS)
+        except orjson.JSONEncodeError:
+            _sanitize(event)
+            raw = orjson.dumps(event, default=_default, option=_DUMPS_OPTIONS)
+        if len(raw) <= _SMALL_EVENT:
+            return raw
+        if _enforce_limits(event):
+            raw = orjson.dumps(event, default=_default, option=_DUMPS_OPTIONS)
+        return raw
+
+
+def _sanitize(event: dict[str, Any]) -> None:
+    """Make an event orjson refused serializable (lone surrogates, huge ints, cycles)."""
+    event["message"] = event["message"].encode("utf-8", "replace").decode("utf-8")
+    if "error" in event:
+        event["error"] = {
+            k: v.encode("utf-8", "replace").decode("utf-8") for k, v in event["error"].items()
+        }
+    if "meta" in event:
+        text = repr(event["meta"]).encode("utf-8", "replace")[:_META_PREVIEW_BYTES]
+        event["meta"] = {"unserializable": text.decode("utf-8", "ignore"), "truncated": True}
+
+
+def _enforce_limits(event: dict[str, Any]) -> bool:
+    """Cut an oversized message and replace an oversized meta; True when anything changed."""
+    changed = False
+    message: str = event["message"]
+    if len(message) * 4 > MAX_MESSAGE_BYTES:
+        encoded = message.encode("utf-8")
+        if len(encoded) > MAX_MESSAGE_BYTES:
+            # "ignore" drops the partial character the cut may leave at the end.
+            event["message"] = encoded[:MAX_MESSAGE_BYTES].decode("utf-8", "ignore")
+            changed = True
+    meta = event.get("meta")
+    if meta is not None:
+        serialized = orjson.dumps(meta, default=_default, option=_DUMPS_OPTIONS)
+        if len(serialized) > MAX_META_BYTES:
+            preview = serialized[:_META_PREVIEW_BYTES].decode("utf-8", "ignore")
+            meta = {"truncated": True, "original_bytes": len(serialized), "preview": preview}
+            event["meta"] = meta
+            return True
+    if changed:
+        meta = dict(meta or {})
+        meta["truncated"] = True
+        if len(orjson.dumps(meta, default=_default, option=_DUMPS_OPTIONS)) > MAX_META_BYTES:
+            meta = {"truncated": True}
+        event["meta"] = meta
+        # Keep the field order of the contract: meta before host/env/schema_version.
+        for name in ("host", "env", "schema_version"):
+            if name in event:
+                event[name] = event.pop(name)
+    return changed

@@ -1,0 +1,115 @@
+"""The one thing that talks to Kafka: an ``AIOKafkaProducer`` behind a small interface.
+
+The interface lets unit tests drive the sender with an in-memory fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    BrokerResponseError,
+    DuplicateSequenceNumber,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerClosed,
+)
+
+from producers.config import ProducerConfig
+
+__all__ = ["KafkaTransport", "Transport", "is_delivered", "is_transient", "producer_options"]
+
+
+class Transport(Protocol):
+    async def start(self) -> None:
+        """Connect; raises when the broker cannot be reached."""
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
+        """Hand one record over; the future resolves when the broker acknowledged it."""
+
+    async def stop(self, timeout: float) -> None:
+        """Send what is buffered for up to ``timeout`` seconds, then disconnect."""
+
+
+def producer_options(config: ProducerConfig) -> dict[str, Any]:
+    """AIOKafkaProducer settings every botwatch producer (and the benchmark) uses."""
+    return {
+        "bootstrap_servers": config.bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": None if config.compression == "none" else config.compression,
+        "linger_ms": config.linger_ms,
+        "max_batch_size": config.batch_bytes,
+        # aiokafka has no delivery.timeout.ms: this bounds how long send() waits for room
+        # in a full batch, and how long a produce request may take.
+        "request_timeout_ms": config.delivery_timeout_ms,
+        "client_id": "botwatch-producer",
+    }
+
+
+def is_delivered(exc: BaseException | None) -> bool:
+    """True when the outcome means the broker has the record (a duplicate it refused)."""
+    return exc is None or isinstance(exc, DuplicateSequenceNumber)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for "Kafka is away" problems (spool and retry); False when Kafka refused the record."""
+    if isinstance(exc, KafkaTimeoutError | KafkaConnectionError | ProducerClosed | OSError):
+        return True
+    if isinstance(exc, asyncio.TimeoutError | asyncio.CancelledError):
+        return True
+    if isinstance(exc, BrokerResponseError) and exc.errno in _PRODUCER_STATE_ERRNOS:
+        # The producer's sequence or id went stale (a batch expired while the broker was away):
+        # the broker refused the batch, so it is not written; a new producer sends it.
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+# OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, INVALID_PRODUCER_ID_MAPPING,
+# UNKNOWN_PRODUCER_ID
+_PRODUCER_STATE_ERRNOS = frozenset({45, 47, 49, 59})
+
+
+class KafkaTransport:
+    """Idempotent, acks=all, compressed and lingering: aiokafka keeps order per partition and
+    retries an unacknowledged batch itself (with idempotence it never expires a batch that
+    reached a known leader), so a record leaves this transport only as acknowledged,
+    refused, or still pending."""
+
+    def __init__(self, config: ProducerConfig) -> None:
+        self._options = producer_options(config)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(**self._options)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 1.0)
+            raise
+        self._producer = producer
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
+        if self._producer is None:
+            raise ProducerClosed()
+        future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
+        return future
+
+    async def stop(self, timeout: float) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        # stop() flushes, and with the broker away an idempotent batch is retried forever:
+        # flush for the time given, then end aiokafka's sender task so stop() can finish.
+        try:
+            await asyncio.wait_for(producer.flush(), max(timeout, 0.01))
+        except (TimeoutError, KafkaError):
+            with contextlib.suppress(AttributeError):
+                producer._sender.sender_task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 5.0)

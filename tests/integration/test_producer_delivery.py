@@ -1,0 +1,160 @@
+"""Every API of the SDK against the real broker: N events in, the same N event_ids out, once."""
+
+import asyncio
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers import AsyncBotLogger, BotLogger, BotwatchHandler, ProducerConfig
+from schemas import decode_event
+
+N = 500
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
+    """(key, event) of every record of ``topic``, read back with kcat."""
+    out = subprocess.run(
+        ["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-o", "beginning", "-f", "%k\t%s\n"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        key, _, value = line.partition(b"\t")
+        rows.append((key.decode(), decode_event(value)))
+    return rows
+
+
+def assert_exactly_once(rows: list[tuple[str, dict[str, Any]]], sent_ids: list[str]) -> None:
+    got = [event["event_id"] for _, event in rows]
+    assert len(got) == len(set(got)), "duplicates"
+    assert sorted(got) == sorted(sent_ids)
+
+
+def config_for(topic: str, tmp_path: Path, bootstrap: str = "localhost:9092") -> ProducerConfig:
+    return ProducerConfig(bootstrap=bootstrap, topic=topic, spool_dir=tmp_path / "spool")
+
+
+def test_sync_bot_logger(make_topic: Any, tmp_path: Path) -> None:
+    topic = make_topic("sdk-sync", partitions=3)
+    with BotLogger("sync-bot", config=config_for(topic, tmp_path)) as bot:
+        for i in range(N):
+            bot.info("event", i=i)
+        assert bot.flush(30)
+        assert bot.stats()["sent"] == N
+    rows = read_topic("localhost:9092", topic)
+    assert len(rows) == N
+    assert {key for key, _ in rows} == {"sync-bot"}
+    # One key, one partition: the order of emission is kept.
+    assert [event["meta"]["i"] for _, event in rows] == list(range(N))
+    ids = [event["event_id"] for _, event in rows]
+    assert ids == sorted(ids)
+    assert_exactly_once(rows, ids)
+
+
+def test_async_bot_logger(make_topic: Any, tmp_path: Path) -> None:
+    topic = make_topic("sdk-async", partitions=3)
+
+    async def run() -> None:
+        async with AsyncBotLogger("async-bot", config=config_for(topic, tmp_path)) as bot:
+            for i in range(N):
+                await bot.info("event", i=i)
+            assert await bot.flush(30)
+
+    asyncio.run(run())
+    rows = read_topic("localhost:9092", topic)
+    assert [event["meta"]["i"] for _, event in rows] == list(range(N))
+    assert_exactly_once(rows, [event["event_id"] for _, event in rows])
+
+
+def test_logging_handler(make_topic: Any, tmp_path: Path) -> None:
+    topic = make_topic("sdk-handler")
+    handler = BotwatchHandler("handler-bot", config=config_for(topic, tmp_path))
+    log = logging.getLogger(f"bot.{topic}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        for i in range(N):
+            log.info("row %d", i, extra={"i": i})
+        log.error("done", extra={"status": "failure"})
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    rows = read_topic("localhost:9092", topic)
+    assert len(rows) == N + 1
+    assert [event["message"] for _, event in rows[:3]] == ["row 0", "row 1", "row 2"]
+    assert rows[-1][1]["level"] == "error"
+    assert rows[-1][1]["status"] == "failure"
+    assert rows[0][1]["meta"] == {"logger": log.name, "i": 0}
+    assert_exactly_once(rows, [event["event_id"] for _, event in rows])
+
+
+def emit(*args: str, bootstrap: str = "localhost:9092") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "botwatch", "--kafka-bootstrap", bootstrap, "emit", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_emit_command(make_topic: Any) -> None:
+    topic = make_topic("sdk-emit")
+    for i in range(5):
+        result = emit(
+            "--bot", "shell-bot", "--level", "info", "--message", f"run {i}", "--status",
+            "success", "--job", "nightly", "--duration-ms", "12.5", "--retry-count", "1",
+            "--meta", f"i={i}", "--meta", "host=db-1", "--topic", topic,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    rows = read_topic("localhost:9092", topic)
+    assert [event["meta"] for _, event in rows] == [{"i": i, "host": "db-1"} for i in range(5)]
+    first = rows[0][1]
+    assert (first["status"], first["job_id"], first["duration_ms"], first["retry_count"]) == (
+        "success",
+        "nightly",
+        12.5,
+        1,
+    )
+    assert {key for key, _ in rows} == {"shell-bot"}
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--bot", "bad bot", "--level", "info", "--message", "m"], "bot_id"),
+        (["--bot", "b", "--level", "info", "--message", "m", "--duration-ms", "-3"], "duration_ms"),
+        (["--bot", "b", "--level", "info", "--message", "m", "--retry-count", "-1"], "retry_count"),
+        (["--bot", "b", "--level", "info", "--message", "m", "--status", "bogus"], "--status"),
+        (["--bot", "b", "--level", "loud", "--message", "m"], "--level"),
+    ],
+)
+def test_emit_invalid_input_exits_2(args: list[str], field: str) -> None:
+    result = emit(*args)
+    assert result.returncode == 2
+    assert field in result.stderr
+
+
+def test_emit_unreachable_broker_exits_1() -> None:
+    result = emit(
+        "--bot", "b", "--level", "info", "--message", "m", "--timeout", "3",
+        bootstrap="127.0.0.1:1",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "cannot reach Kafka at 127.0.0.1:1" in result.stderr
+    assert "botwatch stack status" in result.stderr
+
+
+def test_emit_missing_topic_exits_1(stack: Any) -> None:
+    result = emit(
+        "--bot", "b", "--level", "info", "--message", "m", "--topic", "botwatch-test.no-such-topic"
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr

@@ -1,0 +1,326 @@
+"""BotLogger, jobs, the logging handler and the sender, over an in-memory fake transport."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+from producers import AsyncBotLogger, BotLogger, BotwatchHandler, BotwatchWarning, ProducerConfig
+from producers.handler import level_name
+from producers.producer import SyncProducer
+from schemas import decode_event
+
+
+class FakeKafka:
+    """A broker in memory: records it acknowledged, and a switch to make it unreachable."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.records: list[tuple[str, bytes, dict[str, Any]]] = []
+
+    def transport(self, config: ProducerConfig) -> "FakeTransport":
+        return FakeTransport(self)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [event for _, _, event in self.records]
+
+
+class FakeTransport:
+    def __init__(self, kafka: FakeKafka) -> None:
+        self.kafka = kafka
+
+    async def start(self) -> None:
+        if not self.kafka.up:
+            raise KafkaConnectionError("down")
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> "asyncio.Future[Any]":
+        if not self.kafka.up:
+            raise KafkaTimeoutError()
+        self.kafka.records.append((topic, key, decode_event(value)))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def stop(self, timeout: float) -> None:
+        return None
+
+
+@pytest.fixture
+def kafka() -> FakeKafka:
+    return FakeKafka()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> ProducerConfig:
+    return ProducerConfig(topic="events", spool_dir=tmp_path / "spool", delivery_timeout_ms=500)
+
+
+@pytest.fixture
+def bot(kafka: FakeKafka, config: ProducerConfig) -> Iterator[BotLogger]:
+    producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    logger = BotLogger("invoice-bot", producer=producer)
+    yield logger
+    producer.close(timeout=2)
+
+
+def test_levels_and_meta(bot: BotLogger, kafka: FakeKafka) -> None:
+    bot.debug("d")
+    bot.info("i", invoice=42)
+    bot.warning("w")
+    bot.error("e")
+    bot.critical("c")
+    bot.heartbeat()
+    assert bot.flush(5)
+    events = kafka.events()
+    assert [e["level"] for e in events] == ["debug", "info", "warning", "error", "critical", "info"]
+    assert events[1]["meta"] == {"invoice": 42}
+    assert events[-1]["status"] == "heartbeat"
+    assert {key for _, key, _ in kafka.records} == {b"invoice-bot"}
+    assert bot.stats()["sent"] == 6
+
+
+def test_job_success_with_retries(bot: BotLogger, kafka: FakeKafka) -> None:
+    with bot.job("job-17", queue="a") as job:
+        job.retry()
+        job.retry("second try", attempt=2)
+        job.info("working")
+    assert bot.flush(5)
+    events = kafka.events()
+    assert [e.get("status") for e in events] == ["started", "retry", "retry", None, "success"]
+    assert all(e["job_id"] == "job-17" for e in events)
+    assert [e.get("retry_count") for e in events[1:3]] == [1, 2]
+    assert events[2]["message"] == "second try"
+    assert events[2]["meta"] == {"queue": "a", "attempt": 2}
+    assert events[-1]["retry_count"] == 2
+    assert events[-1]["duration_ms"] >= 0
+    assert events[-1]["level"] == "info"
+
+
+def test_job_failure_records_the_error_and_reraises(bot: BotLogger, kafka: FakeKafka) -> None:
+    with pytest.raises(ZeroDivisionError), bot.job("job-18"):
+        1 / 0  # noqa: B018
+    assert bot.flush(5)
+    last = kafka.events()[-1]
+    assert last["status"] == "failure"
+    assert last["level"] == "error"
+    assert last["error"]["type"] == "ZeroDivisionError"
+    assert last["error"]["message"] == "division by zero"
+    assert "1 / 0" in last["error"]["stack"]
+    assert last["retry_count"] == 0
+
+
+def test_job_decorator_on_sync_and_async_functions(bot: BotLogger, kafka: FakeKafka) -> None:
+    @bot.job("nightly")
+    def nightly(x: int) -> int:
+        return x * 2
+
+    @bot.job("async-nightly")
+    async def async_nightly(x: int) -> int:
+        await asyncio.sleep(0)
+        return x * 3
+
+    assert nightly(2) == 4
+    assert nightly(3) == 6
+    assert asyncio.run(async_nightly(2)) == 6
+    assert bot.flush(5)
+    statuses = [(e["job_id"], e["status"]) for e in kafka.events()]
+    assert statuses == [
+        ("nightly", "started"),
+        ("nightly", "success"),
+        ("nightly", "started"),
+        ("nightly", "success"),
+        ("async-nightly", "started"),
+        ("async-nightly", "success"),
+    ]
+
+
+def test_invalid_values_raise_at_the_call_site(bot: BotLogger) -> None:
+    with pytest.raises(ValueError, match=r"^duration_ms: "):
+        bot.log("info", "m", duration_ms="abc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^retry_count: "):
+        bot.log("info", "m", retry_count=-1)
+    with pytest.raises(ValueError, match=r"^status: "):
+        bot.log("info", "m", status="bogus")
+    with pytest.raises(ValueError, match=r"^level: "):
+        bot.log("loud", "m")
+    with pytest.raises(ValueError, match=r"^bot_id: "):
+        BotLogger("not a bot id", producer=bot.producer)
+
+
+def test_broker_down_spools_in_order_then_sends_once(
+    kafka: FakeKafka, config: ProducerConfig
+) -> None:
+    kafka.up = False
+    producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    with pytest.warns(BotwatchWarning, match="cannot reach Kafka"):
+        bot = BotLogger("invoice-bot", producer=producer)
+        for i in range(50):
+            bot.info("m", i=i)
+        deadline = time.monotonic() + 5
+        while bot.stats()["spooled"] < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert bot.stats()["spool_records"] == 50
+    kafka.up = True
+    for i in range(50, 60):
+        bot.info("m", i=i)
+    assert bot.flush(10)
+    assert [e["meta"]["i"] for e in kafka.events()] == list(range(60))
+    stats = bot.stats()
+    assert (stats["sent"], stats["spool_records"], stats["spool_bytes"]) == (60, 0, 0)
+    producer.close(timeout=2)
+
+
+def test_spool_read_first_at_next_start(kafka: FakeKafka, config: ProducerConfig) -> None:
+    kafka.up = False
+    first = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    with pytest.warns(BotwatchWarning):
+        bot = BotLogger("invoice-bot", producer=first)
+        for i in range(5):
+            bot.info("m", i=i)
+        first.close(timeout=0.5)
+    assert kafka.records == []
+    kafka.up = True
+    second = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    bot = BotLogger("invoice-bot", producer=second)
+    bot.info("m", i=5)
+    assert bot.flush(5)
+    assert [e["meta"]["i"] for e in kafka.events()] == list(range(6))
+    second.close(timeout=1)
+
+
+def test_spool_full_rejects_and_counts(kafka: FakeKafka, config: ProducerConfig) -> None:
+    kafka.up = False
+    small = replace(config, spool_max_bytes=2000)
+    producer = SyncProducer(small, spool_name="bot", transport_factory=kafka.transport)
+    with pytest.warns(BotwatchWarning, match="is full"):
+        bot = BotLogger("invoice-bot", producer=producer)
+        for i in range(40):
+            bot.info("m", i=i)
+        deadline = time.monotonic() + 5
+        while bot.stats()["spooled"] + bot.stats()["dropped_spool_full"] < 40:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    stats = bot.stats()
+    assert stats["spooled"] > 0
+    assert stats["dropped_spool_full"] == 40 - stats["spooled"]
+    assert stats["spool_bytes"] <= 2000
+    kafka.up = True
+    assert bot.flush(5)
+    assert [e["meta"]["i"] for e in kafka.events()] == list(range(stats["spooled"]))
+    producer.close(timeout=1)
+
+
+def test_full_queue_drops_after_the_bound_and_counts(
+    kafka: FakeKafka, config: ProducerConfig
+) -> None:
+    tiny = replace(config, queue_max_events=3, emit_block_ms=20)
+    producer = SyncProducer(tiny, spool_name="bot", transport_factory=kafka.transport)
+    bot = BotLogger("invoice-bot", producer=producer)  # started, but its loop is held below
+    assert producer._loop is not None
+    producer._loop.call_soon_threadsafe(time.sleep, 0.5)
+    time.sleep(0.05)
+    with pytest.warns(BotwatchWarning, match="queue full"):
+        results = [bot.info("m", i=i) for i in range(5)]
+    assert results == [True, True, True, False, False]
+    assert bot.stats()["dropped_queue_full"] == 2
+    assert bot.flush(5)
+    assert [e["meta"]["i"] for e in kafka.events()] == [0, 1, 2]
+    producer.close(timeout=1)
+
+
+def test_after_close_events_are_counted_not_raised(bot: BotLogger) -> None:
+    bot.producer.close(timeout=1)
+    with pytest.warns(BotwatchWarning, match="after close"):
+        results = [bot.info("late") for _ in range(3)]
+    assert results == [False, False, False]
+    assert bot.stats()["dropped_closed"] == 3
+
+
+async def test_async_logger_and_job(kafka: FakeKafka, config: ProducerConfig) -> None:
+    from producers import AsyncProducer
+
+    producer = AsyncProducer(config, spool_name="abot", transport_factory=kafka.transport)
+    async with AsyncBotLogger("async-bot", producer=producer) as bot:
+        await bot.info("hello", n=1)
+        async with bot.job("j1") as job:
+            await job.retry()
+
+        @bot.job("j2")
+        async def work() -> str:
+            return "done"
+
+        assert await work() == "done"
+        assert await bot.flush(5)
+    await producer.close()
+    statuses = [(e.get("job_id"), e.get("status")) for e in kafka.events()]
+    assert statuses == [
+        (None, None),
+        ("j1", "started"),
+        ("j1", "retry"),
+        ("j1", "success"),
+        ("j2", "started"),
+        ("j2", "success"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("levelno", "name"),
+    [
+        (logging.DEBUG, "debug"),
+        (5, "debug"),
+        (logging.INFO, "info"),
+        (logging.WARNING, "warning"),
+        (logging.ERROR, "error"),
+        (logging.CRITICAL, "critical"),
+        (60, "critical"),
+    ],
+)
+def test_level_mapping(levelno: int, name: str) -> None:
+    assert level_name(levelno) == name
+
+
+def test_handler_maps_records(bot: BotLogger, kafka: FakeKafka) -> None:
+    handler = BotwatchHandler(bot)
+    log = logging.getLogger("test.handler.bot")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    try:
+        log.debug("hello %s", "world", extra={"invoice": 42, "job_id": "job-1"})
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("failed")
+        log.warning("bad field", extra={"retry_count": "x"})
+        logging.getLogger("aiokafka.test").error("not published")
+    finally:
+        log.removeHandler(handler)
+    assert bot.flush(5)
+    first, second, third = kafka.events()
+    assert first["level"] == "debug"
+    assert first["message"] == "hello world"
+    assert first["job_id"] == "job-1"
+    assert first["meta"] == {"logger": "test.handler.bot", "invoice": 42}
+    assert second["level"] == "error"
+    assert second["error"]["type"] == "RuntimeError"
+    assert "boom" in second["error"]["stack"]
+    assert third["meta"] == {"logger": "test.handler.bot", "retry_count": "x"}
+    assert "retry_count" not in third
+
+
+def test_spooled_records_are_plain_json(kafka: FakeKafka, config: ProducerConfig) -> None:
+    kafka.up = False
+    producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    with pytest.warns(BotwatchWarning):
+        BotLogger("invoice-bot", producer=producer).info("kept")
+        producer.close(timeout=0.5)
+    segment = next((config.spool_dir / "bot").glob("*.seg"))
+    assert b'"message":"kept"' in segment.read_bytes()
+    assert orjson.loads(segment.read_bytes()[12 + len(b"events") + len(b"invoice-bot") :])

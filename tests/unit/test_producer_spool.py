@@ -1,0 +1,122 @@
+from pathlib import Path
+
+import pytest
+
+from producers.spool import Record, Spool, SpoolLockedError, encode_frame
+
+
+def records(n: int, start: int = 0, size: int = 10) -> list[Record]:
+    return [Record("t", b"bot", f"{i:0{size}d}".encode()) for i in range(start, start + n)]
+
+
+def values(items: list[Record]) -> list[bytes]:
+    return [r.value for r in items]
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    s = Spool(tmp_path / "s", max_bytes=1 << 20, segment_bytes=1024)
+    s.open()
+    yield s
+    s.close()
+
+
+def test_append_then_read_in_order_across_segments(spool: Spool) -> None:
+    assert spool.append(records(100)) == 100
+    assert len(list(spool.directory.glob("*.seg"))) > 1
+    got = spool.read(1000)
+    assert values(got) == values(records(100))
+    assert got[0] == Record("t", b"bot", b"0000000000")
+
+
+def test_commit_advances_and_deletes_sent_segments(spool: Spool) -> None:
+    spool.append(records(100))
+    first = spool.read(40)
+    spool.commit(len(first))
+    assert spool.records == 60
+    assert values(spool.read(1000)) == values(records(60, start=40))
+    spool.commit(60)
+    assert spool.records == 0
+    assert spool.size_bytes == 0
+    assert list(spool.directory.glob("*.seg")) == []
+
+
+def test_uncommitted_records_are_read_again(spool: Spool) -> None:
+    spool.append(records(5))
+    spool.read(3)
+    assert values(spool.read(10)) == values(records(5))
+
+
+def test_bounded_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    frame = len(encode_frame(records(1)[0]))
+    spool = Spool(tmp_path / "s", max_bytes=frame * 10)
+    spool.open()
+    assert spool.append(records(7)) == 7
+    assert spool.append(records(7, start=7)) == 3
+    assert spool.size_bytes == frame * 10
+    assert values(spool.read(100)) == values(records(10))
+    spool.commit(5)
+    assert spool.append(records(7, start=10)) == 5
+    spool.close()
+
+
+def test_survives_reopen_with_cursor(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=1 << 20, segment_bytes=512)
+    spool.open()
+    spool.append(records(50))
+    spool.commit(len(spool.read(20)))
+    spool.close()
+    again = Spool(tmp_path / "s", max_bytes=1 << 20, segment_bytes=512)
+    again.open()
+    assert again.records == 30
+    assert values(again.read(100)) == values(records(30, start=20))
+    again.append(records(1, start=50))
+    assert values(again.read(100))[-1] == records(1, start=50)[0].value
+    again.close()
+
+
+def test_torn_tail_is_cut_and_counted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=1 << 20)
+    spool.open()
+    spool.append(records(10))
+    spool.close()
+    segment = next((tmp_path / "s").glob("*.seg"))
+    data = segment.read_bytes()
+    segment.write_bytes(data + encode_frame(records(1, start=10)[0])[:-3])  # killed mid-write
+    again = Spool(tmp_path / "s", max_bytes=1 << 20)
+    again.open()
+    assert again.records == 10
+    assert again.corrupt_bytes > 0
+    assert segment.stat().st_size == len(data)
+    again.append(records(1, start=11))
+    assert values(again.read(100)) == values(records(10)) + values(records(1, start=11))
+    again.close()
+
+
+def test_flipped_byte_ends_the_segment(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=1 << 20)
+    spool.open()
+    spool.append(records(10))
+    spool.close()
+    segment = next((tmp_path / "s").glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    frame = len(encode_frame(records(1)[0]))
+    data[frame * 5 + 14] ^= 0xFF  # inside the 6th record's payload
+    segment.write_bytes(bytes(data))
+    again = Spool(tmp_path / "s", max_bytes=1 << 20)
+    again.open()
+    assert values(again.read(100)) == values(records(5))
+    again.close()
+
+
+def test_prepend_goes_ahead_of_everything(spool: Spool) -> None:
+    spool.append(records(5, start=10))
+    spool.commit(len(spool.read(2)))
+    spool.prepend(records(3))
+    assert values(spool.read(100)) == values(records(3)) + values(records(3, start=12))
+
+
+def test_one_owner_at_a_time(spool: Spool) -> None:
+    other = Spool(spool.directory, max_bytes=1 << 20)
+    with pytest.raises(SpoolLockedError):
+        other.open()
