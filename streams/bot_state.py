@@ -1,0 +1,179 @@
+"""What one table entry holds per bot, and what one entry holds per source partition.
+
+All records of a bot share one partition (key = bot_id), so a bot's offsets only grow and
+``BotState.last_offset`` makes applying a record idempotent: after a crash the worker
+re-reads from its last committed offset, and every record already reflected in the restored
+state comes back as ``Outcome.DUPLICATE`` instead of being counted twice.
+
+Late events (their window already closed, see ``streams.watermark``) are not added to any
+window. Each one increments ``late_pending``, which is reported as ``late_events_excluded``
+on the next window record of the same bot to close (the earliest one if several close at
+once), and ``late_total``, the bot's lifetime count for metrics, so a late event is visible
+even when its bot never sends another timely event.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Final
+
+from streams.watermark import PartitionClock
+from streams.windows import WINDOW_MS, WindowStats
+
+NO_OFFSET: Final = -1
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+# On Python 3.11 looking a member up through the enum class costs ~80 ns: too much per event.
+_APPLIED: Final = Outcome.APPLIED
+_DUPLICATE: Final = Outcome.DUPLICATE
+_LATE: Final = Outcome.LATE
+
+
+class BotState:
+    """The open windows of one bot, its last applied offset and its late counters.
+
+    The window size is part of the state (1 minute by default): records carry it, and it must
+    equal the ``window_ms`` of the partition clock the state is applied with.
+    """
+
+    __slots__ = ("bot_id", "last_offset", "late_pending", "late_total", "window_ms", "windows")
+
+    def __init__(self, bot_id: str, window_ms: int = WINDOW_MS) -> None:
+        if window_ms <= 0 or window_ms % 1000:
+            raise ValueError(f"window size must be a positive number of seconds, got {window_ms}ms")
+        self.bot_id = bot_id
+        self.window_ms = window_ms
+        self.windows: dict[int, WindowStats] = {}
+        self.last_offset = NO_OFFSET
+        self.late_pending = 0
+        self.late_total = 0
+
+    def apply(
+        self, offset: int, event: Mapping[str, Any], ts_ms: int, clock: PartitionClock
+    ) -> Outcome:
+        """Apply the validated ``event`` read at ``offset`` with event time ``ts_ms``.
+
+        ``clock`` is the partition's clock; whether the worker observes the record before or
+        after this call does not matter (an event never closes its own window).
+        """
+        if offset <= self.last_offset:
+            return _DUPLICATE
+        size = self.window_ms
+        start = ts_ms - ts_ms % size
+        if start + size <= clock.watermark:
+            self.last_offset = offset
+            self.late_pending += 1
+            self.late_total += 1
+            return _LATE
+        # add() before storing anything: an event it rejects leaves no trace.
+        stats = self.windows.get(start)
+        if stats is None:
+            stats = WindowStats()
+            stats.add(event)
+            self.windows[start] = stats
+        else:
+            stats.add(event)
+        self.last_offset = offset
+        return _APPLIED
+
+    @property
+    def next_close_ms(self) -> int | None:
+        """End of the earliest open window: when this bot next has a record to emit."""
+        return min(self.windows) + self.window_ms if self.windows else None
+
+    def close_ready_stats(self, watermark_ms: int) -> list[tuple[int, WindowStats]]:
+        """Remove and return the windows closed at ``watermark_ms``, oldest first."""
+        size = self.window_ms
+        ready = sorted(s for s in self.windows if s + size <= watermark_ms)
+        closed = [(start, self.windows.pop(start)) for start in ready]
+        if closed and self.late_pending:
+            closed[0][1].late_events_excluded += self.late_pending
+            self.late_pending = 0
+        return closed
+
+    def close_ready(self, watermark_ms: int) -> list[dict[str, Any]]:
+        """Window records (DESIGN.md) of the windows closed at ``watermark_ms``, oldest first."""
+        size_s = self.window_ms // 1000
+        return [
+            stats.to_record(self.bot_id, start, size_s)
+            for start, stats in self.close_ready_stats(watermark_ms)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bot_id": self.bot_id,
+            "window_ms": self.window_ms,
+            "last_offset": self.last_offset,
+            "late_pending": self.late_pending,
+            "late_total": self.late_total,
+            "windows": {str(start): stats.to_dict() for start, stats in self.windows.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BotState:
+        state = cls(str(data["bot_id"]), int(data.get("window_ms", WINDOW_MS)))
+        state.last_offset = int(data["last_offset"])
+        state.late_pending = int(data["late_pending"])
+        state.late_total = int(data["late_total"])
+        state.windows = {
+            int(start): WindowStats.from_dict(stats) for start, stats in data["windows"].items()
+        }
+        return state
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BotState):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"BotState({self.bot_id!r}, last_offset={self.last_offset}, "
+            f"open_windows={sorted(self.windows)}, late_pending={self.late_pending})"
+        )
+
+
+class PartitionState:
+    """The clock of one source partition and which of its bots have windows to close when.
+
+    ``due`` answers "whose windows closed?" without scanning the bot table: after every
+    ``BotState.apply`` or close, the worker calls ``track`` with the bot's ``next_close_ms``.
+    """
+
+    __slots__ = ("clock", "next_close")
+
+    def __init__(self, clock: PartitionClock | None = None) -> None:
+        self.clock = clock if clock is not None else PartitionClock()
+        self.next_close: dict[str, int] = {}
+
+    def track(self, bot_id: str, next_close_ms: int | None) -> None:
+        if next_close_ms is None:
+            self.next_close.pop(bot_id, None)
+        else:
+            self.next_close[bot_id] = next_close_ms
+
+    def due(self) -> list[str]:
+        """Bots with at least one window closed at the current watermark, in name order."""
+        watermark = self.clock.watermark
+        return sorted(bot for bot, end in self.next_close.items() if end <= watermark)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clock": self.clock.to_dict(), "next_close": dict(self.next_close)}
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], now_wall_ms: int, **clock_settings: int
+    ) -> PartitionState:
+        """Restore; ``clock_settings`` are ``PartitionClock.from_dict``'s keyword arguments."""
+        clock = PartitionClock.from_dict(data["clock"], now_wall_ms, **clock_settings)
+        state = cls(clock)
+        state.next_close = {str(bot): int(end) for bot, end in data["next_close"].items()}
+        return state

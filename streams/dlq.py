@@ -1,0 +1,142 @@
+"""Dead-letter headers (DESIGN.md): why a record failed, where it came from, how often replayed.
+
+A dead letter keeps the original record bytes, key and headers and adds ``botwatch.dlq.*``
+headers, all UTF-8 strings, modeled on Kafka Connect's ``__connect.errors.*`` and Spring
+Kafka's ``kafka_dlt-*``:
+
+- ``stage``: where it failed: ``decode``, ``validate``, ``sink`` or ``job_failure``. There is
+  no catch-all stage: an unexpected exception is reported under the stage it happened in.
+- ``reason``: the text to fix the producer (or the sink) from.
+- ``exception``: ``module.Class: message`` of the exception, empty when there was none
+  (a ``job_failure`` is an event, not an error).
+- ``original.topic``, ``original.partition``, ``original.offset``: where the record was read.
+- ``original.timestamp``: the record's Kafka timestamp, epoch milliseconds in decimal.
+- ``first_failed_at``: RFC 3339 UTC with milliseconds, when the record first failed.
+- ``replay_count``: how many times the record was replayed from the dead-letter topic.
+
+A replayed record that fails again carries the headers of its previous failure: its
+``first_failed_at`` and ``replay_count`` (incremented by the replayer) are kept as they are,
+every other ``botwatch.dlq.*`` header is replaced, so a dead letter never holds two values of
+one header. Texts longer than ``MAX_TEXT_CHARS`` are cut (record headers count against the
+broker's message size limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+DlqStage = Literal["decode", "validate", "sink", "job_failure"]
+STAGES: Final[tuple[DlqStage, ...]] = ("decode", "validate", "sink", "job_failure")
+
+PREFIX: Final = "botwatch.dlq."
+STAGE: Final = "botwatch.dlq.stage"
+REASON: Final = "botwatch.dlq.reason"
+EXCEPTION: Final = "botwatch.dlq.exception"
+ORIGINAL_TOPIC: Final = "botwatch.dlq.original.topic"
+ORIGINAL_PARTITION: Final = "botwatch.dlq.original.partition"
+ORIGINAL_OFFSET: Final = "botwatch.dlq.original.offset"
+ORIGINAL_TIMESTAMP: Final = "botwatch.dlq.original.timestamp"
+FIRST_FAILED_AT: Final = "botwatch.dlq.first_failed_at"
+REPLAY_COUNT: Final = "botwatch.dlq.replay_count"
+HEADERS: Final = (
+    STAGE,
+    REASON,
+    EXCEPTION,
+    ORIGINAL_TOPIC,
+    ORIGINAL_PARTITION,
+    ORIGINAL_OFFSET,
+    ORIGINAL_TIMESTAMP,
+    FIRST_FAILED_AT,
+    REPLAY_COUNT,
+)
+MAX_TEXT_CHARS: Final = 4096
+_CUT: Final = "...[truncated]"
+
+
+def exception_text(exception: BaseException | None) -> str:
+    """``module.Class: message`` (builtins without module); empty for no exception."""
+    if exception is None:
+        return ""
+    cls = type(exception)
+    name = cls.__qualname__
+    if cls.__module__ != "builtins":
+        name = f"{cls.__module__}.{name}"
+    message = str(exception)
+    return f"{name}: {message}" if message else name
+
+
+def format_utc(now: datetime) -> str:
+    """``2026-11-23T10:00:00.123Z``; ``now`` must be timezone-aware."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    utc = now.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def dlq_headers(
+    stage: DlqStage,
+    reason: str,
+    exception: BaseException | None,
+    *,
+    original_topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    original_headers: Iterable[tuple[str, bytes]] | None,
+    now: datetime,
+) -> list[tuple[str, bytes]]:
+    """The headers of the dead letter of a record that failed at ``stage``, at ``now``.
+
+    Where the record came from is keyword-only: partition, offset and timestamp are all ints.
+
+    The record's own headers come first, in their order, minus any ``botwatch.dlq.*``; then
+    the dead-letter headers in the order of ``HEADERS``.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"dead-letter stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    kept: list[tuple[str, bytes]] = []
+    first_failed_at: bytes | None = None
+    replay_count: bytes | None = None
+    for name, value in original_headers or ():
+        if not name.startswith(PREFIX):
+            kept.append((name, value))
+        elif name == FIRST_FAILED_AT and first_failed_at is None:
+            first_failed_at = value
+        elif name == REPLAY_COUNT and replay_count is None:
+            replay_count = value
+    texts = (
+        (STAGE, stage),
+        (REASON, _cut(reason)),
+        (EXCEPTION, _cut(exception_text(exception))),
+        (ORIGINAL_TOPIC, original_topic),
+        (ORIGINAL_PARTITION, str(partition)),
+        (ORIGINAL_OFFSET, str(offset)),
+        (ORIGINAL_TIMESTAMP, str(timestamp_ms)),
+    )
+    kept.extend((name, _utf8(text)) for name, text in texts)
+    kept.append((FIRST_FAILED_AT, first_failed_at or _utf8(format_utc(now))))
+    kept.append((REPLAY_COUNT, replay_count or b"0"))
+    return kept
+
+
+def parse_dlq_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """The ``botwatch.dlq.*`` headers of a record by full name (the last one wins, like Kafka's
+    ``lastHeader``); undecodable bytes are replaced rather than failing the inspection."""
+    parsed: dict[str, str] = {}
+    for name, value in headers or ():
+        if name.startswith(PREFIX):
+            parsed[name] = "" if value is None else value.decode("utf-8", "replace")
+    return parsed
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    return text[: MAX_TEXT_CHARS - len(_CUT)] + _CUT
+
+
+def _utf8(text: str) -> bytes:
+    # Lone surrogates (from a bad decode upstream) must not make the dead-letter path fail.
+    return text.encode("utf-8", "backslashreplace")
