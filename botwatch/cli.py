@@ -8,6 +8,9 @@ import click
 
 from botwatch.commands import stack as stack_commands
 from botwatch.commands.common import BotwatchError
+from botwatch.commands.emit import emit as emit_command
+from botwatch.commands.generate import generate as generate_command
+from botwatch.commands.worker import worker
 from botwatch.settings import Settings, SettingsError, describe_settings
 
 
@@ -50,3 +53,6 @@ def main(
 
 # Each command group lives in botwatch/commands/; register it here.
 main.add_command(stack_commands.stack)
+main.add_command(worker)
+main.add_command(emit_command)
+main.add_command(generate_command)

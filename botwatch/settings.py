@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botwatch.stack.config import StackConfig
-from schemas.env import SettingsError, describe, from_env, setting
+from producers.config import ProducerConfig
+from schemas.env import SettingsError, describe, from_env, nested, setting
+from streams.config import StreamsConfig
 
 __all__ = ["Settings", "SettingsError", "describe_settings"]
 
@@ -68,6 +70,9 @@ class Settings:
     stack_timeout_s: float = setting(
         180.0, "BOTWATCH_STACK_TIMEOUT", "Seconds to wait for a stack node to become ready."
     )
+    producer: ProducerConfig = nested(ProducerConfig)
+
+    streams: StreamsConfig = nested(StreamsConfig)
 
     @classmethod
     def load(

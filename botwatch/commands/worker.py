@@ -1,0 +1,59 @@
+"""`botwatch worker`: the Faust worker with every agent and its web endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from botwatch.commands.common import BotwatchError, settings_of
+from streams.sink import DiscardSink, Sink
+
+
+def _sink(name: str) -> Sink:
+    if name == "discard":
+        return DiscardSink()
+    raise BotwatchError(f"unknown sink {name!r}")
+
+
+@click.command()
+@click.option(
+    "--sink",
+    "sink_name",
+    type=click.Choice(["discard"]),
+    default="discard",
+    show_default=True,
+    help="Where validated events and closed windows go besides Kafka.",
+)
+@click.option(
+    "--loglevel",
+    type=click.Choice(["crit", "error", "warn", "info", "debug"]),
+    default="warn",
+    show_default=True,
+)
+@click.pass_context
+def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
+    """Validate events, dead-letter failures, close per-bot windows, publish stats.
+
+    Serves /health, /ready, /metrics and /status on BOTWATCH_WEB_HOST:BOTWATCH_WEB_PORT.
+    Stops gracefully on SIGTERM or Ctrl-C: the batch in flight is finished and committed.
+    """
+    from aiokafka.errors import KafkaError
+    from faust.worker import Worker as FaustWorker
+
+    from streams.app import Worker, topic_specs
+    from streams.topics import ensure_topics
+
+    config = settings_of(ctx).streams
+    try:
+        created = asyncio.run(ensure_topics(config.kafka_bootstrap, topic_specs(config)))
+    except (KafkaError, OSError) as exc:
+        raise BotwatchError(
+            f"error: Kafka at {config.kafka_bootstrap} is not reachable ({exc}).\n"
+            "  fix: start it (`botwatch stack up`) or point BOTWATCH_KAFKA_BOOTSTRAP at it."
+        ) from None
+    for name in created:
+        click.echo(f"created topic {name} ({config.partitions} partitions)")
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    assembled = Worker(config, _sink(sink_name))
+    FaustWorker(assembled.app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,320 @@
+"""The Faust app: topics, the changelog-backed window table, the agent, timers, web.
+
+Faust is used for what it does well (consumer group membership, partition assignment,
+changelog-backed tables with recovery, offset commits after a producer flush); the batch
+logic lives in ``streams.processor`` and the window logic in plain classes. Two of faust's
+sharp edges are handled here:
+
+- an exception escaping an agent, or a cancelled agent, acks the events it held: the batch
+  runs shielded, is retried in place on failure, and on shutdown is finished (or, past the
+  grace period, held back un-acked so its offsets are never committed);
+- table writes pick their partition from faust's "current event", which a batch does not
+  have: ``streams.partition_context`` names the partition explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streams.config import StreamsConfig
+from streams.metrics import WorkerMetrics
+from streams.partition_context import PartitionMarker, in_partition
+from streams.processor import BatchProcessor, DeadLetter, Record
+from streams.sink import Sink
+from streams.topics import TopicSpec
+from streams.web import WebServer, build_web_app
+
+log = logging.getLogger("botwatch.worker")
+
+SHUTDOWN_GRACE_S = 30.0
+RETRY_MAX_S = 30.0
+
+
+def broker_urls(bootstrap: str) -> str:
+    """``a:9092,b:9092`` -> faust's ``kafka://a:9092;kafka://b:9092``."""
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
+    """The topics the worker needs; events, dead letters and stats share a partition count."""
+    n = config.partitions
+    return [
+        TopicSpec(config.events_topic, n, {}),
+        TopicSpec(config.dlq_topic, n, {}),
+        TopicSpec(config.stats_topic, n, {}),
+        TopicSpec(config.alerts_topic, n, {}),
+    ]
+
+
+class FaustTable:
+    """``StateTable`` over a faust Table, each access pinned to its source partition."""
+
+    def __init__(self, table: Any, source_topic: str) -> None:
+        self._table = table
+        self._topic = source_topic
+
+    def load(self, partition: int, key: str) -> bytes | None:
+        with in_partition(PartitionMarker.of(self._topic, partition)):
+            value: bytes | None = self._table.get(key.encode())
+            return value
+
+    def save(self, partition: int, key: str, value: bytes) -> None:
+        with in_partition(PartitionMarker.of(self._topic, partition)):
+            self._table[key.encode()] = value
+
+
+class KafkaOutputs:
+    """``Outputs`` through faust's producer; each call waits for the broker's acks."""
+
+    def __init__(self, app: faust.App, config: StreamsConfig) -> None:
+        self._app = app
+        self._config = config
+
+    async def dead_letters(self, letters: list[DeadLetter]) -> None:
+        producer = self._app.producer
+        pending = [
+            await producer.send(
+                self._config.dlq_topic,
+                letter.key,
+                letter.value,
+                None,
+                letter.timestamp_ms / 1000,
+                letter.headers,
+            )
+            for letter in letters
+        ]
+        await asyncio.gather(*pending)
+
+    async def stats(self, windows: list[dict[str, Any]]) -> None:
+        import orjson
+
+        producer = self._app.producer
+        pending = [
+            await producer.send(
+                self._config.stats_topic,
+                window["bot_id"].encode(),
+                orjson.dumps(window),
+                None,
+                None,
+                None,
+            )
+            for window in windows
+        ]
+        await asyncio.gather(*pending)
+
+
+def _record(event: Any) -> Record:
+    msg = event.message
+    headers = msg.headers
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return Record(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=int((msg.timestamp or 0) * 1000),
+        key=msg.key,
+        value=msg.value,
+        headers=[(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers or ()],
+    )
+
+
+def _hold_back(events: Sequence[Any]) -> None:
+    """Keep these events from ever being acked, so their offsets are not committed.
+
+    Marking a message as already acked makes faust skip the consumer bookkeeping that
+    would let the committed offset move past it; the records are read again after a
+    restart.
+    """
+    for event in events:
+        event.message.acked = True
+
+
+class Worker:
+    """The assembled worker: a faust app plus its processor, sink, metrics and web server."""
+
+    def __init__(self, config: StreamsConfig, sink: Sink) -> None:
+        self.config = config
+        self.sink = sink
+        self.metrics = WorkerMetrics()
+        self.assigned: set[int] = set()
+        self.joined = False
+        self.app = faust.App(
+            config.app_id,
+            broker=broker_urls(config.kafka_bootstrap),
+            store=config.store,
+            datadir=str(config.state_dir),
+            web_enabled=False,
+            autodiscover=False,
+            topic_partitions=config.partitions,
+            topic_replication_factor=1,
+            table_standby_replicas=0,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            broker_session_timeout=config.session_timeout_s,
+            broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4),
+            stream_wait_empty=False,
+        )
+        self.events_topic = self.app.topic(
+            config.events_topic,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=config.partitions,
+        )
+        # bytes in, bytes out: the processor encodes its own compact state with orjson.
+        self.table = self.app.Table(
+            "windows", partitions=config.partitions, key_type=bytes, value_type=bytes
+        )
+        self.processor = BatchProcessor(
+            config,
+            FaustTable(self.table, config.events_topic),
+            KafkaOutputs(self.app, config),
+            sink,
+            self.metrics,
+        )
+        self.web = WebServer(
+            build_web_app(self.metrics.registry, self.readiness, self.status),
+            config.web_host,
+            config.web_port,
+        )
+        self._wire()
+
+    def _wire(self) -> None:
+        config = self.config
+        app = self.app
+
+        @app.agent(self.events_topic, name="botwatch.process")
+        async def process(stream: Any) -> None:
+            async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
+                await self._process_batch(batch)
+
+        @app.timer(interval=2.0)
+        async def close_idle_windows() -> None:
+            await self.processor.close_idle(busy=await self._partitions_behind())
+
+        @self.table.on_recover
+        async def adopt_recovered() -> None:
+            # The table now holds the changelog of every partition we own.
+            self.processor.adopt(sorted(self.assigned))
+
+        @app.timer(interval=5.0)
+        async def update_lag() -> None:
+            self._update_lag()
+
+        @app.task
+        async def serve_web() -> None:
+            await self.web.start()
+            log.info("web endpoints on http://%s:%s", config.web_host, config.web_port)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await self.web.stop()
+
+        async def on_revoked(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
+            gone = [tp.partition for tp in args[0] if tp.topic == config.events_topic]
+            self.assigned.difference_update(gone)
+            self.processor.forget(gone)
+
+        async def on_assigned(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
+            mine = {tp.partition for tp in args[0] if tp.topic == config.events_topic}
+            self.processor.forget(sorted(mine - self.assigned))
+            self.assigned |= mine
+            self.joined = True
+
+        app.on_partitions_revoked.connect(on_revoked)
+        app.on_partitions_assigned.connect(on_assigned)
+
+    async def _process_batch(self, batch: Sequence[Any]) -> None:
+        records = [_record(event) for event in batch]
+        delay = 0.5
+        while True:
+            job = asyncio.ensure_future(self.processor.process(records))
+            try:
+                await asyncio.shield(job)
+                return
+            except asyncio.CancelledError:
+                await self._finish_on_shutdown(job, batch)
+                raise
+            except Exception:
+                log.exception(
+                    "processing a batch of %d records failed; retrying in %.1f s "
+                    "(state reloaded from the table)",
+                    len(records),
+                    delay,
+                )
+                self.processor.forget(sorted({r.partition for r in records}))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _finish_on_shutdown(self, job: asyncio.Future[None], batch: Sequence[Any]) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(job), timeout=SHUTDOWN_GRACE_S)
+        except BaseException:
+            log.warning(
+                "shutting down with a batch of %d records unfinished: not committing them",
+                len(batch),
+            )
+            _hold_back(batch)
+
+    async def _partitions_behind(self) -> set[int]:
+        """Owned partitions with records in Kafka not yet processed (or not yet known)."""
+        consumer = self.app.consumer
+        last = self.processor.last_offsets()
+        behind: set[int] = set()
+        for tp in consumer.assignment():
+            if tp.topic != self.config.events_topic:
+                continue
+            try:
+                highwater = consumer.highwater(tp)
+                done = last.get(tp.partition)
+                if done is not None:
+                    next_offset: int | None = done + 1
+                else:
+                    next_offset = await consumer.position(tp)
+            except Exception:  # no fetch response yet: do not call it quiet
+                behind.add(tp.partition)
+                continue
+            if highwater is None or highwater < 0 or next_offset is None or next_offset < highwater:
+                behind.add(tp.partition)
+        return behind
+
+    def _update_lag(self) -> None:
+        consumer = self.app.consumer
+        if consumer is None:
+            return
+        last = self.processor.last_offsets()
+        for tp in consumer.assignment():
+            if tp.topic != self.config.events_topic:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = last.get(tp.partition)
+            lag = highwater - (done + 1) if done is not None else highwater
+            self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(lag, 0))
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self.joined:
+            return False, "joining the consumer group: no partitions assigned yet"
+        ok, reason = self.sink.health()
+        if not ok:
+            return False, reason
+        return True, f"consuming {len(self.assigned)} partition(s); sink: {reason}"
+
+    def status(self) -> dict[str, Any]:
+        ok, reason = self.readiness()
+        return {
+            "app_id": self.config.app_id,
+            "ready": ok,
+            "reason": reason,
+            "assigned_partitions": sorted(self.assigned),
+            "partitions": self.processor.status(),
+            "time": time.time(),
+        }

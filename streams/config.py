@@ -1,0 +1,72 @@
+"""Settings of the stream worker (`botwatch worker`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.env import setting
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".cache" / "botwatch" / "worker"
+
+
+@dataclass(frozen=True)
+class StreamsConfig:
+    kafka_bootstrap: str = setting(
+        "localhost:9092", "BOTWATCH_KAFKA_BOOTSTRAP", "Kafka bootstrap servers (host:port,...)."
+    )
+    app_id: str = setting(
+        "botwatch-worker",
+        "BOTWATCH_APP_ID",
+        "Consumer group and table prefix of the worker; workers with one id share the work.",
+    )
+    events_topic: str = setting("botwatch.events", "BOTWATCH_EVENTS_TOPIC", "Raw events topic.")
+    dlq_topic: str = setting("botwatch.dlq", "BOTWATCH_DLQ_TOPIC", "Dead-letter topic.")
+    stats_topic: str = setting(
+        "botwatch.stats", "BOTWATCH_STATS_TOPIC", "Closed per-bot windows topic."
+    )
+    alerts_topic: str = setting("botwatch.alerts", "BOTWATCH_ALERTS_TOPIC", "Alerts topic.")
+    partitions: int = setting(
+        6,
+        "BOTWATCH_PARTITIONS",
+        "Partitions of the topics the worker creates when missing (events, dead letters, stats).",
+    )
+    lateness_s: float = setting(
+        30.0,
+        "BOTWATCH_ALLOWED_LATENESS_S",
+        "How far behind a partition's newest event time an event may be and still count.",
+    )
+    idle_close_s: float = setting(
+        120.0,
+        "BOTWATCH_IDLE_CLOSE_S",
+        "Wall-clock seconds without records after which a quiet partition's windows close.",
+    )
+    batch_max: int = setting(
+        2000, "BOTWATCH_BATCH_MAX", "Most records the worker processes in one batch."
+    )
+    batch_within_s: float = setting(
+        0.5, "BOTWATCH_BATCH_WITHIN_S", "Longest wait to fill a batch before processing it."
+    )
+    session_timeout_s: float = setting(
+        30.0,
+        "BOTWATCH_SESSION_TIMEOUT_S",
+        "How long the group waits for a silent worker (e.g. killed) before moving its partitions.",
+    )
+    state_dir: Path = setting(
+        _default_state_dir,
+        "BOTWATCH_STATE_DIR",
+        "Where the worker keeps its local table store (rocksdict).",
+    )
+    store: str = setting(
+        "rocksdb://",
+        "BOTWATCH_STORE",
+        "Table store: rocksdb:// on disk (rocksdict) or memory:// (rebuilt from the changelog).",
+    )
+    web_host: str = setting(
+        "127.0.0.1",
+        "BOTWATCH_WEB_HOST",
+        "Address the worker's /health /ready /metrics /status endpoints listen on.",
+    )
+    web_port: int = setting(6066, "BOTWATCH_WEB_PORT", "Port of the worker's web endpoints.")

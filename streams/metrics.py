@@ -1,0 +1,59 @@
+"""The worker's Prometheus metrics, in a registry of its own (tests run several workers)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+STAGES = ("decode", "validate", "sink", "job_failure")
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.records_in = Counter(
+            "botwatch_records_in", "Records read from the events topic.", registry=r
+        )
+        self.records_valid = Counter(
+            "botwatch_records_valid", "Records that passed validation.", registry=r
+        )
+        self.dead_letters = Counter(
+            "botwatch_dead_letters",
+            "Records sent to the dead-letter topic, by stage.",
+            ["stage"],
+            registry=r,
+        )
+        self.duplicates_skipped = Counter(
+            "botwatch_duplicates_skipped",
+            "Redelivered records already applied to the windows (skipped, not double counted).",
+            registry=r,
+        )
+        self.late_events = Counter(
+            "botwatch_late_events",
+            "Valid events whose window had closed: indexed, left out of the stats.",
+            registry=r,
+        )
+        self.windows_closed = Counter(
+            "botwatch_windows_closed", "Per-bot windows closed and published.", registry=r
+        )
+        self.processing_latency = Histogram(
+            "botwatch_processing_latency_seconds",
+            "From the record's Kafka timestamp to the end of its batch's processing.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "botwatch_batch_size",
+            "Records per processed batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "botwatch_consumer_lag",
+            "Records between the committed offset and the end of each events partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.open_windows = Gauge("botwatch_open_windows", "Per-bot windows open now.", registry=r)
+        for stage in STAGES:
+            self.dead_letters.labels(stage=stage)

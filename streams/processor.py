@@ -1,0 +1,366 @@
+"""The per-batch work of the worker: validate, dead-letter, window, close, hand to the sink.
+
+Everything that touches Kafka or OpenSearch comes in through ``Outputs`` and ``StateTable``,
+so this module is tested directly with in-memory doubles and runs unchanged in the Faust
+agent. Order of effects per batch, and why:
+
+1. events to the sink (it retries transient failures itself; rejected ones dead-letter);
+2. closed windows published to the stats topic and the sink, delivery awaited;
+3. dead letters published, delivery awaited;
+4. state written to the changelog-backed table: bot entries first, partition entries last.
+
+The table goes last so that a crash anywhere before it replays the batch from the same
+state (deterministically, so a re-published window is identical). The partition entry goes
+after its bots' entries on the same changelog partition, so a restored partition clock is
+never ahead of the bot states it governs. Offsets are committed by faust only after the
+batch (the agent acks it afterwards) and after its producer is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from schemas import EventError, decode_event, timestamp_ms
+from streams.bot_state import BotState, Outcome, PartitionState
+from streams.config import StreamsConfig
+from streams.dlq import DlqStage, dlq_headers
+from streams.metrics import WorkerMetrics
+from streams.sink import Sink, SinkRecord
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as the processor needs it (decoupled from faust's types)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+    stage: DlqStage
+    reason: str
+
+
+class Outputs(Protocol):
+    """Kafka topics the worker writes; each call returns once the broker acknowledged."""
+
+    async def dead_letters(self, letters: list[DeadLetter]) -> None: ...
+
+    async def stats(self, windows: list[dict[str, Any]]) -> None: ...
+
+
+class StateTable(Protocol):
+    """The changelog-backed table, addressed per source partition."""
+
+    def load(self, partition: int, key: str) -> bytes | None: ...
+
+    def save(self, partition: int, key: str, value: bytes) -> None: ...
+
+
+def _bot_key(partition: int, bot_id: str) -> str:
+    # The partition is part of the key so that a bot whose records were spread over
+    # partitions by a foreign partitioner still has one consistent state per partition.
+    return f"b|{partition}|{bot_id}"
+
+
+def _partition_key(partition: int) -> str:
+    return f"p|{partition}"
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+@dataclass
+class _Batch:
+    """What routing one batch produced, before any of it is written."""
+
+    now: int
+    stamp: datetime
+    letters: list[DeadLetter] = field(default_factory=list)
+    valid: list[SinkRecord] = field(default_factory=list)
+    touched: set[tuple[int, str]] = field(default_factory=set)
+    partitions: set[int] = field(default_factory=set)
+    late: int = 0
+    duplicates: int = 0
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        config: StreamsConfig,
+        table: StateTable,
+        outputs: Outputs,
+        sink: Sink,
+        metrics: WorkerMetrics,
+        *,
+        now_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
+        self.config = config
+        self.table = table
+        self.outputs = outputs
+        self.sink = sink
+        self.metrics = metrics
+        self.now_ms = now_ms
+        self._lateness_ms = int(config.lateness_s * 1000)
+        self._idle_ms = int(config.idle_close_s * 1000)
+        self._parts: dict[int, PartitionState] = {}
+        self._bots: dict[int, dict[str, BotState]] = {}
+        self._last_offset: dict[int, int] = {}
+        self._lock = asyncio.Lock()
+
+    # -- state cache -----------------------------------------------------------------
+
+    def forget(self, partitions: Sequence[int]) -> None:
+        """Drop cached state of partitions this worker no longer (or newly) owns."""
+        for partition in partitions:
+            self._parts.pop(partition, None)
+            self._bots.pop(partition, None)
+            self._last_offset.pop(partition, None)
+
+    def adopt(self, partitions: Sequence[int]) -> None:
+        """Load the state of owned partitions that no record has touched yet.
+
+        A partition taken over from another worker may receive no new record; its open
+        windows must still close (by watermark or by the idle rule), so its state is loaded
+        as soon as the table is recovered rather than on its first record.
+        """
+        now = self.now_ms()
+        for partition in partitions:
+            if partition not in self._parts:
+                self._partition(partition, now)
+
+    def _partition(self, partition: int, now: int) -> PartitionState:
+        state = self._parts.get(partition)
+        if state is None:
+            raw = self.table.load(partition, _partition_key(partition))
+            if raw is None:
+                state = PartitionState()
+                state.clock.lateness_ms = self._lateness_ms
+                state.clock.idle_close_ms = self._idle_ms
+            else:
+                state = PartitionState.from_dict(
+                    orjson.loads(raw),
+                    now,
+                    lateness_ms=self._lateness_ms,
+                    idle_close_ms=self._idle_ms,
+                )
+            self._parts[partition] = state
+            self._bots.setdefault(partition, {})
+        return state
+
+    def _bot(self, partition: int, bot_id: str) -> BotState:
+        bots = self._bots[partition]
+        state = bots.get(bot_id)
+        if state is None:
+            raw = self.table.load(partition, _bot_key(partition, bot_id))
+            state = BotState.from_dict(orjson.loads(raw)) if raw else BotState(bot_id)
+            bots[bot_id] = state
+        return state
+
+    # -- processing ------------------------------------------------------------------
+
+    async def process(self, records: Sequence[Record]) -> None:
+        """Process one batch. Never raises for a bad record: it becomes a dead letter."""
+        async with self._lock:
+            await self._process(records)
+
+    async def _process(self, records: Sequence[Record]) -> None:
+        batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
+        for rec in records:
+            self._route(rec, batch)
+        closed = self._close_due(batch.partitions, batch.touched)
+
+        result = await self.sink.write_events(batch.valid)
+        for rejected in result.rejected:
+            r = rejected.record
+            source = Record(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.raw, r.headers)
+            batch.letters.append(self._letter(source, "sink", rejected.reason, None, batch.stamp))
+        await self._publish_windows(closed)
+        if batch.letters:
+            await self.outputs.dead_letters(batch.letters)
+        self._save(batch.touched, batch.partitions)
+        self._count(records, batch)
+
+    def _route(self, rec: Record, batch: _Batch) -> None:
+        """Decode, validate and window one record; what fails becomes a dead letter."""
+        try:
+            event = decode_event(rec.value if rec.value is not None else b"")
+        except EventError as exc:
+            stage: DlqStage = "decode" if exc.stage == "decode" else "validate"
+            batch.letters.append(self._letter(rec, stage, exc.reason, exc, batch.stamp))
+            return
+        except Exception as exc:  # a poison record must not stop the stream
+            reason = f"could not decode: {exc}"
+            batch.letters.append(self._letter(rec, "decode", reason, exc, batch.stamp))
+            return
+        try:
+            ts = timestamp_ms(event["timestamp"])
+            part = self._partition(rec.partition, batch.now)
+            part.clock.observe(ts, batch.now)
+            bot_id = event["bot_id"]
+            outcome = self._bot(rec.partition, bot_id).apply(rec.offset, event, ts, part.clock)
+        except Exception as exc:  # dead-letter it, keep going
+            reason = f"windowing failed for a valid event: {exc}"
+            batch.letters.append(self._letter(rec, "validate", reason, exc, batch.stamp))
+            return
+        if outcome is Outcome.LATE:
+            batch.late += 1
+        elif outcome is Outcome.DUPLICATE:
+            batch.duplicates += 1
+        batch.touched.add((rec.partition, bot_id))
+        batch.partitions.add(rec.partition)
+        batch.valid.append(
+            SinkRecord(
+                raw=rec.value or b"",
+                event=event,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+                timestamp_ms=rec.timestamp_ms,
+                key=rec.key,
+                headers=rec.headers,
+            )
+        )
+        if event.get("status") == "failure":
+            letter = self._letter(rec, "job_failure", _job_failure(event), None, batch.stamp)
+            batch.letters.append(letter)
+
+    def _count(self, records: Sequence[Record], batch: _Batch) -> None:
+        m = self.metrics
+        m.records_in.inc(len(records))
+        m.records_valid.inc(len(batch.valid))
+        m.batch_size.observe(len(records))
+        if batch.late:
+            m.late_events.inc(batch.late)
+        if batch.duplicates:
+            m.duplicates_skipped.inc(batch.duplicates)
+        for letter in batch.letters:
+            m.dead_letters.labels(stage=letter.stage).inc()
+        end_s = time.time()
+        observe = m.processing_latency.observe
+        last = self._last_offset
+        for rec in records:
+            observe(max(0.0, end_s - rec.timestamp_ms / 1000))
+            if rec.offset > last.get(rec.partition, -1):
+                last[rec.partition] = rec.offset
+
+    def _close_due(
+        self, partitions: set[int], touched: set[tuple[int, str]]
+    ) -> list[dict[str, Any]]:
+        closed: list[dict[str, Any]] = []
+        for partition in sorted(partitions):
+            part = self._parts[partition]
+            for bot_id in part.due():
+                closed.extend(self._bot(partition, bot_id).close_ready(part.clock.watermark))
+                touched.add((partition, bot_id))
+        for partition, bot_id in touched:
+            self._parts[partition].track(bot_id, self._bots[partition][bot_id].next_close_ms)
+        return closed
+
+    async def _publish_windows(self, closed: list[dict[str, Any]]) -> None:
+        if not closed:
+            return
+        await self.outputs.stats(closed)
+        await self.sink.write_stats(closed)
+        self.metrics.windows_closed.inc(len(closed))
+
+    def _save(self, touched: set[tuple[int, str]], partitions: set[int]) -> None:
+        for partition, bot_id in sorted(touched):
+            state = self._bots[partition][bot_id]
+            self.table.save(partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict()))
+        for partition in sorted(partitions):
+            state_dict = self._parts[partition].to_dict()
+            self.table.save(partition, _partition_key(partition), orjson.dumps(state_dict))
+        self.metrics.open_windows.set(
+            sum(len(b.windows) for bots in self._bots.values() for b in bots.values())
+        )
+
+    async def close_idle(self, busy: set[int] | frozenset[int] = frozenset()) -> int:
+        """Close windows of partitions quiet for the idle time (wall clock). Returns count.
+
+        ``busy`` partitions still have records waiting in Kafka: they are not quiet, only
+        behind, so they count as active and their windows wait for their records.
+        """
+        async with self._lock:
+            now = self.now_ms()
+            moved = set()
+            for partition, part in self._parts.items():
+                if partition in busy:
+                    part.clock.touch(now)
+                elif part.clock.idle_close(now):
+                    moved.add(partition)
+            if not moved:
+                return 0
+            touched: set[tuple[int, str]] = set()
+            closed = self._close_due(moved, touched)
+            await self._publish_windows(closed)
+            self._save(touched, moved)
+            return len(closed)
+
+    def _letter(
+        self,
+        rec: Record,
+        stage: DlqStage,
+        reason: str,
+        exc: BaseException | None,
+        now: datetime,
+    ) -> DeadLetter:
+        headers = dlq_headers(
+            stage,
+            reason,
+            exc,
+            original_topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            timestamp_ms=rec.timestamp_ms,
+            original_headers=rec.headers,
+            now=now,
+        )
+        return DeadLetter(rec.key, rec.value, headers, rec.timestamp_ms, stage, reason)
+
+    # -- introspection ---------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            str(p): {
+                "watermark_ms": part.clock.watermark,
+                "max_event_ms": part.clock.max_event_ms,
+                "bots_with_open_windows": len(part.next_close),
+                "last_offset": self._last_offset.get(p),
+            }
+            for p, part in sorted(self._parts.items())
+        }
+
+    def last_offsets(self) -> dict[int, int]:
+        return dict(self._last_offset)
+
+
+def _job_failure(event: dict[str, Any]) -> str:
+    error = event.get("error") or {}
+    what = f"{error.get('type', 'failure')}: {error.get('message', event.get('message', ''))}"
+    return f"job {event.get('job_id', '?')} of bot {event['bot_id']} failed: {what}"[:1000]

@@ -1,0 +1,84 @@
+"""The small interface through which the stream worker hands records to a sink.
+
+`streams` never imports `sinks`: the command line wires a concrete sink (OpenSearch) into
+the worker. A sink takes whole batches so it can build one bulk request per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SinkRecord:
+    """One validated event, with where it came from (for dead letters and idempotent ids)."""
+
+    raw: bytes
+    event: dict[str, Any]
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class Rejected:
+    """A record the sink refused for good (e.g. a mapping error): it goes to the DLQ."""
+
+    record: SinkRecord
+    reason: str
+
+
+@dataclass
+class SinkResult:
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class Sink(Protocol):
+    """Where validated events and closed windows go.
+
+    ``write_*`` return only after the records are durably written (retrying transient
+    failures themselves), because the worker commits Kafka offsets right after.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def write_events(self, records: list[SinkRecord]) -> SinkResult: ...
+
+    async def write_stats(self, windows: list[dict[str, Any]]) -> None: ...
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, reason): the worker's /ready reports it."""
+        ...
+
+
+class DiscardSink:
+    """A sink that keeps nothing, for running the stream logic alone (benchmarks, tests).
+
+    Like Vector's ``blackhole`` sink: it is chosen explicitly with ``--sink discard``.
+    """
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.windows = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def write_events(self, records: list[SinkRecord]) -> SinkResult:
+        self.events += len(records)
+        return SinkResult()
+
+    async def write_stats(self, windows: list[dict[str, Any]]) -> None:
+        self.windows += len(windows)
+
+    def health(self) -> tuple[bool, str]:
+        return True, "discard sink: records are not stored"
