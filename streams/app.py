@@ -22,11 +22,11 @@ from typing import Any
 
 import faust
 
+from schemas.sink import Sink
 from streams.config import StreamsConfig
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
-from streams.sink import Sink
 from streams.topics import TopicSpec
 from streams.web import WebServer, build_web_app
 

@@ -28,11 +28,11 @@ from typing import Any, Protocol
 import orjson
 
 from schemas import EventError, decode_event, timestamp_ms
+from schemas.sink import Sink, SinkRecord
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
 from streams.dlq import DlqStage, dlq_headers
 from streams.metrics import WorkerMetrics
-from streams.sink import Sink, SinkRecord
 
 
 @dataclass(frozen=True)

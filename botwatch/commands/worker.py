@@ -7,7 +7,8 @@ import asyncio
 import click
 
 from botwatch.commands.common import BotwatchError, settings_of
-from streams.sink import DiscardSink, Sink
+from schemas.sink import Sink
+from sinks.discard import DiscardSink
 
 
 def _sink(name: str) -> Sink:

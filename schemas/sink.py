@@ -1,7 +1,9 @@
-"""The small interface through which the stream worker hands records to a sink.
+"""The small interface between the stream worker and a sink.
 
-`streams` never imports `sinks`: the command line wires a concrete sink (OpenSearch) into
-the worker. A sink takes whole batches so it can build one bulk request per batch.
+It lives with the contract because both sides depend on it: `streams` calls a sink through
+it and `sinks` implements it, and neither imports the other; the command line wires a
+concrete sink (OpenSearch) into the worker. A sink takes whole batches so it can build one
+bulk request per batch.
 """
 
 from __future__ import annotations
@@ -55,30 +57,3 @@ class Sink(Protocol):
     def health(self) -> tuple[bool, str]:
         """(healthy, reason): the worker's /ready reports it."""
         ...
-
-
-class DiscardSink:
-    """A sink that keeps nothing, for running the stream logic alone (benchmarks, tests).
-
-    Like Vector's ``blackhole`` sink: it is chosen explicitly with ``--sink discard``.
-    """
-
-    def __init__(self) -> None:
-        self.events = 0
-        self.windows = 0
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def write_events(self, records: list[SinkRecord]) -> SinkResult:
-        self.events += len(records)
-        return SinkResult()
-
-    async def write_stats(self, windows: list[dict[str, Any]]) -> None:
-        self.windows += len(windows)
-
-    def health(self) -> tuple[bool, str]:
-        return True, "discard sink: records are not stored"
