@@ -47,8 +47,15 @@ _JVM_FLAGS = [
 
 
 def new_cluster_id() -> str:
-    """16 random bytes, base64url without padding: the form `kafka-storage format` expects."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """16 random bytes, base64url without padding: the form `kafka-storage format` expects.
+
+    Like Kafka's own Uuid, never one starting with "-", which a command line would take
+    for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(config: StackConfig, log_dir: Path) -> str:
@@ -172,14 +179,13 @@ class KafkaNode(Node):
         if (self.log_dir / "meta.properties").exists():
             return
         cluster_id_file = self.state_dir / "cluster-id"
-        if not cluster_id_file.exists():
+        if not cluster_id_file.exists() or cluster_id_file.read_text().startswith("-"):
             cluster_id_file.write_text(new_cluster_id() + "\n")
         cluster_id = cluster_id_file.read_text().strip()
         argv = self._java(
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",
             "-c",
             str(properties),
             "--ignore-formatted",

@@ -49,11 +49,12 @@ def test_split_host_port(address: str, expected: tuple[str, int]) -> None:
 
 
 def test_cluster_id_has_the_form_kafka_storage_expects() -> None:
-    ids = {new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50
+    ids = {new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
     for cluster_id in ids:
         assert len(cluster_id) == 22
         assert "=" not in cluster_id
+        assert not cluster_id.startswith("-")  # argparse would read it as an option
 
 
 def test_server_properties_bind_loopback_with_single_node_replication(tmp_path: Path) -> None:
