@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from botwatch.settings import Settings
 from producers import AsyncBotLogger, BotLogger, BotwatchHandler, ProducerConfig
 from schemas import decode_event
 
@@ -36,18 +37,18 @@ def assert_exactly_once(rows: list[tuple[str, dict[str, Any]]], sent_ids: list[s
     assert sorted(got) == sorted(sent_ids)
 
 
-def config_for(topic: str, tmp_path: Path, bootstrap: str = "localhost:9092") -> ProducerConfig:
+def config_for(topic: str, tmp_path: Path, bootstrap: str) -> ProducerConfig:
     return ProducerConfig(bootstrap=bootstrap, topic=topic, spool_dir=tmp_path / "spool")
 
 
-def test_sync_bot_logger(make_topic: Any, tmp_path: Path) -> None:
+def test_sync_bot_logger(stack: Settings, make_topic: Any, tmp_path: Path) -> None:
     topic = make_topic("sdk-sync", partitions=3)
-    with BotLogger("sync-bot", config=config_for(topic, tmp_path)) as bot:
+    with BotLogger("sync-bot", config=config_for(topic, tmp_path, stack.kafka_bootstrap)) as bot:
         for i in range(N):
             bot.info("event", i=i)
         assert bot.flush(30)
         assert bot.stats()["sent"] == N
-    rows = read_topic("localhost:9092", topic)
+    rows = read_topic(stack.kafka_bootstrap, topic)
     assert len(rows) == N
     assert {key for key, _ in rows} == {"sync-bot"}
     # One key, one partition: the order of emission is kept.
@@ -57,24 +58,26 @@ def test_sync_bot_logger(make_topic: Any, tmp_path: Path) -> None:
     assert_exactly_once(rows, ids)
 
 
-def test_async_bot_logger(make_topic: Any, tmp_path: Path) -> None:
+def test_async_bot_logger(stack: Settings, make_topic: Any, tmp_path: Path) -> None:
     topic = make_topic("sdk-async", partitions=3)
 
     async def run() -> None:
-        async with AsyncBotLogger("async-bot", config=config_for(topic, tmp_path)) as bot:
+        config = config_for(topic, tmp_path, stack.kafka_bootstrap)
+        async with AsyncBotLogger("async-bot", config=config) as bot:
             for i in range(N):
                 await bot.info("event", i=i)
             assert await bot.flush(30)
 
     asyncio.run(run())
-    rows = read_topic("localhost:9092", topic)
+    rows = read_topic(stack.kafka_bootstrap, topic)
     assert [event["meta"]["i"] for _, event in rows] == list(range(N))
     assert_exactly_once(rows, [event["event_id"] for _, event in rows])
 
 
-def test_logging_handler(make_topic: Any, tmp_path: Path) -> None:
+def test_logging_handler(stack: Settings, make_topic: Any, tmp_path: Path) -> None:
     topic = make_topic("sdk-handler")
-    handler = BotwatchHandler("handler-bot", config=config_for(topic, tmp_path))
+    config = config_for(topic, tmp_path, stack.kafka_bootstrap)
+    handler = BotwatchHandler("handler-bot", config=config)
     log = logging.getLogger(f"bot.{topic}")
     log.propagate = False
     log.setLevel(logging.INFO)
@@ -86,7 +89,7 @@ def test_logging_handler(make_topic: Any, tmp_path: Path) -> None:
     finally:
         log.removeHandler(handler)
         handler.close()
-    rows = read_topic("localhost:9092", topic)
+    rows = read_topic(stack.kafka_bootstrap, topic)
     assert len(rows) == N + 1
     assert [event["message"] for _, event in rows[:3]] == ["row 0", "row 1", "row 2"]
     assert rows[-1][1]["level"] == "error"
@@ -95,7 +98,7 @@ def test_logging_handler(make_topic: Any, tmp_path: Path) -> None:
     assert_exactly_once(rows, [event["event_id"] for _, event in rows])
 
 
-def emit(*args: str, bootstrap: str = "localhost:9092") -> subprocess.CompletedProcess[str]:
+def emit(*args: str, bootstrap: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "botwatch", "--kafka-bootstrap", bootstrap, "emit", *args],
         check=False,
@@ -105,16 +108,17 @@ def emit(*args: str, bootstrap: str = "localhost:9092") -> subprocess.CompletedP
     )
 
 
-def test_emit_command(make_topic: Any) -> None:
+def test_emit_command(stack: Settings, make_topic: Any) -> None:
     topic = make_topic("sdk-emit")
     for i in range(5):
         result = emit(
             "--bot", "shell-bot", "--level", "info", "--message", f"run {i}", "--status",
             "success", "--job", "nightly", "--duration-ms", "12.5", "--retry-count", "1",
             "--meta", f"i={i}", "--meta", "host=db-1", "--topic", topic,
+            bootstrap=stack.kafka_bootstrap,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-    rows = read_topic("localhost:9092", topic)
+    rows = read_topic(stack.kafka_bootstrap, topic)
     assert [event["meta"] for _, event in rows] == [{"i": i, "host": "db-1"} for i in range(5)]
     first = rows[0][1]
     assert (first["status"], first["job_id"], first["duration_ms"], first["retry_count"]) == (
@@ -137,7 +141,7 @@ def test_emit_command(make_topic: Any) -> None:
     ],
 )
 def test_emit_invalid_input_exits_2(args: list[str], field: str) -> None:
-    result = emit(*args)
+    result = emit(*args, bootstrap="127.0.0.1:1")  # rejected before any connection
     assert result.returncode == 2
     assert field in result.stderr
 
@@ -152,9 +156,10 @@ def test_emit_unreachable_broker_exits_1() -> None:
     assert "botwatch stack status" in result.stderr
 
 
-def test_emit_missing_topic_exits_1(stack: Any) -> None:
+def test_emit_missing_topic_exits_1(stack: Settings) -> None:
     result = emit(
-        "--bot", "b", "--level", "info", "--message", "m", "--topic", "botwatch-test.no-such-topic"
+        "--bot", "b", "--level", "info", "--message", "m", "--topic", "botwatch-test.no-such-topic",
+        bootstrap=stack.kafka_bootstrap,
     )  # fmt: skip
     assert result.returncode == 1
     assert "does not exist" in result.stderr
