@@ -10,6 +10,8 @@ from botwatch.commands import stack as stack_commands
 from botwatch.commands.common import BotwatchError
 from botwatch.commands.emit import emit as emit_command
 from botwatch.commands.generate import generate as generate_command
+from botwatch.commands.retention import retention as retention_command
+from botwatch.commands.setup import setup as setup_command
 from botwatch.commands.worker import worker
 from botwatch.settings import Settings, SettingsError, describe_settings
 
@@ -56,3 +58,5 @@ main.add_command(stack_commands.stack)
 main.add_command(worker)
 main.add_command(emit_command)
 main.add_command(generate_command)
+main.add_command(setup_command)
+main.add_command(retention_command)

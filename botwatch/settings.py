@@ -14,6 +14,7 @@ from pathlib import Path
 from botwatch.stack.config import StackConfig
 from producers.config import ProducerConfig
 from schemas.env import SettingsError, describe, from_env, nested, setting
+from sinks.config import SinkConfig
 from streams.config import StreamsConfig
 
 __all__ = ["Settings", "SettingsError", "describe_settings"]
@@ -73,6 +74,7 @@ class Settings:
     producer: ProducerConfig = nested(ProducerConfig)
 
     streams: StreamsConfig = nested(StreamsConfig)
+    sink: SinkConfig = nested(SinkConfig)
 
     @classmethod
     def load(

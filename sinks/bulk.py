@@ -1,0 +1,184 @@
+"""``_bulk`` request bodies and per-item results, as pure functions.
+
+A body is NDJSON: an action line, then the document. An event's document is the record's
+own raw bytes whenever they need no redaction (they are JSON already, and validated), so the
+hot path encodes only the small action line. Ids make every write idempotent:
+
+- events: ``create`` with ``_id = event_id`` (a 409 on a redelivery is a duplicate: success);
+- windows: ``index`` with ``_id = bot_id|window_start|window_size_s`` (a rewrite is identical);
+- alerts: ``index`` with ``_id = fingerprint|starts_at`` (``resolved`` replaces ``firing``);
+- dead letters: ``index`` with ``_id = topic-partition-offset-stage``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final, Literal
+
+import orjson
+
+from schemas.sink import SinkRecord
+from sinks.documents import DeadLetterDoc, dlq_document, failed_at
+from sinks.indices import Family, day_of_ms, day_of_timestamp, event_family, index_name
+from sinks.redact import Redactor
+
+Op = Literal["create", "index"]
+
+# Ask OpenSearch to return only what is classified: a batch without errors then answers
+# with a few bytes per item instead of index, id, version, shards and sequence numbers.
+BULK_PATH: Final = "/_bulk?filter_path=errors,items.*.status,items.*.error"
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    """One action line and its document, both newline-terminated; ``ref`` is the position
+    of what it came from in the caller's list."""
+
+    action: bytes
+    source: bytes
+    family: Family
+    op: Op
+    ref: int
+
+    @property
+    def size(self) -> int:
+        return len(self.action) + len(self.source)
+
+
+def action_line(op: Op, index: str, doc_id: str) -> bytes:
+    return orjson.dumps({op: {"_index": index, "_id": doc_id}}) + b"\n"
+
+
+def event_item(record: SinkRecord, ref: int, prefix: str, redactor: Redactor) -> BulkItem:
+    """The raw bytes when they are one line and need no redaction, else the (redacted)
+    event re-serialized: once a secret may be present the raw bytes are never trusted."""
+    event = record.event
+    family = event_family(event["level"])
+    index = index_name(prefix, family, day_of_timestamp(event["timestamp"]))
+    raw = record.raw
+    if redactor.needs_redaction(raw):
+        source = orjson.dumps(redactor.redact_event(event))
+    elif b"\n" in raw:  # pretty-printed JSON is valid, but not one NDJSON line
+        source = orjson.dumps(event)
+    else:
+        source = raw
+    return BulkItem(
+        action_line("create", index, event["event_id"]), source + b"\n", family, "create", ref
+    )
+
+
+def stats_item(window: dict[str, Any], ref: int, prefix: str) -> BulkItem:
+    doc_id = f"{window['bot_id']}|{window['window_start']}|{window['window_size_s']}"
+    index = index_name(prefix, "stats", day_of_timestamp(window["window_start"]))
+    return BulkItem(
+        action_line("index", index, doc_id), orjson.dumps(window) + b"\n", "stats", "index", ref
+    )
+
+
+def alert_item(alert: dict[str, Any], ref: int, prefix: str, redactor: Redactor) -> BulkItem:
+    doc = dict(alert)
+    for name in ("labels", "annotations"):
+        if name in doc:
+            doc[name] = redactor.redact_value(doc[name])
+    doc_id = f"{alert['fingerprint']}|{alert['starts_at']}"
+    index = index_name(prefix, "alerts", day_of_timestamp(alert["starts_at"]))
+    return BulkItem(
+        action_line("index", index, doc_id), orjson.dumps(doc) + b"\n", "alerts", "index", ref
+    )
+
+
+def dlq_item(letter: DeadLetterDoc, ref: int, prefix: str, redactor: Redactor) -> BulkItem:
+    stamp = failed_at(letter)
+    day = day_of_timestamp(stamp) if stamp else day_of_ms(letter.original_timestamp_ms)
+    index = index_name(prefix, "dlq", day)
+    source = orjson.dumps(dlq_document(letter, redactor)) + b"\n"
+    return BulkItem(action_line("index", index, letter.doc_id), source, "dlq", "index", ref)
+
+
+def split(items: Sequence[BulkItem], max_docs: int, max_bytes: int) -> Iterator[list[BulkItem]]:
+    """Consecutive chunks of at most ``max_docs`` items and ``max_bytes`` bytes; an item
+    larger than ``max_bytes`` goes alone (OpenSearch is the judge of its size)."""
+    chunk: list[BulkItem] = []
+    size = 0
+    for item in items:
+        if chunk and (len(chunk) >= max_docs or size + item.size > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item.size
+    if chunk:
+        yield chunk
+
+
+def body(items: Sequence[BulkItem]) -> bytes:
+    parts: list[bytes] = []
+    for item in items:
+        parts.append(item.action)
+        parts.append(item.source)
+    return b"".join(parts)
+
+
+class Outcome(Enum):
+    WRITTEN = "written"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    outcome: Outcome
+    status: int
+    reason: str = ""
+
+
+_WRITTEN: Final = ItemResult(Outcome.WRITTEN, 200)
+
+
+class BulkResponseError(ValueError):
+    """A ``_bulk`` answer that does not match its request (never expected from OpenSearch)."""
+
+
+def classify(response: dict[str, Any], items: Sequence[BulkItem]) -> list[ItemResult]:
+    """One result per item, in order.
+
+    2xx: written. 409 on ``create``: the document exists, a redelivery: duplicate.
+    429 and 5xx: retry that item alone. Any other 4xx (mapping, parse, id errors): rejected
+    for good, with OpenSearch's error type and reason.
+    """
+    if not response.get("errors"):
+        return [_WRITTEN] * len(items)
+    answers = response.get("items")
+    if not isinstance(answers, list) or len(answers) != len(items):
+        got = len(answers) if isinstance(answers, list) else "no"
+        raise BulkResponseError(f"_bulk answered {got} items for {len(items)} actions")
+    results: list[ItemResult] = []
+    for item, answer in zip(items, answers, strict=True):
+        detail = next(iter(answer.values())) if isinstance(answer, dict) and answer else {}
+        status = int(detail.get("status", 0))
+        results.append(_classify_one(item.op, status, detail.get("error")))
+    return results
+
+
+def _classify_one(op: Op, status: int, error: Any) -> ItemResult:
+    if 200 <= status < 300:
+        return ItemResult(Outcome.WRITTEN, status)
+    if status == 409 and op == "create":
+        return ItemResult(Outcome.DUPLICATE, status)
+    reason = error_reason(error)
+    if status >= 500 or status in {0, 409, 429}:
+        return ItemResult(Outcome.RETRY, status, reason)
+    return ItemResult(Outcome.REJECTED, status, reason)
+
+
+def error_reason(error: Any) -> str:
+    """``type: reason (caused by type: reason)`` from an OpenSearch error object."""
+    if not isinstance(error, dict):
+        return str(error) if error else "no reason given"
+    text = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
+    cause = error.get("caused_by")
+    if isinstance(cause, dict):
+        text += f" (caused by {cause.get('type', 'error')}: {cause.get('reason', '')})"
+    return text

@@ -1,0 +1,85 @@
+"""Settings of the OpenSearch sink (`botwatch worker`, `botwatch setup`, `botwatch retention`).
+
+There is no linger setting: the sink writes whole worker batches (already bounded by
+``BOTWATCH_BATCH_MAX`` and ``BOTWATCH_BATCH_WITHIN_S``) and must return only once they are
+written, so waiting inside the sink would only delay the offset commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.env import setting
+
+DEFAULT_REDACT_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "private_key",
+    "access_key",
+    "client_secret",
+)
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    opensearch_url: str = setting(
+        "http://localhost:9200", "BOTWATCH_OPENSEARCH_URL", "OpenSearch base URL."
+    )
+    index_prefix: str = setting(
+        "botwatch",
+        "BOTWATCH_INDEX_PREFIX",
+        "Prefix of every index and template (<prefix>-events-YYYY.MM.DD, ...).",
+    )
+    bulk_max_docs: int = setting(
+        5000, "BOTWATCH_BULK_MAX_DOCS", "Most documents in one _bulk request."
+    )
+    bulk_max_bytes: int = setting(
+        5 * 1024 * 1024, "BOTWATCH_BULK_MAX_BYTES", "Largest _bulk request body, in bytes."
+    )
+    request_timeout_s: float = setting(
+        30.0, "BOTWATCH_OPENSEARCH_TIMEOUT_S", "Timeout of one request to OpenSearch."
+    )
+    retry_base_s: float = setting(
+        0.1, "BOTWATCH_SINK_RETRY_BASE_S", "First retry delay after a failed write (doubles)."
+    )
+    retry_cap_s: float = setting(
+        10.0, "BOTWATCH_SINK_RETRY_CAP_S", "Longest delay between retries of a failed write."
+    )
+    breaker_failures: int = setting(
+        3,
+        "BOTWATCH_SINK_BREAKER_FAILURES",
+        "Consecutive failed requests after which the sink's circuit opens (/ready says 503).",
+    )
+    breaker_open_s: float = setting(
+        5.0,
+        "BOTWATCH_SINK_BREAKER_OPEN_S",
+        "How long an open circuit waits before one probe request.",
+    )
+    redact_keys: tuple[str, ...] = setting(
+        DEFAULT_REDACT_KEYS,
+        "BOTWATCH_REDACT_KEYS",
+        "Comma-separated key names whose values are redacted before indexing "
+        "(matched case-insensitively, also as part of a longer key).",
+    )
+    retention_events_days: int = setting(
+        90, "BOTWATCH_RETENTION_EVENTS_DAYS", "Days events below error level are kept."
+    )
+    retention_errors_days: int = setting(
+        365, "BOTWATCH_RETENTION_ERRORS_DAYS", "Days error and critical events are kept."
+    )
+    retention_stats_days: int = setting(
+        400, "BOTWATCH_RETENTION_STATS_DAYS", "Days per-bot window records are kept."
+    )
+    retention_dlq_days: int = setting(
+        30, "BOTWATCH_RETENTION_DLQ_DAYS", "Days dead-letter documents are kept."
+    )
+    retention_alerts_days: int = setting(
+        400, "BOTWATCH_RETENTION_ALERTS_DAYS", "Days alert documents are kept."
+    )

@@ -1,0 +1,145 @@
+"""The dead-letter document: what ``OpenSearchSink.write_dead_letters`` takes and indexes.
+
+The worker publishes dead letters to Kafka with ``botwatch.dlq.*`` headers (the contract in
+the design brief); ``DeadLetterDoc.from_kafka`` reads such a record back, so whoever feeds
+the sink from the dead-letter topic needs nothing from ``streams``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from sinks.redact import Redactor
+
+HEADER_PREFIX: Final = "botwatch.dlq."
+_UTC_TIMESTAMP: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z"
+)
+
+
+@dataclass(frozen=True)
+class DeadLetterDoc:
+    """One dead letter: the original record (key, value bytes, its own headers) and why.
+
+    ``first_failed_at`` is the RFC 3339 UTC time of the first failure (the header of the
+    same name); it picks the daily index, so a rewritten dead letter lands on its old
+    document. ``headers`` may include ``botwatch.dlq.*`` ones: they are left out of the
+    document, whose own fields carry them.
+    """
+
+    key: bytes | None
+    value: bytes | None
+    stage: str
+    reason: str
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    original_timestamp_ms: int
+    first_failed_at: str
+    exception: str = ""
+    replay_count: int = 0
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def doc_id(self) -> str:
+        """``topic-partition-offset-stage``: one record may fail twice (a ``job_failure``
+        event the index then rejects at stage ``sink``); neither letter may hide the other."""
+        return (
+            f"{self.original_topic}-{self.original_partition}-{self.original_offset}-{self.stage}"
+        )
+
+    @classmethod
+    def from_kafka(
+        cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> DeadLetterDoc:
+        """A record of the dead-letter topic; ValueError when a required header is missing."""
+        dlq = {
+            name[len(HEADER_PREFIX) :]: (raw or b"").decode("utf-8", "replace")
+            for name, raw in headers
+            if name.startswith(HEADER_PREFIX)
+        }
+        try:
+            return cls(
+                key=key,
+                value=value,
+                stage=dlq["stage"],
+                reason=dlq.get("reason", ""),
+                exception=dlq.get("exception", ""),
+                original_topic=dlq["original.topic"],
+                original_partition=int(dlq["original.partition"]),
+                original_offset=int(dlq["original.offset"]),
+                original_timestamp_ms=int(dlq["original.timestamp"]),
+                first_failed_at=dlq.get("first_failed_at", ""),
+                replay_count=int(dlq.get("replay_count") or 0),
+                headers=headers,
+            )
+        except KeyError as exc:
+            raise ValueError(
+                f"not a botwatch dead letter: header {HEADER_PREFIX}{exc.args[0]} is missing"
+            ) from None
+
+
+def failed_at(letter: DeadLetterDoc) -> str | None:
+    """``first_failed_at`` when it is a UTC RFC 3339 timestamp (the index date needs it)."""
+    return letter.first_failed_at if _UTC_TIMESTAMP.fullmatch(letter.first_failed_at) else None
+
+
+def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
+    """The indexed form of a dead letter, secrets redacted.
+
+    ``value`` is the record as text (invalid UTF-8 replaced, ``value_encoding`` says so);
+    when secrets may be in it, a JSON object is re-serialized from its redacted copy and
+    any other text goes through the text rules. A JSON object also goes to ``event``
+    (``flat_object``, so a malformed record cannot break the mappings).
+    """
+    doc: dict[str, Any] = {
+        "stage": letter.stage,
+        "reason": redactor.redact_text(letter.reason),
+        "exception": redactor.redact_text(letter.exception),
+        "original_topic": letter.original_topic,
+        "original_partition": letter.original_partition,
+        "original_offset": letter.original_offset,
+        "original_timestamp": letter.original_timestamp_ms,
+        "replay_count": letter.replay_count,
+    }
+    stamp = failed_at(letter)
+    if stamp is not None:
+        doc["first_failed_at"] = stamp
+    if letter.key is not None:
+        doc["key"] = redactor.redact_text(letter.key.decode("utf-8", "replace"))
+    own = {
+        name: raw.decode("utf-8", "replace")
+        for name, raw in letter.headers
+        if not name.startswith(HEADER_PREFIX)
+    }
+    if own:
+        doc["headers"] = redactor.redact_value(own)
+    if letter.value is not None:
+        doc.update(_value_fields(letter.value, redactor))
+    return doc
+
+
+def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
+    try:
+        text = value.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text = value.decode("utf-8", "replace")
+        encoding = "utf-8-replaced"
+    parsed: Any = None
+    with contextlib.suppress(orjson.JSONDecodeError):
+        parsed = orjson.loads(value)
+    fields: dict[str, Any] = {"value_encoding": encoding}
+    if isinstance(parsed, dict):
+        fields["event"] = redactor.redact_value(parsed)
+        if redactor.needs_redaction(value):
+            text = orjson.dumps(fields["event"]).decode()
+    elif redactor.needs_redaction(value):
+        text = redactor.redact_text(text)
+    fields["value"] = text
+    return fields

@@ -1,0 +1,76 @@
+"""Index names: one index per family per UTC day, ``<prefix>-<family>-YYYY.MM.DD``.
+
+Why daily indices and not data streams: every write is idempotent through its ``_id``
+(events are ``create``d under their ``event_id``, windows and alerts are ``index``ed over
+their previous version), and a data stream accepts only ``create`` and cannot overwrite a
+document by id; and retention by deleting whole indices is cheap and needs no plugin.
+
+Error and critical events get their own family, ``<prefix>-events-errors-YYYY.MM.DD``, so
+they can be kept longer (365 days against 90) by deleting indices, never documents; it
+still matches ``<prefix>-events-*``, so one Dashboards index pattern finds every event.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Final, Literal
+
+from schemas import ERROR_LEVELS, timestamp_ms
+
+Family = Literal["events", "events-errors", "stats", "dlq", "alerts"]
+FAMILIES: Final[tuple[Family, ...]] = ("events", "events-errors", "stats", "dlq", "alerts")
+
+
+def index_name(prefix: str, family: Family, day: str) -> str:
+    """``<prefix>-<family>-<day>``; ``day`` is ``YYYY.MM.DD``."""
+    return f"{prefix}-{family}-{day}"
+
+
+def day_of_ms(ms: int) -> str:
+    """The UTC day of an epoch-milliseconds instant as ``YYYY.MM.DD``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y.%m.%d")
+
+
+def day_of_timestamp(timestamp: str) -> str:
+    """The UTC day of an RFC 3339 timestamp; a ``Z`` timestamp is cut, not parsed."""
+    if timestamp.endswith("Z") and len(timestamp) >= 10:
+        return f"{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
+    return day_of_ms(timestamp_ms(timestamp))
+
+
+def event_family(level: str) -> Family:
+    return "events-errors" if level in ERROR_LEVELS else "events"
+
+
+def family_pattern(prefix: str, family: Family) -> str:
+    """The wildcard matching one family's indices (``events`` also matches ``events-errors``)."""
+    return f"{prefix}-{family}-*"
+
+
+def parse_index(prefix: str, name: str) -> tuple[Family, date] | None:
+    """(family, day) of a botwatch daily index of ``prefix``; None for any other index."""
+    match = _pattern(prefix).fullmatch(name)
+    if match is None:
+        return None
+    family: Family = match.group(1)  # type: ignore[assignment]
+    try:
+        day = date(int(match.group(2)), int(match.group(3)), int(match.group(4)))
+    except ValueError:
+        return None
+    return family, day
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(prefix: str) -> re.Pattern[str]:
+    pattern = _PATTERNS.get(prefix)
+    if pattern is None:
+        # Longest family first, so events-errors is not read as events with a day "errors-".
+        families = "|".join(sorted(FAMILIES, key=len, reverse=True))
+        pattern = re.compile(
+            rf"{re.escape(prefix)}-({families})-([0-9]{{4}})\.([0-9]{{2}})\.([0-9]{{2}})"
+        )
+        _PATTERNS[prefix] = pattern
+    return pattern

@@ -1,0 +1,289 @@
+"""``OpenSearchSink``: the ``schemas.sink.Sink`` that writes to OpenSearch's ``_bulk`` API.
+
+It posts NDJSON with a plain aiohttp session rather than opensearch-py's client: the body
+is assembled from the records' raw bytes (see ``sinks.bulk``), and the client would parse
+and re-serialize what is already JSON (``bench/bench_sink.py`` measures the difference).
+
+Every ``write_*`` returns only when each document is written, known to be there already
+(a duplicate), or rejected for good, because the worker commits Kafka offsets right after.
+Transient failures are retried forever while they last:
+
+- the whole request (refused, reset, timeout, 429, 5xx): exponential backoff with full
+  jitter, through a circuit breaker that, once open, lets one probe out per open period
+  and makes ``health()`` false (the worker's /ready turns 503 and names OpenSearch); the
+  worker's batch does not finish, so it stops pulling: backpressure, Kafka keeps the backlog;
+- single items answered 429 or 5xx: resent alone, with the same backoff.
+
+``stop()`` ends the wait: a pending write raises ``SinkStoppedError`` and its batch stays
+uncommitted, to be redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import orjson
+from prometheus_client import CollectorRegistry
+
+from schemas.sink import Rejected, SinkRecord, SinkResult
+from sinks.backoff import backoff_s
+from sinks.breaker import CircuitBreaker, State
+from sinks.bulk import (
+    BULK_PATH,
+    BulkItem,
+    ItemResult,
+    Outcome,
+    alert_item,
+    body,
+    classify,
+    dlq_item,
+    event_item,
+    split,
+    stats_item,
+)
+from sinks.config import SinkConfig
+from sinks.documents import DeadLetterDoc
+from sinks.metrics import SinkMetrics
+from sinks.redact import Redactor
+from sinks.templates import template_bodies
+
+log = logging.getLogger(__name__)
+
+_NDJSON: Final = {"Content-Type": "application/x-ndjson"}
+_JSON: Final = {"Content-Type": "application/json"}
+_POLL_S: Final = 0.25
+_TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+class SinkStoppedError(RuntimeError):
+    """``stop()`` was called while a write was still waiting for OpenSearch."""
+
+
+class SinkRequestError(RuntimeError):
+    """OpenSearch refused a whole request for a reason retrying cannot fix (a 4xx)."""
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class OpenSearchSink:
+    def __init__(
+        self,
+        config: SinkConfig | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        install_templates: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        """``install_templates``: PUT the index templates before the first write (idempotent),
+        so a worker never creates a daily index with dynamic mappings."""
+        self.config = config or SinkConfig()
+        self.metrics = SinkMetrics(registry)
+        self.redactor = Redactor(self.config.redact_keys)
+        self.url = self.config.opensearch_url.rstrip("/")
+        self._shown_url = display_url(self.url)
+        self._install_templates = install_templates
+        self._rand = rand
+        self._breaker = CircuitBreaker(
+            self.config.breaker_failures, self.config.breaker_open_s, clock
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._stopping = asyncio.Event()
+        self._templates_done = False
+        self._down_since: datetime | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the HTTP session; needs no OpenSearch yet (the first write waits for it)."""
+        if self._session is None:
+            self._stopping = asyncio.Event()
+            timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+
+    async def stop(self) -> None:
+        """Make pending writes raise ``SinkStoppedError`` and close the session."""
+        self._stopping.set()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def __aenter__(self) -> OpenSearchSink:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def health(self) -> tuple[bool, str]:
+        if self._session is None:
+            return False, "OpenSearch sink not started"
+        state = self._breaker.state
+        self.metrics.breaker_state.set(int(state))
+        if state is State.CLOSED:
+            return True, f"OpenSearch at {self._shown_url}: circuit closed"
+        since = self._down_since.isoformat(timespec="seconds") if self._down_since else "?"
+        what = "open" if state is State.OPEN else "half-open, probing"
+        return False, (
+            f"OpenSearch at {self._shown_url} unreachable: circuit {what} since {since}, "
+            f"last error {self._breaker.last_error}"
+        )
+
+    # -- the Sink interface --------------------------------------------------------------
+
+    async def write_events(self, records: list[SinkRecord]) -> SinkResult:
+        prefix, redactor = self.config.index_prefix, self.redactor
+        items = [event_item(r, i, prefix, redactor) for i, r in enumerate(records)]
+        results = await self._write(items)
+        rejected = [
+            Rejected(records[item.ref], f"OpenSearch rejected the event: {result.reason}")
+            for item, result in zip(items, results, strict=True)
+            if result.outcome is Outcome.REJECTED
+        ]
+        return SinkResult(rejected=rejected)
+
+    async def write_stats(self, windows: list[dict[str, Any]]) -> None:
+        """Rejected windows are counted and logged, not raised: each is also on the stats
+        topic, and the worker has no dead-letter path for them."""
+        prefix = self.config.index_prefix
+        items = [stats_item(w, i, prefix) for i, w in enumerate(windows)]
+        self._log_rejected("window", items, await self._write(items))
+
+    async def write_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        prefix, redactor = self.config.index_prefix, self.redactor
+        items = [alert_item(a, i, prefix, redactor) for i, a in enumerate(alerts)]
+        self._log_rejected("alert", items, await self._write(items))
+
+    async def write_dead_letters(self, letters: Sequence[DeadLetterDoc]) -> None:
+        prefix, redactor = self.config.index_prefix, self.redactor
+        items = [dlq_item(letter, i, prefix, redactor) for i, letter in enumerate(letters)]
+        self._log_rejected("dead letter", items, await self._write(items))
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def _write(self, items: list[BulkItem]) -> list[ItemResult]:
+        """Final result per item (never ``RETRY``), in order."""
+        if not items:
+            return []
+        await self._ensure_templates()
+        results: list[ItemResult | None] = [None] * len(items)
+        position = {id(item): n for n, item in enumerate(items)}
+        pending = items
+        attempt = 0
+        while pending:
+            retry: list[BulkItem] = []
+            for chunk in split(pending, self.config.bulk_max_docs, self.config.bulk_max_bytes):
+                payload = await self._request("POST", BULK_PATH, body(chunk), _NDJSON)
+                written: Counter[str] = Counter()
+                for item, result in zip(chunk, classify(orjson.loads(payload), chunk), strict=True):
+                    if result.outcome is Outcome.RETRY:
+                        retry.append(item)
+                        continue
+                    results[position[id(item)]] = result
+                    if result.outcome is Outcome.WRITTEN:
+                        written[item.family] += 1
+                    elif result.outcome is Outcome.DUPLICATE:
+                        self.metrics.duplicates.inc()
+                    else:
+                        self.metrics.rejected.labels(family=item.family).inc()
+                for family, n in written.items():  # per family, not per document
+                    self.metrics.docs_written.labels(family=family).inc(n)
+            if retry:
+                self.metrics.retries.labels(scope="item").inc(len(retry))
+                await self._pause(self._backoff(attempt))
+                attempt += 1
+            pending = retry
+        return [r for r in results if r is not None]
+
+    def _log_rejected(self, what: str, items: list[BulkItem], results: list[ItemResult]) -> None:
+        reasons = [r.reason for r in results if r.outcome is Outcome.REJECTED]
+        if reasons:
+            log.warning(
+                "OpenSearch rejected %d %s document(s) of %d; first: %s",
+                len(reasons),
+                what,
+                len(items),
+                reasons[0],
+            )
+
+    async def _ensure_templates(self) -> None:
+        if self._templates_done or not self._install_templates:
+            return
+        for name, template in template_bodies(self.config).items():
+            await self._request("PUT", f"/_index_template/{name}", orjson.dumps(template), _JSON)
+        self._templates_done = True
+
+    async def _request(self, method: str, path: str, data: bytes, headers: dict[str, str]) -> bytes:
+        """The answer's body once OpenSearch accepted the request; retried while it fails
+        for a transient reason, raises ``SinkRequestError`` for any other 4xx."""
+        attempt = 0
+        while True:
+            if self._stopping.is_set() or self._session is None:
+                raise SinkStoppedError(
+                    f"OpenSearch sink stopped before a write to {self._shown_url} completed; "
+                    "the batch stays uncommitted and will be redelivered"
+                )
+            if not self._breaker.allow():
+                self.metrics.breaker_state.set(int(self._breaker.state))
+                await self._pause(min(max(self._breaker.wait_s(), 0.01), _POLL_S))
+                continue
+            started = time.perf_counter()
+            try:
+                async with self._session.request(
+                    method, self.url + path, data=data, headers=headers
+                ) as response:
+                    payload = await response.read()
+                    status = response.status
+            except _TRANSPORT_ERRORS as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                self.metrics.bulk_latency.observe(time.perf_counter() - started)
+                if status < 300:
+                    self._succeeded()
+                    return payload
+                error = f"HTTP {status}: {payload[:300].decode('utf-8', 'replace')}"
+                if status != 429 and status < 500:
+                    self._succeeded()  # the node answered: it is up, the request is wrong
+                    raise SinkRequestError(f"{method} {self._shown_url}{path}: {error}")
+            self._failed(error)
+            self.metrics.retries.labels(scope="request").inc()
+            await self._pause(self._backoff(attempt))
+            attempt += 1
+
+    def _succeeded(self) -> None:
+        self._breaker.record_success()
+        self._down_since = None
+        self.metrics.breaker_state.set(int(State.CLOSED))
+
+    def _failed(self, error: str) -> None:
+        self._breaker.record_failure(error)
+        if self._down_since is None:
+            self._down_since = datetime.now(UTC)
+        self.metrics.breaker_state.set(int(self._breaker.state))
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_s(attempt, self.config.retry_base_s, self.config.retry_cap_s, self._rand)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless ``stop()`` comes first."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return

@@ -1,0 +1,146 @@
+"""Retention: whole daily indices are deleted once past their family's age.
+
+Where the ISM plugin (``opensearch-index-management``) is installed, one policy per family
+deletes its indices (``install_ism_policies``); elsewhere botwatch's own sweeper does it
+(``run_retention``, from `botwatch retention run`). The sweeper goes by the day in the index
+name, the day of its documents; ISM goes by the index's creation time, which for a daily
+index is the same day unless documents arrive late.
+
+An index is expired when its day is more than N days before today (UTC): with 90 days, the
+index of 1 January goes on 1 April. Only names of the form
+``<prefix>-<family>-YYYY.MM.DD`` are ever considered; anything else is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+from sinks.config import SinkConfig
+from sinks.indices import FAMILIES, Family, family_pattern, parse_index
+
+ISM_PLUGIN: Final = "opensearch-index-management"
+ISM_PRIORITY: Final = 100
+
+
+def retention_days(config: SinkConfig) -> dict[Family, int]:
+    return {
+        "events": config.retention_events_days,
+        "events-errors": config.retention_errors_days,
+        "stats": config.retention_stats_days,
+        "dlq": config.retention_dlq_days,
+        "alerts": config.retention_alerts_days,
+    }
+
+
+@dataclass(frozen=True)
+class Expired:
+    index: str
+    family: Family
+    day: date
+    age_days: int
+    keep_days: int
+
+
+def expired_indices(index_names: Iterable[str], today: date, config: SinkConfig) -> list[Expired]:
+    """The botwatch daily indices of ``config.index_prefix`` past their age, oldest first."""
+    keep = retention_days(config)
+    found: list[Expired] = []
+    for name in index_names:
+        parsed = parse_index(config.index_prefix, name)
+        if parsed is None:
+            continue
+        family, day = parsed
+        age = (today - day).days
+        if age > keep[family]:
+            found.append(Expired(name, family, day, age, keep[family]))
+    return sorted(found, key=lambda e: (e.day, e.index))
+
+
+def plan_retention(index_names: Iterable[str], today: date, config: SinkConfig) -> list[str]:
+    """The names of the indices to delete (see ``expired_indices``)."""
+    return [e.index for e in expired_indices(index_names, today, config)]
+
+
+def run_retention(
+    client: Any, config: SinkConfig, dry_run: bool, today: date | None = None
+) -> list[Expired]:
+    """Delete (unless ``dry_run``) the expired indices; ``client``: ``opensearchpy.OpenSearch``."""
+    today = today or datetime.now(UTC).date()
+    rows = client.cat.indices(
+        index=f"{config.index_prefix}-*", format="json", h="index", expand_wildcards="all"
+    )
+    expired = expired_indices((row["index"] for row in rows), today, config)
+    if not dry_run:
+        for e in expired:
+            client.indices.delete(index=e.index, ignore_unavailable=True)
+    return expired
+
+
+# -- ISM --------------------------------------------------------------------------------
+
+
+def ism_policy_id(prefix: str, family: Family) -> str:
+    return f"{prefix}-{family}-retention"
+
+
+def ism_policies(config: SinkConfig) -> dict[str, dict[str, Any]]:
+    """Policy id -> body. ``events-*`` also matches ``events-errors-*``: the errors policy
+    has the higher ``ism_template`` priority, so error indices get the longer retention."""
+    prefix = config.index_prefix
+    keep = retention_days(config)
+    policies: dict[str, dict[str, Any]] = {}
+    for family in FAMILIES:
+        priority = ISM_PRIORITY + (1 if family == "events-errors" else 0)
+        policies[ism_policy_id(prefix, family)] = {
+            "policy": {
+                "description": f"botwatch: delete {prefix} {family} indices after "
+                f"{keep[family]} days",
+                "default_state": "hot",
+                "states": [
+                    {
+                        "name": "hot",
+                        "actions": [],
+                        "transitions": [
+                            {
+                                "state_name": "delete",
+                                "conditions": {"min_index_age": f"{keep[family]}d"},
+                            }
+                        ],
+                    },
+                    {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+                ],
+                "ism_template": [
+                    {"index_patterns": [family_pattern(prefix, family)], "priority": priority}
+                ],
+            }
+        }
+    return policies
+
+
+def has_ism(client: Any) -> bool:
+    rows = client.cat.plugins(format="json")
+    return any(row.get("component") == ISM_PLUGIN for row in rows)
+
+
+def install_ism_policies(client: Any, config: SinkConfig) -> list[str]:
+    """Create or update each policy (an update must name the version it replaces)."""
+    from opensearchpy.exceptions import NotFoundError
+
+    installed = []
+    for policy_id, policy in ism_policies(config).items():
+        path = f"/_plugins/_ism/policies/{policy_id}"
+        params: dict[str, Any] = {}
+        try:
+            current = client.transport.perform_request("GET", path)
+            params = {
+                "if_seq_no": current["_seq_no"],
+                "if_primary_term": current["_primary_term"],
+            }
+        except NotFoundError:
+            pass
+        client.transport.perform_request("PUT", path, params=params, body=policy)
+        installed.append(policy_id)
+    return installed

@@ -1,0 +1,397 @@
+"""The OpenSearch sink against the real node: templates, idempotent writes, rejections,
+redaction, retention, outages (through a local proxy; the shared node is never stopped)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import ClientSession, web
+from support import BOTWATCH, free_port
+
+from botwatch.settings import Settings
+from schemas import event_index_mappings, validate_event
+from schemas.sink import SinkRecord
+from sinks.config import SinkConfig
+from sinks.documents import DeadLetterDoc
+from sinks.indices import FAMILIES
+from sinks.opensearch import OpenSearchSink, SinkStoppedError
+from sinks.retention import run_retention
+from sinks.templates import install_templates, template_bodies
+
+
+@pytest.fixture
+def prefix(opensearch: Any) -> Iterator[str]:
+    """A unique index prefix; its indices and templates are deleted afterwards."""
+    name = f"botwatch-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    rows = opensearch.cat.indices(index=f"{name}-*", format="json", h="index")
+    for row in rows:
+        opensearch.indices.delete(index=row["index"], ignore_unavailable=True)
+    for template in [*template_bodies(SinkConfig(index_prefix=name)), f"{name}-breaking"]:
+        opensearch.indices.delete_index_template(name=template, ignore=404)
+
+
+async def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+def make_event(n: int, **fields: Any) -> dict[str, Any]:
+    event = {
+        "event_id": f"ev-{uuid.uuid4().hex}-{n}",
+        "timestamp": "2026-11-23T10:00:00.000Z",
+        "bot_id": "invoice-bot",
+        "level": "info",
+        "message": f"processed invoice {n}",
+        "schema_version": 1,
+        **fields,
+    }
+    validate_event(event)
+    return event
+
+
+def as_record(event: dict[str, Any], offset: int = 0) -> SinkRecord:
+    return SinkRecord(orjson.dumps(event), event, "botwatch.events", 0, offset, 0, None, [])
+
+
+def count(opensearch: Any, index: str, query: dict[str, Any] | None = None) -> int:
+    opensearch.indices.refresh(index=index)
+    body = {"query": query or {"match_all": {}}}
+    found: int = opensearch.count(index=index, body=body)["count"]
+    return found
+
+
+@pytest.fixture  # its aiohttp session lives in the session's loop, like the tests using it
+async def sink(prefix: str, stack: Settings) -> AsyncIterator[OpenSearchSink]:
+    config = SinkConfig(opensearch_url=stack.opensearch_url, index_prefix=prefix)
+    async with OpenSearchSink(config) as s:
+        yield s
+
+
+def test_templates_are_installed_idempotently(opensearch: Any, prefix: str) -> None:
+    config = SinkConfig(index_prefix=prefix)
+    assert install_templates(opensearch, config) == install_templates(opensearch, config)
+    got = opensearch.indices.get_index_template(name=f"{prefix}-*")["index_templates"]
+    assert {t["name"] for t in got} == {
+        f"{prefix}-{f}" for f in ("events", "stats", "dlq", "alerts")
+    }
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_events_are_searchable_and_a_rewrite_creates_no_duplicate(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    records = [
+        as_record(make_event(n, level="error" if n % 4 == 0 else "info"), n) for n in range(40)
+    ]
+    assert (await sink.write_events(records)).rejected == []
+    assert count(opensearch, f"{prefix}-events-*") == 40
+    assert count(opensearch, f"{prefix}-events-errors-*") == 10
+    assert count(opensearch, f"{prefix}-events-*", {"match_phrase": {"message": "invoice 7"}}) == 1
+
+    assert (await sink.write_events(records)).rejected == []
+    assert count(opensearch, f"{prefix}-events-*") == 40
+    assert sink.metrics.duplicates._value.get() == 40
+
+    mappings = opensearch.indices.get_mapping(index=f"{prefix}-events-2026.11.23")
+    got = mappings[f"{prefix}-events-2026.11.23"]["mappings"]
+    assert got["dynamic"] == "strict"
+    assert set(got["properties"]) == set(event_index_mappings()["properties"])
+    assert got["properties"]["meta"] == {"type": "flat_object"}
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_stats_alerts_and_dead_letters_are_written_once(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    window = {
+        "bot_id": "invoice-bot",
+        "window_start": "2026-11-23T10:00:00Z",
+        "window_end": "2026-11-23T10:01:00Z",
+        "window_size_s": 60,
+        "count": 120,
+        "errors": 3,
+        "error_rate": 0.025,
+        "levels": {"info": 117, "error": 3},
+        "duration_ms": {"count": 2, "sum": 3.0, "p99": 2.0},
+        "schema_version": 1,
+    }
+    await sink.write_stats([window])
+    await sink.write_stats([window])
+    assert count(opensearch, f"{prefix}-stats-*") == 1
+    alert = {
+        "rule": "error_rate",
+        "bot_id": "invoice-bot",
+        "severity": "page",
+        "state": "firing",
+        "value": 0.3,
+        "threshold": 0.1,
+        "window": "5m",
+        "starts_at": "2026-11-23T10:05:00Z",
+        "fingerprint": "abc123",
+        "labels": {"team": "ops"},
+        "annotations": {"summary": "x"},
+    }
+    await sink.write_alerts([alert])
+    await sink.write_alerts([{**alert, "state": "resolved", "ends_at": "2026-11-23T10:09:00Z"}])
+    assert count(opensearch, f"{prefix}-alerts-*") == 1
+    assert count(opensearch, f"{prefix}-alerts-*", {"term": {"state": "resolved"}}) == 1
+    letter = DeadLetterDoc(
+        b"invoice-bot",
+        b'{"message": "oops", "meta": {"token": "T0KEN-9"}}',
+        "validate",
+        "unknown field x",
+        "botwatch.events",
+        0,
+        12,
+        1_763_892_000_000,
+        "2026-11-23T10:00:00.000Z",
+    )
+    await sink.write_dead_letters([letter, letter])
+    assert count(opensearch, f"{prefix}-dlq-*") == 1
+    assert count(opensearch, f"{prefix}-dlq-*", {"query_string": {"query": "*T0KEN*"}}) == 0
+    assert count(opensearch, f"{prefix}-dlq-*", {"match": {"reason": "unknown"}}) == 1
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_record_that_breaks_the_mapping_comes_back_rejected(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    mappings = event_index_mappings()
+    mappings["properties"]["host"] = {"type": "long"}
+    opensearch.indices.put_index_template(
+        name=f"{prefix}-breaking",
+        body={
+            "index_patterns": [f"{prefix}-events-*"],
+            "priority": 500,
+            "template": {"mappings": mappings},
+        },
+    )
+    good, bad = make_event(1, host="12"), make_event(2, host="web-1")
+    result = await sink.write_events([as_record(good), as_record(bad, 1)])
+    assert [r.record.event["event_id"] for r in result.rejected] == [bad["event_id"]]
+    reason = result.rejected[0].reason
+    assert "mapper_parsing_exception" in reason and "[host]" in reason
+    assert count(opensearch, f"{prefix}-events-*") == 1
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_secrets_never_reach_the_index(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(7)]
+    event = make_event(
+        1,
+        level="error",
+        message=f"login as bob password={secrets[0]} via https://bob:{secrets[1]}@db.local/x",
+        error={
+            "type": "AuthError",
+            "message": f"Authorization: Bearer {secrets[2]}",
+            "stack": f"line 1\ncurl -H 'X-Api-Key: {secrets[3]}'\nline 3",
+        },
+        meta={
+            "password": secrets[4],
+            "deep": {"list": [{"Refresh-Token": secrets[5]}]},
+            "db": {"url": f"postgres://app:{secrets[6]}@db:5432/x"},
+            "plain": "visible-value",
+        },
+    )
+    assert (await sink.write_events([as_record(event)])).rejected == []
+    index = f"{prefix}-events-*"
+    assert count(opensearch, index) == 1
+    assert count(opensearch, index, {"match": {"meta": "visible-value"}}) == 1
+    for secret in secrets:
+        assert count(opensearch, index, {"query_string": {"query": f"*{secret}*"}}) == 0
+        assert count(opensearch, index, {"multi_match": {"query": secret, "fields": ["*"]}}) == 0
+        source = opensearch.search(index=index, body={"query": {"match_all": {}}})
+        assert secret not in orjson.dumps(source).decode()
+
+
+def test_retention_deletes_exactly_the_old_indices(opensearch: Any, prefix: str) -> None:
+    today = datetime.now(UTC).date()
+
+    def name(family: str, days_ago: int) -> str:
+        return f"{prefix}-{family}-{(today - timedelta(days=days_ago)).strftime('%Y.%m.%d')}"
+
+    old = [
+        name("events", 91),
+        name("events-errors", 366),
+        name("stats", 401),
+        name("dlq", 31),
+        name("alerts", 401),
+    ]
+    young = [
+        name("events", 89),
+        name("events-errors", 91),
+        name("stats", 30),
+        name("dlq", 29),
+        name("alerts", 0),
+        f"{prefix}-unrelated-2001.01.01",
+    ]
+    for index in old + young:
+        opensearch.indices.create(index=index, body={"settings": {"number_of_replicas": 0}})
+    config = SinkConfig(index_prefix=prefix)
+
+    planned = run_retention(opensearch, config, dry_run=True)
+    assert sorted(e.index for e in planned) == sorted(old)
+    assert all(opensearch.indices.exists(index=i) for i in old)
+
+    deleted = run_retention(opensearch, config, dry_run=False, today=today)
+    assert sorted(e.index for e in deleted) == sorted(old)
+    assert not any(opensearch.indices.exists(index=i) for i in old)
+    assert all(opensearch.indices.exists(index=i) for i in young)
+    assert {e.family for e in deleted} == set(FAMILIES)
+
+
+def test_setup_command_is_idempotent(opensearch: Any, prefix: str, stack: Settings) -> None:
+    tag = prefix.removeprefix("botwatch-test-")
+    topics = {
+        f"BOTWATCH_{k.upper()}_TOPIC": f"botwatch-test.{tag}.{k}"
+        for k in ("events", "dlq", "stats", "alerts")
+    }
+    env = {**os.environ, **topics, "BOTWATCH_INDEX_PREFIX": prefix, "BOTWATCH_PARTITIONS": "1"}
+    try:
+        first = subprocess.run(
+            [*BOTWATCH, "setup"], check=False, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert first.returncode == 0, first.stderr
+        second = subprocess.run(
+            [*BOTWATCH, "setup"], check=False, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert second.returncode == 0, second.stderr
+    finally:
+        asyncio.run(_delete_topics(stack.kafka_bootstrap, list(topics.values())))
+    for topic in topics.values():
+        assert f"topic created {topic}" in first.stdout
+        assert f"topic exists:  {topic}" in second.stdout
+    for out in (first.stdout, second.stdout):
+        assert out.count("index template installed") == 4
+        assert "ISM plugin is not installed" in out
+    got = opensearch.indices.get_index_template(name=f"{prefix}-*")["index_templates"]
+    assert len(got) == 4
+
+
+async def test_unreachable_node_turns_health_false_and_stop_releases_the_write(
+    prefix: str,
+) -> None:
+    config = SinkConfig(
+        opensearch_url=f"http://127.0.0.1:{free_port()}",
+        index_prefix=prefix,
+        retry_base_s=0.01,
+        retry_cap_s=0.05,
+        breaker_failures=2,
+        breaker_open_s=0.1,
+    )
+    sink = OpenSearchSink(config)
+    await sink.start()
+    write = asyncio.create_task(sink.write_events([as_record(make_event(1))]))
+    while sink.health()[0]:
+        await asyncio.sleep(0.02)
+    healthy, reason = sink.health()
+    assert not healthy
+    assert f"OpenSearch at {config.opensearch_url} unreachable: circuit" in reason
+    assert "last error" in reason
+    assert not write.done()
+    await sink.stop()
+    with pytest.raises(SinkStoppedError):
+        await write
+
+
+class FlakyProxy:
+    """Forwards to the real node, or answers 503 / drops connections while ``down``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.down: str | None = None
+        self.port = free_port()
+        self.runner: web.AppRunner | None = None
+        self.session: ClientSession | None = None
+        self.refused = 0
+
+    async def start(self) -> None:
+        self.session = ClientSession()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        assert self.runner is not None and self.session is not None
+        await self.runner.cleanup()
+        await self.session.close()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        assert self.session is not None
+        if self.down is not None:
+            self.refused += 1
+            if self.down == "drop" and request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503, text="upstream down")
+        body = await request.read()
+        async with self.session.request(
+            request.method,
+            self.target + str(request.rel_url),
+            data=body,
+            headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
+        ) as upstream:
+            payload = await upstream.read()
+            return web.Response(
+                status=upstream.status, body=payload, content_type="application/json"
+            )
+
+
+@pytest.mark.parametrize("mode", ["503", "drop"])
+async def test_outage_then_recovery_loses_and_duplicates_nothing(
+    opensearch: Any, prefix: str, stack: Settings, mode: str
+) -> None:
+    proxy = FlakyProxy(stack.opensearch_url)
+    await proxy.start()
+    config = SinkConfig(
+        opensearch_url=f"http://127.0.0.1:{proxy.port}",
+        index_prefix=prefix,
+        retry_base_s=0.01,
+        retry_cap_s=0.05,
+        breaker_failures=2,
+        breaker_open_s=0.1,
+    )
+    sink = OpenSearchSink(config)
+    try:
+        await sink.start()
+        first = [as_record(make_event(n), n) for n in range(20)]
+        assert (await sink.write_events(first)).rejected == []
+        proxy.down = mode
+        second = [as_record(make_event(n), n) for n in range(20, 50)]
+        write = asyncio.create_task(sink.write_events(second + first[:5]))
+        while sink.health()[0]:
+            await asyncio.sleep(0.02)
+        assert "unreachable: circuit" in sink.health()[1]
+        refused = proxy.refused
+        while proxy.refused < refused + 2:  # it keeps probing while the outage lasts
+            await asyncio.sleep(0.02)
+        assert not write.done()
+        proxy.down = None
+        result = await write
+        assert result.rejected == []
+        assert sink.health()[0]
+    finally:
+        await sink.stop()
+        await proxy.stop()
+    assert count(opensearch, f"{prefix}-events-*") == 50
+    ids = {r.event["event_id"] for r in first + second}
+    found = opensearch.search(index=f"{prefix}-events-*", body={"size": 100, "_source": False})
+    assert {hit["_id"] for hit in found["hits"]["hits"]} == ids

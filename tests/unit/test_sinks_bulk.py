@@ -1,0 +1,219 @@
+"""Bulk bodies (raw bytes reused, ids per family, splitting) and per-item result handling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.sink import SinkRecord
+from sinks.bulk import (
+    BulkItem,
+    BulkResponseError,
+    Outcome,
+    alert_item,
+    body,
+    classify,
+    dlq_item,
+    event_item,
+    split,
+    stats_item,
+)
+from sinks.config import SinkConfig
+from sinks.documents import DeadLetterDoc
+from sinks.redact import Redactor
+
+R = Redactor(SinkConfig().redact_keys)
+
+
+def record(raw: bytes | None = None, **fields: Any) -> SinkRecord:
+    ev: dict[str, Any] = {
+        "event_id": "01J0000000000000000000000A",
+        "timestamp": "2026-11-23T10:00:00.123Z",
+        "bot_id": "invoice-bot",
+        "level": "info",
+        "message": "done",
+        "schema_version": 1,
+        **fields,
+    }
+    return SinkRecord(raw or orjson.dumps(ev), ev, "botwatch.events", 2, 41, 0, b"invoice-bot", [])
+
+
+def action(item: BulkItem) -> dict[str, Any]:
+    parsed: dict[str, Any] = orjson.loads(item.action)
+    return parsed
+
+
+def test_event_reuses_the_raw_bytes_when_nothing_needs_redaction() -> None:
+    rec = record()
+    item = event_item(rec, 0, "bw", R)
+    assert item.source == rec.raw + b"\n"
+    assert action(item) == {
+        "create": {"_index": "bw-events-2026.11.23", "_id": "01J0000000000000000000000A"}
+    }
+    assert item.action.endswith(b"\n") and item.action.count(b"\n") == 1
+
+
+def test_event_with_a_secret_is_reserialized_redacted() -> None:
+    rec = record(message="login with password=hunter2")
+    item = event_item(rec, 0, "bw", R)
+    assert b"hunter2" not in item.source
+    assert orjson.loads(item.source)["message"] == "login with password=[REDACTED]"
+
+
+def test_multi_line_raw_json_becomes_one_line() -> None:
+    rec = record()
+    pretty = orjson.dumps(rec.event, option=orjson.OPT_INDENT_2)
+    item = event_item(record(pretty), 0, "bw", R)
+    assert item.source.count(b"\n") == 1
+    assert orjson.loads(item.source) == rec.event
+
+
+def test_error_events_go_to_the_errors_family_by_utc_day() -> None:
+    item = event_item(record(level="critical", timestamp="2026-11-23T01:00:00+05:00"), 0, "bw", R)
+    assert item.family == "events-errors"
+    assert action(item)["create"]["_index"] == "bw-events-errors-2026.11.22"
+
+
+def test_stats_alert_and_dead_letter_ids() -> None:
+    window = {"bot_id": "b", "window_start": "2026-11-23T10:00:00Z", "window_size_s": 60}
+    assert action(stats_item(window, 0, "bw")) == {
+        "index": {"_index": "bw-stats-2026.11.23", "_id": "b|2026-11-23T10:00:00Z|60"}
+    }
+    alert = {"fingerprint": "f1", "starts_at": "2026-11-23T10:05:00Z", "labels": {"token": "x"}}
+    item = alert_item(alert, 0, "bw", R)
+    assert action(item) == {
+        "index": {"_index": "bw-alerts-2026.11.23", "_id": "f1|2026-11-23T10:05:00Z"}
+    }
+    assert orjson.loads(item.source)["labels"] == {"token": "[REDACTED]"}
+    letter = DeadLetterDoc(
+        key=b"b",
+        value=b"not json",
+        stage="decode",
+        reason="bad",
+        original_topic="botwatch.events",
+        original_partition=3,
+        original_offset=99,
+        original_timestamp_ms=1_763_892_000_000,
+        first_failed_at="2026-11-24T00:00:01.000Z",
+    )
+    assert action(dlq_item(letter, 0, "bw", R)) == {
+        "index": {"_index": "bw-dlq-2026.11.24", "_id": "botwatch.events-3-99-decode"}
+    }
+
+
+def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
+    value = orjson.dumps({"message": "x", "meta": {"api_key": "K3Y"}})
+    letter = DeadLetterDoc.from_kafka(
+        b"bot",
+        value,
+        [
+            ("trace", b"1"),
+            ("Authorization", b"Bearer abc"),
+            ("botwatch.dlq.stage", b"validate"),
+            ("botwatch.dlq.reason", b"unknown field"),
+            ("botwatch.dlq.original.topic", b"botwatch.events"),
+            ("botwatch.dlq.original.partition", b"0"),
+            ("botwatch.dlq.original.offset", b"7"),
+            ("botwatch.dlq.original.timestamp", b"1763892000000"),
+            ("botwatch.dlq.first_failed_at", b"2026-11-23T10:00:00.000Z"),
+            ("botwatch.dlq.replay_count", b"2"),
+        ],
+    )
+    doc = orjson.loads(dlq_item(letter, 0, "bw", R).source)
+    assert b"K3Y" not in orjson.dumps(doc) and b"abc" not in orjson.dumps(doc)
+    assert doc["event"]["meta"] == {"api_key": "[REDACTED]"}
+    assert doc["headers"] == {"trace": "1", "Authorization": "[REDACTED]"}
+    assert doc["stage"] == "validate" and doc["replay_count"] == 2
+    assert doc["value_encoding"] == "utf-8"
+    with pytest.raises(ValueError, match=r"botwatch\.dlq\.stage"):
+        DeadLetterDoc.from_kafka(None, b"", [])
+
+
+def test_non_utf8_dead_letter_value_is_kept_as_replaced_text() -> None:
+    letter = DeadLetterDoc(None, b"\xff\xfe ok", "decode", "r", "t", 0, 1, 0, "")
+    doc = orjson.loads(dlq_item(letter, 0, "bw", R).source)
+    assert doc["value_encoding"] == "utf-8-replaced" and doc["value"].endswith(" ok")
+    assert "event" not in doc and "first_failed_at" not in doc
+
+
+def items(n: int, size: int) -> list[BulkItem]:
+    return [BulkItem(b"a" * 10, b"s" * (size - 10), "events", "create", i) for i in range(n)]
+
+
+def test_split_by_count() -> None:
+    chunks = list(split(items(10, 100), max_docs=4, max_bytes=10**6))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert [i.ref for c in chunks for i in c] == list(range(10))
+
+
+def test_split_by_bytes_and_oversized_items_go_alone() -> None:
+    chunks = list(split(items(5, 100), max_docs=100, max_bytes=250))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    big = list(split(items(3, 1000), max_docs=100, max_bytes=250))
+    assert [len(c) for c in big] == [1, 1, 1]
+    assert all(len(body(c)) <= 250 for c in chunks)
+
+
+def test_body_is_the_concatenation() -> None:
+    it = items(2, 20)
+    assert body(it) == b"".join(i.action + i.source for i in it)
+
+
+def canned(*statuses: tuple[str, int, dict[str, Any] | None]) -> dict[str, Any]:
+    answers = []
+    for op, status, error in statuses:
+        detail: dict[str, Any] = {"status": status}
+        if error:
+            detail["error"] = error
+        answers.append({op: detail})
+    return {"errors": True, "items": answers}
+
+
+def test_classify_each_item() -> None:
+    its = [BulkItem(b"", b"", "events", "create", i) for i in range(5)] + [
+        BulkItem(b"", b"", "stats", "index", 5)
+    ]
+    mapping_error = {
+        "type": "mapper_parsing_exception",
+        "reason": "failed to parse field [host] of type [long]",
+        "caused_by": {"type": "illegal_argument_exception", "reason": 'For input string: "h"'},
+    }
+    response = canned(
+        ("create", 201, None),
+        ("create", 409, {"type": "version_conflict_engine_exception", "reason": "exists"}),
+        ("create", 400, mapping_error),
+        ("create", 429, {"type": "es_rejected_execution_exception", "reason": "queue full"}),
+        ("create", 503, {"type": "unavailable_shards_exception", "reason": "no shard"}),
+        ("index", 200, None),
+    )
+    results = classify(response, its)
+    assert [r.outcome for r in results] == [
+        Outcome.WRITTEN,
+        Outcome.DUPLICATE,
+        Outcome.REJECTED,
+        Outcome.RETRY,
+        Outcome.RETRY,
+        Outcome.WRITTEN,
+    ]
+    assert results[2].reason == (
+        "mapper_parsing_exception: failed to parse field [host] of type [long] "
+        '(caused by illegal_argument_exception: For input string: "h")'
+    )
+    assert results[2].status == 400
+
+
+def test_a_conflict_on_index_is_retried_not_taken_as_duplicate() -> None:
+    its = [BulkItem(b"", b"", "stats", "index", 0)]
+    assert classify(canned(("index", 409, None)), its)[0].outcome is Outcome.RETRY
+
+
+def test_no_errors_means_every_item_written() -> None:
+    its = items(3, 20)
+    assert [r.outcome for r in classify({"errors": False}, its)] == [Outcome.WRITTEN] * 3
+
+
+def test_an_answer_of_the_wrong_length_is_an_error() -> None:
+    with pytest.raises(BulkResponseError):
+        classify(canned(("create", 201, None)), items(2, 20))

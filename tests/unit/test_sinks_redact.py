@@ -1,0 +1,177 @@
+"""Redaction: planted secrets never survive; everything else is left exactly as it was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from sinks.config import SinkConfig
+from sinks.redact import REDACTED, Redactor
+
+R = Redactor(SinkConfig().redact_keys)
+
+SECRET_KEYS = [
+    "password",
+    "X-Api-Key",
+    "db_PASSWORD",
+    "refresh-token",
+    "Authorization",
+    "client_secret",
+    "Set-Cookie",
+    "apikey",
+    "AWS_ACCESS_KEY",
+    "privateKey_token",
+]
+TEXT_TEMPLATES = [
+    "login failed password={s} for user",
+    "GET /x?token={s}&page=2",
+    "Authorization: Bearer {s}",
+    "curl -H 'X-Api-Key: {s}' https://example.com",
+    "connect https://bob:{s}@db.example.com:5432/app",
+    'payload {{"client_secret": "{s}"}}',
+    "sent Bearer {s} upstream",
+]
+
+plain_text = st.text(
+    alphabet="abcdefghijklmnoqrsuvwxyz0123456789 .,!?-_=ABCDEFGHIJKLMNOQRSUVWXYZ", max_size=30
+)
+plain_key = st.text(alphabet="abcdefghijklmnoqruvwxyz_", min_size=1, max_size=12).filter(
+    lambda k: not R.is_secret_key(k)
+)
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), plain_text)
+meta_values = st.recursive(
+    json_leaf,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(plain_key, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+secret = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=12, max_size=24).map(
+    lambda s: "Zq9" + s
+)
+
+
+def event(meta: Any = None, message: str = "hello", **extra: Any) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "event_id": "e1",
+        "timestamp": "2026-01-02T03:04:05Z",
+        "bot_id": "bot",
+        "level": "info",
+        "message": message,
+        "schema_version": 1,
+        **extra,
+    }
+    if meta is not None:
+        ev["meta"] = meta
+    return ev
+
+
+def plant(meta: Any, path: list[int], key: str, value: str) -> Any:
+    """Put ``{key: value}`` somewhere inside ``meta`` (descending along ``path``)."""
+    if isinstance(meta, dict) and meta and path:
+        child = sorted(meta)[path[0] % len(meta)]
+        return {**meta, child: plant(meta[child], path[1:], key, value)}
+    if isinstance(meta, list) and meta and path:
+        i = path[0] % len(meta)
+        return [*meta[:i], plant(meta[i], path[1:], key, value), *meta[i + 1 :]]
+    if isinstance(meta, dict):
+        return {**meta, key: value}
+    return {"wrapped": meta, "more": [{key: value}]}
+
+
+@settings(max_examples=300)
+@given(
+    meta=st.dictionaries(plain_key, meta_values, max_size=5),
+    path=st.lists(st.integers(0, 10), max_size=5),
+    key=st.sampled_from(SECRET_KEYS),
+    value=secret,
+    template=st.sampled_from(TEXT_TEMPLATES),
+    text_secret=secret,
+    around=plain_text,
+)
+def test_planted_secrets_never_survive(
+    meta: dict[str, Any],
+    path: list[int],
+    key: str,
+    value: str,
+    template: str,
+    text_secret: str,
+    around: str,
+) -> None:
+    planted = plant(meta, path, key, value)
+    message = f"{around} {template.format(s=text_secret)} {around}"
+    ev = event(planted, message, error={"message": message, "stack": f"line\n{message}\nend"})
+    raw = orjson.dumps(ev)
+    assert R.needs_redaction(raw)
+    out = orjson.dumps(R.redact_event(ev)).decode()
+    assert value not in out
+    assert text_secret not in out
+    assert REDACTED in out
+
+
+@settings(max_examples=300)
+@given(meta=st.dictionaries(plain_key, meta_values, max_size=5), message=plain_text)
+def test_data_without_secrets_is_unchanged(meta: dict[str, Any], message: str) -> None:
+    ev = event(meta, message, host="host-1")
+    assert R.redact_event(ev) == ev
+
+
+any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
+any_value = st.recursive(
+    st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), any_text),
+    lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(any_text, c, max_size=3)),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=500)
+@given(meta=st.dictionaries(any_text, any_value, max_size=4), message=any_text)
+def test_fast_path_only_skips_events_redaction_would_not_change(
+    meta: dict[str, Any], message: str
+) -> None:
+    ev = event(meta, message)
+    raw = orjson.dumps(ev)
+    assume(not R.needs_redaction(raw))
+    assert R.redact_event(ev) == ev
+
+
+def test_fast_path_sees_through_json_escapes() -> None:
+    raw = b'{"message":"x","meta":{"pass\\u0077ord":"hunter2"}}'
+    assert R.needs_redaction(raw)
+    assert R.needs_redaction(b'{"message":"https:\\/\\/u:p@h"}')
+    assert not R.needs_redaction(b'{"message":"all good","meta":{"count":3}}')
+
+
+def test_fast_path_is_case_insensitive_and_knows_separators() -> None:
+    assert R.needs_redaction(b'{"meta":{"X-API-KEY":"k"}}')
+    assert R.needs_redaction(b'{"meta":{"Private-Key":"k"}}')
+
+
+def test_text_rules() -> None:
+    assert R.redact_text("https://bob:hunter2@example.com/x") == (
+        "https://bob:[REDACTED]@example.com/x"
+    )
+    assert R.redact_text("Authorization: Basic dXNlcjpwYXNz\nnext") == (
+        "Authorization: [REDACTED]\nnext"
+    )
+    assert R.redact_text('{"password": "two words"}') == '{"password": "[REDACTED]"}'
+    assert R.redact_text("a=1&token=abc&b=2") == "a=1&token=[REDACTED]&b=2"
+    assert R.redact_text("call Bearer abc.def-ghi done") == "call Bearer [REDACTED] done"
+
+
+def test_secret_key_value_is_replaced_whole_and_other_fields_kept() -> None:
+    ev = event({"auth": {"token": {"nested": "x"}}, "n": 1}, job_id="token=abc")
+    out = R.redact_event(ev)
+    assert out["meta"] == {"auth": {"token": REDACTED}, "n": 1}
+    assert out["job_id"] == "token=abc"  # only message, error and meta are redacted
+    assert ev["meta"]["auth"]["token"] == {"nested": "x"}  # the input is not changed
+
+
+def test_configured_keys_with_many_separators_still_reach_the_slow_path() -> None:
+    r = Redactor(["my_special_key"])
+    raw = b'{"meta":{"MY-special_KEY":"v"}}'
+    assert r.needs_redaction(raw)
+    assert r.redact_event(event({"MY-special_KEY": "v"}))["meta"] == {"MY-special_KEY": REDACTED}

@@ -1,0 +1,94 @@
+"""Retention planning, index names, templates and ISM policy bodies: pure, no OpenSearch."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sinks.config import SinkConfig
+from sinks.indices import parse_index
+from sinks.retention import ism_policies, plan_retention, retention_days
+from sinks.templates import INDEX_SETTINGS, template_bodies
+
+TODAY = date(2026, 11, 23)
+CONFIG = SinkConfig(index_prefix="bw")
+
+
+def name(family: str, days_ago: int) -> str:
+    return f"bw-{family}-{(TODAY - timedelta(days=days_ago)).strftime('%Y.%m.%d')}"
+
+
+def test_exactly_the_indices_past_their_age() -> None:
+    ages = {"events": 90, "events-errors": 365, "stats": 400, "dlq": 30, "alerts": 400}
+    names, expected = [], []
+    for family, keep in ages.items():
+        for days_ago in (0, keep - 1, keep, keep + 1, keep + 200):
+            names.append(name(family, days_ago))
+            if days_ago > keep:
+                expected.append(name(family, days_ago))
+    planned = plan_retention(names, TODAY, CONFIG)
+    assert sorted(planned) == sorted(expected)
+    assert len(planned) == 10
+
+
+def test_other_indices_are_never_touched() -> None:
+    names = [
+        "bw-events-1999.01.01x",
+        "bw-events-1999.13.01",
+        "bw-other-1999.01.01",
+        "bwx-events-1999.01.01",
+        "other-bw-events-1999.01.01",
+        "bw-test-abc-events-1999.01.01",
+        "bw-events",
+        ".kibana_1",
+        "bw-events-1999.01.01-restored",
+    ]
+    assert plan_retention(names, TODAY, CONFIG) == []
+
+
+def test_errors_family_is_not_read_as_events() -> None:
+    assert parse_index("bw", "bw-events-errors-2026.01.02") == ("events-errors", date(2026, 1, 2))
+    assert parse_index("bw", "bw-events-2026.01.02") == ("events", date(2026, 1, 2))
+
+
+def test_retention_follows_settings() -> None:
+    config = SinkConfig(index_prefix="bw", retention_dlq_days=1)
+    assert plan_retention([name("dlq", 2), name("dlq", 1)], TODAY, config) == [name("dlq", 2)]
+
+
+def test_ism_policies_delete_each_family_after_its_age() -> None:
+    policies = ism_policies(CONFIG)
+    days = retention_days(CONFIG)
+    assert set(policies) == {f"bw-{f}-retention" for f in days}
+    priorities = {}
+    for family, keep in days.items():
+        policy = policies[f"bw-{family}-retention"]["policy"]
+        hot, delete = policy["states"]
+        assert policy["default_state"] == hot["name"] == "hot"
+        assert hot["transitions"] == [
+            {"state_name": "delete", "conditions": {"min_index_age": f"{keep}d"}}
+        ]
+        assert delete == {"name": "delete", "actions": [{"delete": {}}], "transitions": []}
+        (template,) = policy["ism_template"]
+        assert template["index_patterns"] == [f"bw-{family}-*"]
+        priorities[family] = template["priority"]
+    # bw-events-* also matches the errors indices: the errors policy must win there.
+    assert priorities["events-errors"] > priorities["events"]
+
+
+def test_templates_cover_every_family_with_single_node_settings() -> None:
+    bodies = template_bodies(CONFIG)
+    assert set(bodies) == {"bw-events", "bw-stats", "bw-dlq", "bw-alerts"}
+    for body in bodies.values():
+        assert body["template"]["settings"]["index"] == INDEX_SETTINGS
+        assert INDEX_SETTINGS == {
+            "number_of_shards": 1,
+            "number_of_replicas": 0,
+            "refresh_interval": "1s",
+        }
+    assert bodies["bw-events"]["index_patterns"] == ["bw-events-*"]
+    assert bodies["bw-events"]["template"]["mappings"]["properties"]["meta"] == {
+        "type": "flat_object"
+    }
+    assert bodies["bw-dlq"]["template"]["mappings"]["properties"]["event"] == {
+        "type": "flat_object"
+    }
