@@ -9,7 +9,11 @@ sharp edges are handled here:
   runs shielded, is retried in place on failure, and on shutdown is finished (or, past the
   grace period, held back un-acked so its offsets are never committed);
 - table writes pick their partition from faust's "current event", which a batch does not
-  have: ``streams.partition_context`` names the partition explicitly.
+  have: ``streams.partition_context`` names the partition explicitly;
+- faust's worker drives a terminal spinner from log records: to feed it, it lowers the root
+  logger to DEBUG, and every ``log.debug`` of aiokafka and faust (several per record sent)
+  then builds a record nobody prints. ``Worker.run`` keeps the spinner, and so the root
+  logger's level, out of it.
 """
 
 from __future__ import annotations
@@ -299,6 +303,17 @@ class Worker:
             done = last.get(tp.partition)
             lag = highwater - (done + 1) if done is not None else highwater
             self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(lag, 0))
+
+    def run(self, loglevel: str = "warn") -> None:
+        """Run the worker until SIGTERM or Ctrl-C (logging at ``loglevel``), then return."""
+        from faust.worker import Worker as FaustWorker
+
+        class _Runner(FaustWorker):
+            def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+                # No spinner: faust would set the root logger to DEBUG to animate it.
+                self.spinner = None
+
+        _Runner(self.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
     def readiness(self) -> tuple[bool, str]:
         if not self.joined:

@@ -12,8 +12,10 @@ agent. Order of effects per batch, and why:
 The table goes last so that a crash anywhere before it replays the batch from the same
 state (deterministically, so a re-published window is identical). The partition entry goes
 after its bots' entries on the same changelog partition, so a restored partition clock is
-never ahead of the bot states it governs. Offsets are committed by faust only after the
-batch (the agent acks it afterwards) and after its producer is flushed.
+never ahead of the bot states it governs. A partition entry equal to the one this processor
+last wrote for the partition (since it was assigned) is not written again: the table holds
+it already, and skipping it cannot put it ahead of any bot entry. Offsets are committed by
+faust only after the batch (the agent acks it afterwards) and after its producer is flushed.
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ class BatchProcessor:
         self._parts: dict[int, PartitionState] = {}
         self._bots: dict[int, dict[str, BotState]] = {}
         self._last_offset: dict[int, int] = {}
+        # Windows open in the cached bot states, kept up to date instead of counted per batch.
+        self._open_windows = 0
+        # The partition entry last written per partition: an unchanged one is not written again.
+        self._saved_partition: dict[int, bytes] = {}
         self._lock = asyncio.Lock()
 
     # -- state cache -----------------------------------------------------------------
@@ -139,8 +145,12 @@ class BatchProcessor:
         """Drop cached state of partitions this worker no longer (or newly) owns."""
         for partition in partitions:
             self._parts.pop(partition, None)
-            self._bots.pop(partition, None)
+            self._saved_partition.pop(partition, None)
+            bots = self._bots.pop(partition, None)
+            if bots:
+                self._open_windows -= sum(len(bot.windows) for bot in bots.values())
             self._last_offset.pop(partition, None)
+        self.metrics.open_windows.set(self._open_windows)
 
     def adopt(self, partitions: Sequence[int]) -> None:
         """Load the state of owned partitions that no record has touched yet.
@@ -180,6 +190,7 @@ class BatchProcessor:
             raw = self.table.load(partition, _bot_key(partition, bot_id))
             state = BotState.from_dict(orjson.loads(raw)) if raw else BotState(bot_id)
             bots[bot_id] = state
+            self._open_windows += len(state.windows)
         return state
 
     # -- processing ------------------------------------------------------------------
@@ -223,7 +234,11 @@ class BatchProcessor:
             part = self._partition(rec.partition, batch.now)
             part.clock.observe(ts, batch.now)
             bot_id = event["bot_id"]
-            outcome = self._bot(rec.partition, bot_id).apply(rec.offset, event, ts, part.clock)
+            bot = self._bot(rec.partition, bot_id)
+            windows = bot.windows
+            before = len(windows)
+            outcome = bot.apply(rec.offset, event, ts, part.clock)
+            self._open_windows += len(windows) - before
         except Exception as exc:  # dead-letter it, keep going
             reason = f"windowing failed for a valid event: {exc}"
             batch.letters.append(self._letter(rec, "validate", reason, exc, batch.stamp))
@@ -276,7 +291,9 @@ class BatchProcessor:
         for partition in sorted(partitions):
             part = self._parts[partition]
             for bot_id in part.due():
-                closed.extend(self._bot(partition, bot_id).close_ready(part.clock.watermark))
+                windows = self._bot(partition, bot_id).close_ready(part.clock.watermark)
+                self._open_windows -= len(windows)
+                closed.extend(windows)
                 touched.add((partition, bot_id))
         for partition, bot_id in touched:
             self._parts[partition].track(bot_id, self._bots[partition][bot_id].next_close_ms)
@@ -293,12 +310,13 @@ class BatchProcessor:
         for partition, bot_id in sorted(touched):
             state = self._bots[partition][bot_id]
             self.table.save(partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict()))
+        saved = self._saved_partition
         for partition in sorted(partitions):
-            state_dict = self._parts[partition].to_dict()
-            self.table.save(partition, _partition_key(partition), orjson.dumps(state_dict))
-        self.metrics.open_windows.set(
-            sum(len(b.windows) for bots in self._bots.values() for b in bots.values())
-        )
+            value = orjson.dumps(self._parts[partition].to_dict())
+            if saved.get(partition) != value:
+                self.table.save(partition, _partition_key(partition), value)
+                saved[partition] = value
+        self.metrics.open_windows.set(self._open_windows)
 
     async def close_idle(self, busy: set[int] | frozenset[int] = frozenset()) -> int:
         """Close windows of partitions quiet for the idle time (wall clock). Returns count.

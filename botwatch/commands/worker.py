@@ -40,7 +40,6 @@ def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
     Stops gracefully on SIGTERM or Ctrl-C: the batch in flight is finished and committed.
     """
     from aiokafka.errors import KafkaError
-    from faust.worker import Worker as FaustWorker
 
     from streams.app import Worker, topic_specs
     from streams.topics import ensure_topics
@@ -57,4 +56,4 @@ def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
         click.echo(f"created topic {name} ({config.partitions} partitions)")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     assembled = Worker(config, _sink(sink_name))
-    FaustWorker(assembled.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    assembled.run(loglevel)

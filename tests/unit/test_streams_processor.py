@@ -1,0 +1,276 @@
+"""BatchProcessor with in-memory doubles: the table, the Kafka outputs and the sink."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.sink import Rejected, SinkRecord, SinkResult
+from sinks.discard import DiscardSink
+from streams.config import StreamsConfig
+from streams.metrics import WorkerMetrics
+from streams.processor import BatchProcessor, DeadLetter, Record
+from streams.windows import rfc3339
+
+T0 = 1_795_428_000_000  # 2026-11-23T10:00:00Z
+W = 60_000
+TOPIC = "events"
+
+
+class DictTable:
+    """``StateTable`` over a dict; remembers the order of writes."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[int, str], bytes] = {}
+        self.writes: list[tuple[int, str]] = []
+
+    def load(self, partition: int, key: str) -> bytes | None:
+        return self.data.get((partition, key))
+
+    def save(self, partition: int, key: str, value: bytes) -> None:
+        self.data[(partition, key)] = value
+        self.writes.append((partition, key))
+
+
+class RecordingOutputs:
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+        self.windows: list[dict[str, Any]] = []
+
+    async def dead_letters(self, letters: list[DeadLetter]) -> None:
+        self.letters.extend(letters)
+
+    async def stats(self, windows: list[dict[str, Any]]) -> None:
+        self.windows.extend(windows)
+
+
+class RejectingSink(DiscardSink):
+    """Refuses the events whose message is ``reject me``."""
+
+    async def write_events(self, records: list[SinkRecord]) -> SinkResult:
+        await super().write_events(records)
+        return SinkResult(
+            [
+                Rejected(r, "mapper_parsing_exception")
+                for r in records
+                if r.event["message"] == "reject me"
+            ]
+        )
+
+
+class Clock:
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def event(bot: str, ts: int, level: str = "info", **fields: Any) -> bytes:
+    body = {
+        "event_id": f"{bot}-{ts}-{level}-{fields.get('status', '')}",
+        "timestamp": rfc3339(ts),
+        "bot_id": bot,
+        "level": level,
+        "message": fields.pop("message", "step done"),
+        "schema_version": 1,
+        **fields,
+    }
+    return orjson.dumps(body)
+
+
+class Feed:
+    """Records of one partition with growing offsets."""
+
+    def __init__(self, partition: int = 0) -> None:
+        self.partition = partition
+        self.offset = 0
+
+    def __call__(self, value: bytes | None, key: bytes | None = b"b") -> Record:
+        record = Record(TOPIC, self.partition, self.offset, T0, key, value, [("trace", b"t1")])
+        self.offset += 1
+        return record
+
+
+def make(
+    table: DictTable | None = None,
+    outputs: RecordingOutputs | None = None,
+    sink: DiscardSink | None = None,
+    clock: Clock | None = None,
+) -> tuple[BatchProcessor, DictTable, RecordingOutputs, DiscardSink, WorkerMetrics]:
+    table = table if table is not None else DictTable()
+    outputs = outputs if outputs is not None else RecordingOutputs()
+    sink = sink if sink is not None else DiscardSink()
+    metrics = WorkerMetrics()
+    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
+    processor = BatchProcessor(config, table, outputs, sink, metrics, now_ms=clock or Clock())
+    return processor, table, outputs, sink, metrics
+
+
+def value(metrics: WorkerMetrics, name: str, **labels: str) -> float:
+    sample = metrics.registry.get_sample_value(name, labels or None)
+    return 0.0 if sample is None else sample
+
+
+def headers(letter: DeadLetter) -> dict[str, str]:
+    return {name: raw.decode() for name, raw in letter.headers}
+
+
+async def test_valid_events_are_windowed_and_close_when_the_watermark_passes() -> None:
+    processor, table, outputs, sink, metrics = make()
+    feed = Feed()
+    first = [
+        feed(event("b", T0 + 1_000)),
+        feed(event("b", T0 + 2_000, "error")),
+        feed(event("b", T0 + 3_000, status="success", duration_ms=120.0)),
+    ]
+    await processor.process(first)
+    assert outputs.windows == []
+    assert value(metrics, "botwatch_open_windows") == 1
+    # Watermark = newest event time - 30 s: an event at T0 + 90 s closes [T0, T0 + 60 s).
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert window["bot_id"] == "b"
+    assert window["window_start"] == rfc3339(T0)
+    assert (window["count"], window["errors"], window["successes"]) == (3, 1, 1)
+    assert window["duration_ms"]["count"] == 1
+    assert sink.events == 4
+    assert sink.windows == 1
+    assert outputs.letters == []
+    assert value(metrics, "botwatch_records_in_total") == 4
+    assert value(metrics, "botwatch_records_valid_total") == 4
+    assert value(metrics, "botwatch_windows_closed_total") == 1
+    assert value(metrics, "botwatch_open_windows") == 1
+    assert processor.last_offsets() == {0: 3}
+    # Bot entries are written before the partition entry of the same batch.
+    assert table.writes[-2:] == [(0, "b|0|b"), (0, "p|0")]
+
+
+async def test_malformed_records_are_dead_lettered_with_stage_and_path() -> None:
+    processor, _, outputs, sink, metrics = make()
+    feed = Feed()
+    not_json = feed(b"{not json")
+    no_level = feed(orjson.dumps({**orjson.loads(event("b", T0)), "level": "loud"}))
+    empty = feed(None)
+    await processor.process([not_json, no_level, empty, feed(event("b", T0))])
+    assert sink.events == 1
+    by_offset = {int(headers(x)["botwatch.dlq.original.offset"]): x for x in outputs.letters}
+    assert sorted(by_offset) == [0, 1, 2]
+    decode = headers(by_offset[0])
+    assert decode["botwatch.dlq.stage"] == "decode"
+    assert decode["botwatch.dlq.original.topic"] == TOPIC
+    assert decode["botwatch.dlq.replay_count"] == "0"
+    assert decode["trace"] == "t1"  # the record's own headers are kept
+    assert by_offset[0].value == b"{not json"
+    assert by_offset[0].key == b"b"
+    validate = headers(by_offset[1])
+    assert validate["botwatch.dlq.stage"] == "validate"
+    assert validate["botwatch.dlq.reason"].startswith("level:")
+    assert headers(by_offset[2])["botwatch.dlq.stage"] == "decode"
+    assert value(metrics, "botwatch_dead_letters_total", stage="decode") == 2
+    assert value(metrics, "botwatch_dead_letters_total", stage="validate") == 1
+    assert value(metrics, "botwatch_records_in_total") == 4
+
+
+async def test_a_job_failure_is_both_sunk_and_dead_lettered() -> None:
+    processor, _, outputs, sink, metrics = make()
+    feed = Feed()
+    failure = event(
+        "b",
+        T0,
+        "error",
+        status="failure",
+        job_id="j-7",
+        error={"type": "TimeoutError", "message": "no answer"},
+    )
+    await processor.process([feed(failure)])
+    assert sink.events == 1
+    [letter] = outputs.letters
+    found = headers(letter)
+    assert found["botwatch.dlq.stage"] == "job_failure"
+    assert "job j-7 of bot b failed: TimeoutError: no answer" in found["botwatch.dlq.reason"]
+    assert found["botwatch.dlq.exception"] == ""
+    assert letter.value == failure
+    assert value(metrics, "botwatch_dead_letters_total", stage="job_failure") == 1
+
+
+async def test_a_record_the_sink_rejects_is_dead_lettered_with_stage_sink() -> None:
+    processor, _, outputs, _, metrics = make(sink=RejectingSink())
+    feed = Feed()
+    rejected = event("b", T0, message="reject me")
+    await processor.process([feed(event("b", T0 + 1)), feed(rejected)])
+    [letter] = outputs.letters
+    found = headers(letter)
+    assert found["botwatch.dlq.stage"] == "sink"
+    assert found["botwatch.dlq.reason"] == "mapper_parsing_exception"
+    assert found["botwatch.dlq.original.offset"] == "1"
+    assert letter.value == rejected
+    assert value(metrics, "botwatch_dead_letters_total", stage="sink") == 1
+
+
+async def test_replaying_a_batch_after_a_restart_does_not_double_count() -> None:
+    table, outputs = DictTable(), RecordingOutputs()
+    processor, *_ = make(table, outputs)
+    feed = Feed()
+    batch = [feed(event("b", T0 + i * 1_000)) for i in range(5)]
+    await processor.process(batch)
+    # A crash after the table write but before the offsets were committed: a new process
+    # over the same table reads the same records again.
+    restarted, _, _, _, metrics = make(table, outputs)
+    await restarted.process(batch)
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 5
+    await restarted.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert window["count"] == 5
+
+
+async def test_idle_close_skips_busy_partitions_and_closes_quiet_ones() -> None:
+    clock = Clock()
+    processor, _, outputs, _, _ = make(clock=clock)
+    await processor.process([Feed(0)(event("b", T0)), Feed(1)(event("c", T0))])
+    clock.now += 121_000  # past the idle time
+    assert await processor.close_idle(busy={0, 1}) == 0
+    assert outputs.windows == []
+    clock.now += 121_000
+    assert await processor.close_idle(busy={0}) == 1
+    assert [w["bot_id"] for w in outputs.windows] == ["c"]
+
+
+async def test_late_events_are_counted_and_reported_on_the_next_window() -> None:
+    processor, _, outputs, sink, metrics = make()
+    feed = Feed()
+    await processor.process([feed(event("b", T0))])
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    assert [w["count"] for w in outputs.windows] == [1]
+    await processor.process([feed(event("b", T0 + 5_000))])  # its window has closed
+    assert value(metrics, "botwatch_late_events_total") == 1
+    assert sink.events == 3  # late events are still indexed
+    await processor.process([feed(event("b", T0 + 2 * W + 30_000))])
+    assert [w["late_events_excluded"] for w in outputs.windows] == [0, 1]
+    assert outputs.windows[1]["count"] == 1
+
+
+async def test_an_unchanged_partition_entry_is_not_written_again() -> None:
+    processor, table, *_ = make()
+    feed = Feed()
+    batch = [feed(event("b", T0)), feed(event("c", T0 + 1))]
+    await processor.process(batch)
+    writes = len(table.writes)
+    await processor.process(batch)  # duplicates: nothing but the bots' entries changes
+    assert table.writes[writes:] == [(0, "b|0|b"), (0, "b|0|c")]
+
+
+@pytest.mark.parametrize("forget", [True, False])
+async def test_open_windows_gauge_follows_forget_and_reload(forget: bool) -> None:
+    table = DictTable()
+    processor, _, _, _, metrics = make(table)
+    feed = Feed()
+    await processor.process([feed(event("b", T0)), feed(event("c", T0 + W))])
+    assert value(metrics, "botwatch_open_windows") == 2
+    if forget:
+        processor.forget([0])
+        assert value(metrics, "botwatch_open_windows") == 0
+    await processor.process([feed(event("b", T0 + 2))])  # reloads b (and its window) if forgotten
+    assert value(metrics, "botwatch_open_windows") == (1 if forget else 2)
