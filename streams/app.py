@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import faust
@@ -68,9 +68,16 @@ class FaustTable:
             value: bytes | None = self._table.get(key.encode())
             return value
 
-    def save(self, partition: int, key: str, value: bytes) -> None:
+    def save(self, partition: int, key: str, value: bytes) -> Awaitable[object]:
+        """Store locally and send to the changelog; the future resolves on the broker's ack.
+
+        ``Table.__setitem__`` would send the same changelog record but drop its future.
+        """
+        raw_key = key.encode()
         with in_partition(PartitionMarker.of(self._topic, partition)):
-            self._table[key.encode()] = value
+            self._table.data[raw_key] = value
+            future: Awaitable[object] = self._table.send_changelog(partition, raw_key, value)
+        return future
 
 
 class KafkaOutputs:
@@ -268,24 +275,27 @@ class Worker:
             _hold_back(batch)
 
     async def _partitions_behind(self) -> set[int]:
-        """Owned partitions with records in Kafka not yet processed (or not yet known)."""
+        """Owned partitions with records in Kafka not yet processed (or not known yet).
+
+        Compares the broker's end offsets with the offset processed so far, which a worker
+        taking a partition over restores from the table: a partition behind is busy, not
+        quiet, and its windows must wait for its records instead of closing idle.
+        """
         consumer = self.app.consumer
+        tps = [tp for tp in consumer.assignment() if tp.topic == self.config.events_topic]
+        if not tps:
+            return set()
+        try:
+            ends = await consumer.highwaters(*tps)
+        except Exception:  # broker busy or rebalancing: nothing counts as quiet now
+            return {tp.partition for tp in tps}
         last = self.processor.last_offsets()
         behind: set[int] = set()
-        for tp in consumer.assignment():
-            if tp.topic != self.config.events_topic:
-                continue
-            try:
-                highwater = consumer.highwater(tp)
-                done = last.get(tp.partition)
-                if done is not None:
-                    next_offset: int | None = done + 1
-                else:
-                    next_offset = await consumer.position(tp)
-            except Exception:  # no fetch response yet: do not call it quiet
-                behind.add(tp.partition)
-                continue
-            if highwater is None or highwater < 0 or next_offset is None or next_offset < highwater:
+        for tp in tps:
+            end = ends.get(tp)
+            done = last.get(tp.partition)
+            next_offset = done + 1 if done is not None else 0
+            if end is None or next_offset < end:
                 behind.add(tp.partition)
         return behind
 

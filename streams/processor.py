@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -73,7 +73,9 @@ class StateTable(Protocol):
 
     def load(self, partition: int, key: str) -> bytes | None: ...
 
-    def save(self, partition: int, key: str, value: bytes) -> None: ...
+    def save(self, partition: int, key: str, value: bytes) -> Awaitable[object] | None:
+        """Store ``value``; the awaitable (if any) resolves once the change is durable."""
+        ...
 
 
 def _bot_key(partition: int, bot_id: str) -> str:
@@ -173,12 +175,13 @@ class BatchProcessor:
                 state.clock.lateness_ms = self._lateness_ms
                 state.clock.idle_close_ms = self._idle_ms
             else:
+                data = orjson.loads(raw)
                 state = PartitionState.from_dict(
-                    orjson.loads(raw),
-                    now,
-                    lateness_ms=self._lateness_ms,
-                    idle_close_ms=self._idle_ms,
+                    data, now, lateness_ms=self._lateness_ms, idle_close_ms=self._idle_ms
                 )
+                stored = data.get("offset")
+                if stored is not None and stored > self._last_offset.get(partition, -1):
+                    self._last_offset[partition] = stored
             self._parts[partition] = state
             self._bots.setdefault(partition, {})
         return state
@@ -214,8 +217,25 @@ class BatchProcessor:
         await self._publish_windows(closed)
         if batch.letters:
             await self.outputs.dead_letters(batch.letters)
-        self._save(batch.touched, batch.partitions)
+        seen = self._advance_offsets(records, batch.now)
+        await self._save(batch.touched, batch.partitions | seen)
         self._count(records, batch)
+
+    def _advance_offsets(self, records: Sequence[Record], now: int) -> set[int]:
+        """Record how far each partition was processed; it is stored with the partition entry.
+
+        A worker that takes a partition over learns from it whether anything is left to
+        read, which the idle rule needs (a backlog is not quietness).
+        """
+        last = self._last_offset
+        seen: set[int] = set()
+        for rec in records:
+            if rec.partition not in seen:
+                seen.add(rec.partition)
+                self._partition(rec.partition, now)
+            if rec.offset > last.get(rec.partition, -1):
+                last[rec.partition] = rec.offset
+        return seen
 
     def _route(self, rec: Record, batch: _Batch) -> None:
         """Decode, validate and window one record; what fails becomes a dead letter."""
@@ -278,11 +298,8 @@ class BatchProcessor:
             m.dead_letters.labels(stage=letter.stage).inc()
         end_s = time.time()
         observe = m.processing_latency.observe
-        last = self._last_offset
         for rec in records:
             observe(max(0.0, end_s - rec.timestamp_ms / 1000))
-            if rec.offset > last.get(rec.partition, -1):
-                last[rec.partition] = rec.offset
 
     def _close_due(
         self, partitions: set[int], touched: set[tuple[int, str]]
@@ -306,17 +323,33 @@ class BatchProcessor:
         await self.sink.write_stats(closed)
         self.metrics.windows_closed.inc(len(closed))
 
-    def _save(self, touched: set[tuple[int, str]], partitions: set[int]) -> None:
+    async def _save(self, touched: set[tuple[int, str]], partitions: set[int]) -> None:
+        """Write the batch's state and wait until the changelog holds it.
+
+        Waiting here, before the batch is acked, keeps the state durable whatever order the
+        framework later stops its producer and commits offsets in (a graceful stop or a
+        rebalance right after this batch must not commit offsets whose state was lost).
+        """
+        pending: list[Awaitable[object]] = []
+        save = self.table.save
         for partition, bot_id in sorted(touched):
             state = self._bots[partition][bot_id]
-            self.table.save(partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict()))
+            done = save(partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict()))
+            if done is not None:
+                pending.append(done)
         saved = self._saved_partition
         for partition in sorted(partitions):
-            value = orjson.dumps(self._parts[partition].to_dict())
+            entry = self._parts[partition].to_dict()
+            entry["offset"] = self._last_offset.get(partition)
+            value = orjson.dumps(entry)
             if saved.get(partition) != value:
-                self.table.save(partition, _partition_key(partition), value)
+                done = save(partition, _partition_key(partition), value)
+                if done is not None:
+                    pending.append(done)
                 saved[partition] = value
         self.metrics.open_windows.set(self._open_windows)
+        if pending:
+            await asyncio.gather(*pending)
 
     async def close_idle(self, busy: set[int] | frozenset[int] = frozenset()) -> int:
         """Close windows of partitions quiet for the idle time (wall clock). Returns count.
@@ -337,7 +370,7 @@ class BatchProcessor:
             touched: set[tuple[int, str]] = set()
             closed = self._close_due(moved, touched)
             await self._publish_windows(closed)
-            self._save(touched, moved)
+            await self._save(touched, moved)
             return len(closed)
 
     def _letter(
