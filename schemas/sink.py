@@ -26,6 +26,16 @@ class SinkRecord:
     headers: list[tuple[str, bytes]]
 
 
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A record as written to the dead-letter topic: the original key and value, and its
+    headers including the ``botwatch.dlq.*`` ones that say where and why it failed."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
 @dataclass
 class Rejected:
     """A record the sink refused for good (e.g. a mapping error): it goes to the DLQ."""
@@ -53,6 +63,10 @@ class Sink(Protocol):
     async def write_events(self, records: list[SinkRecord]) -> SinkResult: ...
 
     async def write_stats(self, windows: list[dict[str, Any]]) -> None: ...
+
+    async def write_dead_letters(self, letters: list[DeadLetterRecord]) -> None:
+        """Make dead letters searchable too (the topic stays the operator's tool)."""
+        ...
 
     def health(self) -> tuple[bool, str]:
         """(healthy, reason): the worker's /ready reports it."""

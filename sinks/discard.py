@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.sink import SinkRecord, SinkResult
+from schemas.sink import DeadLetterRecord, SinkRecord, SinkResult
 
 
 class DiscardSink:
@@ -16,6 +16,7 @@ class DiscardSink:
     def __init__(self) -> None:
         self.events = 0
         self.windows = 0
+        self.dead_letters = 0
 
     async def start(self) -> None:
         return None
@@ -29,6 +30,9 @@ class DiscardSink:
 
     async def write_stats(self, windows: list[dict[str, Any]]) -> None:
         self.windows += len(windows)
+
+    async def write_dead_letters(self, letters: list[DeadLetterRecord]) -> None:
+        self.dead_letters += len(letters)
 
     def health(self) -> tuple[bool, str]:
         return True, "discard sink: records are not stored"

@@ -118,10 +118,24 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
         if not name.startswith(HEADER_PREFIX)
     }
     if own:
-        doc["headers"] = redactor.redact_value(own)
+        doc["headers"] = _cap_leaves(redactor.redact_value(own))
     if letter.value is not None:
         doc.update(_value_fields(letter.value, redactor))
     return doc
+
+
+FLAT_LEAF_MAX_CHARS: Final = 4096
+
+
+def _cap_leaves(value: Any) -> Any:
+    """``value`` with every string longer than ``FLAT_LEAF_MAX_CHARS`` cut to that length."""
+    if isinstance(value, str):
+        return value if len(value) <= FLAT_LEAF_MAX_CHARS else value[:FLAT_LEAF_MAX_CHARS]
+    if isinstance(value, dict):
+        return {k: _cap_leaves(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cap_leaves(v) for v in value]
+    return value
 
 
 def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
@@ -136,9 +150,12 @@ def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
         parsed = orjson.loads(value)
     fields: dict[str, Any] = {"value_encoding": encoding}
     if isinstance(parsed, dict):
-        fields["event"] = redactor.redact_value(parsed)
+        redacted = redactor.redact_value(parsed)
         if redactor.needs_redaction(value):
-            text = orjson.dumps(fields["event"]).decode()
+            text = orjson.dumps(redacted).decode()
+        # flat_object indexes every leaf as one term, and Lucene refuses terms over 32 KiB
+        # (an oversize message is a typical dead letter): the full text stays in `value`.
+        fields["event"] = _cap_leaves(redacted)
     elif redactor.needs_redaction(value):
         text = redactor.redact_text(text)
     fields["value"] = text

@@ -34,7 +34,7 @@ import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry
 
-from schemas.sink import Rejected, SinkRecord, SinkResult
+from schemas.sink import DeadLetterRecord, Rejected, SinkRecord, SinkResult
 from sinks.backoff import backoff_s
 from sinks.breaker import CircuitBreaker, State
 from sinks.bulk import (
@@ -171,9 +171,16 @@ class OpenSearchSink:
         items = [alert_item(a, i, prefix, redactor) for i, a in enumerate(alerts)]
         self._log_rejected("alert", items, await self._write(items))
 
-    async def write_dead_letters(self, letters: Sequence[DeadLetterDoc]) -> None:
+    async def write_dead_letters(self, letters: Sequence[DeadLetterDoc | DeadLetterRecord]) -> None:
+        """Index dead letters; records read from the topic are read through their headers."""
+        docs = [
+            DeadLetterDoc.from_kafka(x.key, x.value, x.headers)
+            if isinstance(x, DeadLetterRecord)
+            else x
+            for x in letters
+        ]
         prefix, redactor = self.config.index_prefix, self.redactor
-        items = [dlq_item(letter, i, prefix, redactor) for i, letter in enumerate(letters)]
+        items = [dlq_item(letter, i, prefix, redactor) for i, letter in enumerate(docs)]
         self._log_rejected("dead letter", items, await self._write(items))
 
     # -- writing -------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from schemas.sink import Sink
 from streams.config import StreamsConfig
@@ -150,10 +151,12 @@ def _hold_back(events: Sequence[Any]) -> None:
 class Worker:
     """The assembled worker: a faust app plus its processor, sink, metrics and web server."""
 
-    def __init__(self, config: StreamsConfig, sink: Sink) -> None:
+    def __init__(
+        self, config: StreamsConfig, sink: Sink, registry: CollectorRegistry | None = None
+    ) -> None:
         self.config = config
         self.sink = sink
-        self.metrics = WorkerMetrics()
+        self.metrics = WorkerMetrics(registry)
         self.assigned: set[int] = set()
         self.joined = False
         self.app = faust.App(
@@ -221,12 +224,15 @@ class Worker:
 
         @app.task
         async def serve_web() -> None:
+            await self.sink.start()
             await self.web.start()
             log.info("web endpoints on http://%s:%s", config.web_host, config.web_port)
             try:
                 await asyncio.Event().wait()
             finally:
                 await self.web.stop()
+                # A write still waiting for the sink raises now; its batch stays uncommitted.
+                await self.sink.stop()
 
         async def on_revoked(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
             gone = [tp.partition for tp in args[0] if tp.topic == config.events_topic]
@@ -243,6 +249,7 @@ class Worker:
         app.on_partitions_assigned.connect(on_assigned)
 
     async def _process_batch(self, batch: Sequence[Any]) -> None:
+        await self.sink.start()  # idempotent; a batch may arrive before the web task ran
         records = [_record(event) for event in batch]
         delay = 0.5
         while True:

@@ -8,8 +8,8 @@ STAGES = ("decode", "validate", "sink", "job_failure")
 
 
 class WorkerMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self.records_in = Counter(
             "botwatch_records_in", "Records read from the events topic.", registry=r

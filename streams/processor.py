@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import orjson
 
 from schemas import EventError, decode_event, timestamp_ms
-from schemas.sink import Sink, SinkRecord
+from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
 from streams.dlq import DlqStage, dlq_headers
@@ -217,6 +217,9 @@ class BatchProcessor:
         await self._publish_windows(closed)
         if batch.letters:
             await self.outputs.dead_letters(batch.letters)
+            await self.sink.write_dead_letters(
+                [DeadLetterRecord(x.key, x.value, x.headers) for x in batch.letters]
+            )
         seen = self._advance_offsets(records, batch.now)
         await self._save(batch.touched, batch.partitions | seen)
         self._count(records, batch)

@@ -171,3 +171,15 @@ def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[PrivateKafka]:
         yield broker
     finally:
         broker.stop(grace_s=10)
+
+
+@pytest.fixture
+def index_prefix(opensearch: Any) -> Iterator[str]:
+    """A unique index prefix (BOTWATCH_INDEX_PREFIX); its indices and templates go afterwards."""
+    name = unique_name("botwatch-test")
+    yield name
+    for row in opensearch.cat.indices(index=f"{name}-*", format="json", h="index"):
+        opensearch.indices.delete(index=row["index"], ignore_unavailable=True)
+    found = opensearch.indices.get_index_template(name=f"{name}*", ignore=404)
+    for template in found.get("index_templates", []):
+        opensearch.indices.delete_index_template(name=template["name"], ignore=404)

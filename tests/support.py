@@ -48,7 +48,10 @@ def free_port() -> int:
 class WorkerProcess:
     """`botwatch worker` in a subprocess with its own topics, state directory and web port."""
 
-    def __init__(self, env: dict[str, str], state_dir: Path, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], state_dir: Path, log: Path, args: list[str] | None = None
+    ) -> None:
+        self.args = args or []
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -62,7 +65,10 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [*BOTWATCH, "worker"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                [*BOTWATCH, "worker", *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         return self
 

@@ -5,26 +5,30 @@ from __future__ import annotations
 import asyncio
 
 import click
+from prometheus_client import CollectorRegistry
 
 from botwatch.commands.common import BotwatchError, settings_of
+from botwatch.settings import Settings
 from schemas.sink import Sink
 from sinks.discard import DiscardSink
+from sinks.opensearch import OpenSearchSink
 
 
-def _sink(name: str) -> Sink:
+def _sink(name: str, settings: Settings, registry: CollectorRegistry) -> Sink:
     if name == "discard":
         return DiscardSink()
-    raise BotwatchError(f"unknown sink {name!r}")
+    return OpenSearchSink(settings.sink, registry=registry)
 
 
 @click.command()
 @click.option(
     "--sink",
     "sink_name",
-    type=click.Choice(["discard"]),
-    default="discard",
+    type=click.Choice(["opensearch", "discard"]),
+    default="opensearch",
     show_default=True,
-    help="Where validated events and closed windows go besides Kafka.",
+    help="Where events, closed windows and dead letters are indexed; `discard` keeps "
+    "nothing (to measure the stream logic alone).",
 )
 @click.option(
     "--loglevel",
@@ -34,7 +38,7 @@ def _sink(name: str) -> Sink:
 )
 @click.pass_context
 def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
-    """Validate events, dead-letter failures, close per-bot windows, publish stats.
+    """Validate events, dead-letter failures, close per-bot windows, index everything.
 
     Serves /health, /ready, /metrics and /status on BOTWATCH_WEB_HOST:BOTWATCH_WEB_PORT.
     Stops gracefully on SIGTERM or Ctrl-C: the batch in flight is finished and committed.
@@ -44,7 +48,8 @@ def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
     from streams.app import Worker, topic_specs
     from streams.topics import ensure_topics
 
-    config = settings_of(ctx).streams
+    settings = settings_of(ctx)
+    config = settings.streams
     try:
         created = asyncio.run(ensure_topics(config.kafka_bootstrap, topic_specs(config)))
     except (KafkaError, OSError) as exc:
@@ -55,5 +60,6 @@ def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
     for name in created:
         click.echo(f"created topic {name} ({config.partitions} partitions)")
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    assembled = Worker(config, _sink(sink_name))
+    registry = CollectorRegistry(auto_describe=True)
+    assembled = Worker(config, _sink(sink_name, settings, registry), registry)
     assembled.run(loglevel)

@@ -7,7 +7,7 @@ import asyncio
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,19 +24,12 @@ from sinks.documents import DeadLetterDoc
 from sinks.indices import FAMILIES
 from sinks.opensearch import OpenSearchSink, SinkStoppedError
 from sinks.retention import run_retention
-from sinks.templates import install_templates, template_bodies
+from sinks.templates import install_templates
 
 
 @pytest.fixture
-def prefix(opensearch: Any) -> Iterator[str]:
-    """A unique index prefix; its indices and templates are deleted afterwards."""
-    name = f"botwatch-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    rows = opensearch.cat.indices(index=f"{name}-*", format="json", h="index")
-    for row in rows:
-        opensearch.indices.delete(index=row["index"], ignore_unavailable=True)
-    for template in [*template_bodies(SinkConfig(index_prefix=name)), f"{name}-breaking"]:
-        opensearch.indices.delete_index_template(name=template, ignore=404)
+def prefix(index_prefix: str) -> str:
+    return index_prefix
 
 
 async def _delete_topics(bootstrap: str, names: list[str]) -> None:

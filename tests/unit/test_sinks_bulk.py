@@ -217,3 +217,14 @@ def test_no_errors_means_every_item_written() -> None:
 def test_an_answer_of_the_wrong_length_is_an_error() -> None:
     with pytest.raises(BulkResponseError):
         classify(canned(("create", 201, None)), items(2, 20))
+
+
+def test_dead_letter_of_an_oversize_message_stays_indexable() -> None:
+    from sinks.documents import FLAT_LEAF_MAX_CHARS, dlq_document
+
+    raw = orjson.dumps({"bot_id": "b", "message": "x" * 40_000})
+    letter = DeadLetterDoc(b"b", raw, "validate", "message: too long", "t", 0, 7, 0, "")
+    doc = dlq_document(letter, Redactor(SinkConfig().redact_keys))
+    # The searchable copy is cut below Lucene's 32 KiB term limit; the full record is kept.
+    assert len(doc["event"]["message"]) == FLAT_LEAF_MAX_CHARS
+    assert doc["value"] == raw.decode()
