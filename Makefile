@@ -22,9 +22,9 @@ stack-up: $(STAMP)
 stack-down: $(STAMP)
 	$(BIN)/botwatch stack down
 
-## The main job: bring the local stack up and show it.
-demo: stack-up
-	$(BIN)/botwatch stack status
+## The main job: stack up, setup, a worker and the generator, then a summary.
+demo: $(STAMP)
+	$(BIN)/botwatch demo
 
 # Peers the integration tests talk to (Debian packages), installed only when missing.
 test-tools:

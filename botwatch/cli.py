@@ -8,6 +8,7 @@ import click
 
 from botwatch.commands import stack as stack_commands
 from botwatch.commands.common import BotwatchError
+from botwatch.commands.demo import demo
 from botwatch.commands.emit import emit as emit_command
 from botwatch.commands.generate import generate as generate_command
 from botwatch.commands.retention import retention as retention_command
@@ -60,3 +61,4 @@ main.add_command(emit_command)
 main.add_command(generate_command)
 main.add_command(setup_command)
 main.add_command(retention_command)
+main.add_command(demo)

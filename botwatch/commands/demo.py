@@ -1,0 +1,183 @@
+"""`botwatch demo`: the whole pipeline on this machine in a minute, then what it did."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from botwatch.commands.common import BotwatchError, settings_of
+from botwatch.commands.setup import opensearch_client, setup
+from botwatch.settings import Settings
+from botwatch.stack import Stack, StackError
+
+BOTWATCH = [sys.executable, "-m", "botwatch"]
+IDLE_CLOSE_S = 5
+
+
+@click.command()
+@click.option("--duration", default=60.0, show_default=True, help="Seconds of generated load.")
+@click.option("--bots", default=5, show_default=True, help="Synthetic bots.")
+@click.option("--rate", default=500.0, show_default=True, help="Events per second.")
+@click.option("--seed", default=7, show_default=True, help="Generator seed.")
+@click.pass_context
+def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int) -> None:
+    """Stack up, setup, a worker and the generator with one incident; then a summary."""
+    settings = settings_of(ctx)
+    try:
+        Stack(settings.stack_config()).up(report=click.echo)
+    except StackError as exc:
+        raise BotwatchError(f"error: {exc}") from None
+    ctx.invoke(setup)
+
+    workdir = Path(tempfile.mkdtemp(prefix="botwatch-demo-"))
+    port = settings.streams.web_port
+    env = {**os.environ, "BOTWATCH_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
+    click.echo(f"\nworker starting (log: {workdir / 'worker.log'}) ...")
+    with open(workdir / "worker.log", "wb") as log:
+        worker = subprocess.Popen(
+            [*BOTWATCH, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_ready(worker, port, workdir / "worker.log")
+        incident_bot = f"bot-{min(2, bots - 1):03d}"
+        start, end = duration / 4, duration / 2
+        click.echo(
+            f"generating {duration:.0f} s of events from {bots} bots at {rate:.0f}/s; "
+            f"incident: {incident_bot} fails half its events from {start:.0f} s to {end:.0f} s\n"
+        )
+        truth_path = workdir / "truth.json"
+        started_at = time.time()
+        generated = subprocess.run(
+            [*BOTWATCH, "generate", "--bots", str(bots), "--rate", str(rate),
+             "--duration", str(duration), "--error-rate", "0.02", "--failure-rate", "0.05",
+             "--malformed", "0.01", "--seed", str(seed), "--truth", str(truth_path),
+             "--incident", f"{incident_bot}:{start}:{end}:0.5"],
+            env=env, check=False,
+        )  # fmt: skip
+        if generated.returncode != 0:
+            raise BotwatchError("error: the generator failed (see its message above)")
+        truth = orjson.loads(truth_path.read_bytes())
+        click.echo("\nwaiting for the worker to process and close the last windows ...")
+        metrics = _wait_processed(port, truth["counts"]["records"], IDLE_CLOSE_S + 5)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    _summary(settings, truth, metrics, started_at)
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _wait_ready(worker: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+            raise BotwatchError(f"error: the worker exited while starting:\n{tail}")
+        try:
+            if _get(port, "/ready")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise BotwatchError(f"error: the worker did not become ready in 120 s (log: {log})")
+
+
+def _metrics(port: int) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in _get(port, "/metrics")[1].decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def _wait_processed(port: int, records: int, settle_s: float) -> dict[str, float]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        metrics = _metrics(port)
+        if metrics.get("botwatch_records_in_total", 0) >= records:
+            time.sleep(settle_s)  # quiet partitions close their last windows
+            return _metrics(port)
+        time.sleep(0.5)
+    return _metrics(port)
+
+
+def _summary(settings: Settings, truth: dict[str, Any], m: dict[str, float], since: float) -> None:
+    sink = settings.sink
+    prefix = sink.index_prefix
+    client = opensearch_client(sink)
+    try:
+        client.indices.refresh(index=f"{prefix}-*")
+        bots = sorted(truth["bots"])
+        window = {"range": {"timestamp": {"gte": int(since * 1000) - 1000}}}
+        query = {"query": {"bool": {"filter": [{"terms": {"bot_id": bots}}, window]}}}
+        indexed = client.count(index=f"{prefix}-events-*", body=query)["count"]
+        stats = client.search(
+            index=f"{prefix}-stats-*",
+            body={
+                "size": 0,
+                "query": {"terms": {"bot_id": bots}},
+                "aggs": {
+                    "bots": {
+                        "terms": {"field": "bot_id", "size": len(bots)},
+                        "aggs": {
+                            "last": {"top_hits": {"size": 3, "sort": [{"window_start": "desc"}]}}
+                        },
+                    }
+                },
+            },
+        )
+    finally:
+        client.close()
+
+    counts = truth["counts"]
+
+    def stage(name: str) -> int:
+        return int(m.get(f'botwatch_dead_letters_total{{stage="{name}"}}', 0))
+
+    click.echo("\n=== botwatch demo: what happened ===")
+    click.echo(f"events sent:        {counts['records']:,} ({counts['valid']:,} valid, "
+               f"{counts['malformed']:,} malformed on purpose)")  # fmt: skip
+    click.echo(f"processed:          {int(m.get('botwatch_records_in_total', 0)):,} records")
+    click.echo(f"indexed:            {indexed:,} event documents in {prefix}-events-*")
+    click.echo(f"dead-lettered:      decode {stage('decode')}, validate {stage('validate')}, "
+               f"sink {stage('sink')}, job_failure {stage('job_failure')} "
+               f"(topic {settings.streams.dlq_topic}, index {prefix}-dlq-*)")  # fmt: skip
+    click.echo(f"windows closed:     {int(m.get('botwatch_windows_closed_total', 0))}")
+    click.echo("\nlast closed 1-minute windows per bot:")
+    click.echo(f"  {'bot':<10} {'window start':<22} {'events':>7} {'error rate':>10} {'p95 ms':>9}")
+    for bucket in stats["aggregations"]["bots"]["buckets"]:
+        for hit in bucket["last"]["hits"]["hits"]:
+            w = hit["_source"]
+            p95 = w["duration_ms"]["p95"]
+            click.echo(
+                f"  {w['bot_id']:<10} {w['window_start']:<22} {w['count']:>7} "
+                f"{w['error_rate']:>10.1%} {p95 if p95 is None else round(p95):>9}"
+            )
+    url = sink.opensearch_url.rstrip("/")
+    click.echo("\ntry these against OpenSearch:")
+    click.echo(f"  curl -s '{url}/{prefix}-events-*/_search?q=level:error&size=3&pretty'")
+    click.echo(f"  curl -s '{url}/{prefix}-stats-*/_search?sort=error_rate:desc&size=3&pretty'")
+    click.echo(f"  curl -s '{url}/{prefix}-dlq-*/_search?q=stage:validate&size=3&pretty'")
+    click.echo(f"  curl -s '{url}/_cat/indices/{prefix}-*?v'")
+    click.echo("\nthe stack keeps running: `botwatch stack status`, `botwatch stack down`")
