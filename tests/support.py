@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from aiohttp import ClientSession, web
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
 
@@ -125,3 +129,70 @@ class WorkerProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class FlakyProxy:
+    """Forwards to the real node, or answers 503 / drops connections while ``down``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.down: str | None = None
+        self.port = free_port()
+        self.runner: web.AppRunner | None = None
+        self.session: ClientSession | None = None
+        self.refused = 0
+
+    async def start(self) -> None:
+        self.session = ClientSession()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        assert self.runner is not None and self.session is not None
+        await self.runner.cleanup()
+        await self.session.close()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        assert self.session is not None
+        if self.down is not None:
+            self.refused += 1
+            if self.down == "drop" and request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503, text="upstream down")
+        body = await request.read()
+        async with self.session.request(
+            request.method,
+            self.target + str(request.rel_url),
+            data=body,
+            headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
+        ) as upstream:
+            payload = await upstream.read()
+            return web.Response(
+                status=upstream.status, body=payload, content_type="application/json"
+            )
+
+
+class ThreadedProxy:
+    """A FlakyProxy on its own event loop thread, for tests that drive subprocesses."""
+
+    def __init__(self, target: str) -> None:
+        self.proxy = FlakyProxy(target)
+        self.url = f"http://127.0.0.1:{self.proxy.port}"
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> ThreadedProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(timeout=30)
+        return self
+
+    def set_down(self, mode: str | None) -> None:
+        self.proxy.down = mode
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)

@@ -7,10 +7,15 @@ per malformed record (plus the job-failure copies), and nothing duplicated by a 
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from opensearchpy import helpers
 from pipeline import (
     assert_dead_letters_match,
@@ -20,8 +25,10 @@ from pipeline import (
     truth_windows,
 )
 from pipeline import worker as pipeline_worker
+from support import ThreadedProxy, headers_of, read_topic
 
 from botwatch.settings import Settings
+from schemas import event_index_mappings
 
 
 @pytest.fixture
@@ -78,3 +85,122 @@ def test_everything_read_is_searchable_once(pipeline: dict[str, Any], opensearch
     for m in truth["malformed"]:
         assert by_origin[(m["partition"], m["offset"])]["stage"] == m["stage"]
     assert_dead_letters_match(pipeline, truth)
+
+
+def test_opensearch_outage_backpressures_then_drains(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    """OpenSearch unreachable for 60 s: /ready is 503 naming it, the backlog waits in Kafka,
+    and everything arrives once when it is back."""
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    proxy = ThreadedProxy(pipeline["settings"].opensearch_url).start()
+    pipeline["env"].update(
+        {
+            "BOTWATCH_OPENSEARCH_URL": proxy.url,
+            "BOTWATCH_SINK_RETRY_CAP_S": "1",
+            "BOTWATCH_SINK_BREAKER_FAILURES": "2",
+            "BOTWATCH_SINK_BREAKER_OPEN_S": "1",
+        }
+    )
+    w = pipeline_worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        proxy.set_down("drop")
+        outage_started = time.monotonic()
+        truth = generate(pipeline, 5_000)
+        saw_503 = False
+        while time.monotonic() - outage_started < 60:
+            status, body = w.get("/ready")
+            if status == 503 and b"OpenSearch" in body:
+                saw_503 = True
+            time.sleep(1)
+        assert saw_503
+        assert w.metric("botwatch_consumer_lag") > 0  # the backlog waits in Kafka
+        proxy.set_down(None)
+        deadline = time.monotonic() + 120
+        while w.metric("botwatch_consumer_lag") > 0 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert w.metric("botwatch_consumer_lag") == 0
+        assert w.get("/ready")[0] == 200
+    finally:
+        assert w.stop() == 0, w.tail()
+        proxy.stop()
+    events = _all(opensearch, f"{prefix}-events-*")
+    ids = [doc["_id"] for doc in events]
+    assert len(ids) == len(set(ids)) == truth["counts"]["valid"]
+
+
+def _produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for event in events:
+                await producer.send_and_wait(topic, orjson.dumps(event), key=b"edge-bot")
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def _event(n: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"edge-{uuid.uuid4().hex}",
+        "timestamp": "2026-11-23T10:00:00.000Z",
+        "bot_id": "edge-bot",
+        "level": "info",
+        "message": f"edge case {n}",
+        "schema_version": 1,
+        **fields,
+    }
+
+
+def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    # A template a test may change: `host` as a number breaks events carrying a host name.
+    mappings = event_index_mappings()
+    mappings["properties"]["host"] = {"type": "long"}
+    opensearch.indices.put_index_template(
+        name=f"{prefix}-breaking",
+        body={
+            "index_patterns": [f"{prefix}-events-*"],
+            "priority": 500,
+            "template": {"mappings": mappings},
+        },
+    )
+    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(4)]
+    fine = _event(
+        1,
+        message=f"token={secrets[0]} and https://bob:{secrets[1]}@db.local/",
+        meta={"deep": {"api_key": secrets[2]}, "list": [{"Authorization": secrets[3]}]},
+    )
+    broken = _event(2, host="web-1")
+    _produce(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["events"], [fine, broken])
+
+    w = pipeline_worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        deadline = time.monotonic() + 60
+        while w.metric("botwatch_records_in_total") < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        assert w.stop() == 0, w.tail()
+
+    letters = [
+        headers_of(e)
+        for e in read_topic(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["dlq"])
+    ]
+    assert [h["botwatch.dlq.stage"] for h in letters] == ["sink"]
+    assert "mapper_parsing_exception" in letters[0]["botwatch.dlq.reason"]
+    assert letters[0]["botwatch.dlq.original.offset"] == "1"
+    assert [d["_id"] for d in _all(opensearch, f"{prefix}-events-*")] == [fine["event_id"]]
+    assert [d["_source"]["stage"] for d in _all(opensearch, f"{prefix}-dlq-*")] == ["sink"]
+    everything = orjson.dumps(_all(opensearch, f"{prefix}-*")).decode()
+    for secret in secrets:
+        assert secret not in everything
+        hits = opensearch.count(
+            index=f"{prefix}-*", body={"query": {"query_string": {"query": f"*{secret}*"}}}
+        )
+        assert hits["count"] == 0

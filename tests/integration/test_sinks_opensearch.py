@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import ClientSession, web
-from support import BOTWATCH, free_port
+from support import BOTWATCH, FlakyProxy, free_port
 
 from botwatch.settings import Settings
 from schemas import event_index_mappings, validate_event
@@ -302,50 +301,6 @@ async def test_unreachable_node_turns_health_false_and_stop_releases_the_write(
     await sink.stop()
     with pytest.raises(SinkStoppedError):
         await write
-
-
-class FlakyProxy:
-    """Forwards to the real node, or answers 503 / drops connections while ``down``."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target.rstrip("/")
-        self.down: str | None = None
-        self.port = free_port()
-        self.runner: web.AppRunner | None = None
-        self.session: ClientSession | None = None
-        self.refused = 0
-
-    async def start(self) -> None:
-        self.session = ClientSession()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        assert self.runner is not None and self.session is not None
-        await self.runner.cleanup()
-        await self.session.close()
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        assert self.session is not None
-        if self.down is not None:
-            self.refused += 1
-            if self.down == "drop" and request.transport is not None:
-                request.transport.close()
-            return web.Response(status=503, text="upstream down")
-        body = await request.read()
-        async with self.session.request(
-            request.method,
-            self.target + str(request.rel_url),
-            data=body,
-            headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
-        ) as upstream:
-            payload = await upstream.read()
-            return web.Response(
-                status=upstream.status, body=payload, content_type="application/json"
-            )
 
 
 @pytest.mark.parametrize("mode", ["503", "drop"])
