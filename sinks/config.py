@@ -68,6 +68,11 @@ class SinkConfig:
         "Comma-separated key names whose values are redacted before indexing "
         "(matched case-insensitively, also as part of a longer key).",
     )
+    retention_sweep_s: float = setting(
+        86400.0,
+        "BOTWATCH_RETENTION_SWEEP_S",
+        "How often a running worker deletes expired indices when ISM is absent (0: never).",
+    )
     retention_events_days: int = setting(
         90, "BOTWATCH_RETENTION_EVENTS_DAYS", "Days events below error level are kept."
     )

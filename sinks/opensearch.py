@@ -54,6 +54,7 @@ from sinks.config import SinkConfig
 from sinks.documents import DeadLetterDoc
 from sinks.metrics import SinkMetrics
 from sinks.redact import Redactor
+from sinks.sweeper import RetentionSweeper
 from sinks.templates import template_bodies
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class OpenSearchSink:
         self._stopping = asyncio.Event()
         self._templates_done = False
         self._down_since: datetime | None = None
+        self.sweeper = RetentionSweeper(self.config, self.config.retention_sweep_s)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -117,10 +119,12 @@ class OpenSearchSink:
             self._stopping = asyncio.Event()
             timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
             self._session = aiohttp.ClientSession(timeout=timeout)
+            self.sweeper.start()
 
     async def stop(self) -> None:
         """Make pending writes raise ``SinkStoppedError`` and close the session."""
         self._stopping.set()
+        await self.sweeper.stop()
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -343,3 +343,24 @@ async def test_outage_then_recovery_loses_and_duplicates_nothing(
     ids = {r.event["event_id"] for r in first + second}
     found = opensearch.search(index=f"{prefix}-events-*", body={"size": 100, "_source": False})
     assert {hit["_id"] for hit in found["hits"]["hits"]} == ids
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_running_sink_sweeps_expired_indices(opensearch: Any, prefix: str) -> None:
+    today = datetime.now(UTC).date()
+    old = f"{prefix}-dlq-{(today - timedelta(days=40)).strftime('%Y.%m.%d')}"
+    young = f"{prefix}-dlq-{(today - timedelta(days=2)).strftime('%Y.%m.%d')}"
+    for name in (old, young):
+        opensearch.indices.create(index=name, body={"settings": {"number_of_replicas": 0}})
+    sink = OpenSearchSink(SinkConfig(index_prefix=prefix, retention_sweep_s=3600))
+    await sink.start()
+    try:
+        for _ in range(100):
+            if sink.sweeper.swept:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await sink.stop()
+    assert sink.sweeper.swept == [old]
+    assert not opensearch.indices.exists(index=old)
+    assert opensearch.indices.exists(index=young)

@@ -1,0 +1,64 @@
+"""The retention sweeper a running sink keeps: expired daily indices deleted once a day.
+
+Where the ISM plugin is installed its policies do this inside OpenSearch and the sweeper
+stands aside; where it is not (the local stack), this is what enforces retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sinks.config import SinkConfig
+from sinks.retention import has_ism, run_retention
+
+log = logging.getLogger("botwatch.retention")
+
+
+def sweep_once(config: SinkConfig) -> list[str]:
+    """Delete the expired indices now (blocking); returns their names."""
+    from opensearchpy import OpenSearch
+
+    client = OpenSearch(hosts=[config.opensearch_url], timeout=config.request_timeout_s)
+    try:
+        if has_ism(client):
+            return []
+        return [expired.index for expired in run_retention(client, config, dry_run=False)]
+    finally:
+        client.close()
+
+
+class RetentionSweeper:
+    """Runs ``sweep_once`` at start and then every ``interval_s``, off the event loop."""
+
+    def __init__(self, config: SinkConfig, interval_s: float) -> None:
+        self.config = config
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.swept: list[str] = []
+
+    def start(self) -> None:
+        if self._task is None and self.interval_s > 0:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await asyncio.to_thread(sweep_once, self.config)
+            except Exception as exc:  # OpenSearch down: the next round tries again
+                log.warning(
+                    "retention sweep against %s failed: %s", self.config.opensearch_url, exc
+                )
+            else:
+                self.swept.extend(deleted)
+                if deleted:
+                    log.info("retention: deleted %d expired index(es): %s", len(deleted), deleted)
+            await asyncio.sleep(self.interval_s)
