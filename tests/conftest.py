@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import create_topics, delete_topics
 
 from botwatch.settings import Settings
 
@@ -55,30 +56,6 @@ def stack(settings: Settings) -> Settings:
     return settings
 
 
-async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        )
-    finally:
-        await admin.close()
-
-
-async def _delete_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 def make_topic(stack: Settings) -> Iterator[Any]:
     """``make_topic(prefix="t", partitions=1) -> name``: a fresh topic, deleted afterwards."""
@@ -86,13 +63,13 @@ def make_topic(stack: Settings) -> Iterator[Any]:
 
     def make(prefix: str = "test", partitions: int = 1) -> str:
         name = unique_name(f"botwatch-test.{prefix}")
-        asyncio.run(_create_topics(stack.kafka_bootstrap, [name], partitions))
+        asyncio.run(create_topics(stack.kafka_bootstrap, [name], partitions))
         created.append(name)
         return name
 
     yield make
     if created:
-        asyncio.run(_delete_topics(stack.kafka_bootstrap, created))
+        asyncio.run(delete_topics(stack.kafka_bootstrap, created))
 
 
 @pytest.fixture
@@ -150,7 +127,7 @@ class PrivateKafka:
         self.node.stop(grace_s)
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
-        asyncio.run(_create_topics(self.bootstrap, [name], partitions))
+        asyncio.run(create_topics(self.bootstrap, [name], partitions))
 
 
 def _free_port() -> int:

@@ -196,3 +196,54 @@ class ThreadedProxy:
         asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        )
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+def read_events(bootstrap: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
+    """(key, validated event) of every record of ``topic``, read back with kcat."""
+    from schemas import decode_event
+
+    return [
+        (envelope["key"], decode_event(envelope["payload"].encode("utf-8", "surrogateescape")))
+        for envelope in read_topic(bootstrap, topic)
+    ]
+
+
+def put_breaking_template(opensearch: Any, prefix: str) -> None:
+    """A higher-priority events template mapping `host` as a number, so that an event
+    carrying a host name passes the contract but is rejected by OpenSearch."""
+    from schemas import event_index_mappings
+
+    mappings = event_index_mappings()
+    mappings["properties"]["host"] = {"type": "long"}
+    opensearch.indices.put_index_template(
+        name=f"{prefix}-breaking",
+        body={
+            "index_patterns": [f"{prefix}-events-*"],
+            "priority": 500,
+            "template": {"mappings": mappings},
+        },
+    )

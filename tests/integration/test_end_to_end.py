@@ -25,10 +25,9 @@ from pipeline import (
     truth_windows,
 )
 from pipeline import worker as pipeline_worker
-from support import ThreadedProxy, headers_of, read_topic
+from support import ThreadedProxy, headers_of, put_breaking_template, read_topic
 
 from botwatch.settings import Settings
-from schemas import event_index_mappings
 
 
 @pytest.fixture
@@ -159,17 +158,7 @@ def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(
     pipeline: dict[str, Any], opensearch: Any
 ) -> None:
     prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
-    # A template a test may change: `host` as a number breaks events carrying a host name.
-    mappings = event_index_mappings()
-    mappings["properties"]["host"] = {"type": "long"}
-    opensearch.indices.put_index_template(
-        name=f"{prefix}-breaking",
-        body={
-            "index_patterns": [f"{prefix}-events-*"],
-            "priority": 500,
-            "template": {"mappings": mappings},
-        },
-    )
+    put_breaking_template(opensearch, prefix)
     secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(4)]
     fine = _event(
         1,

@@ -8,27 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import read_events
 
 from botwatch.settings import Settings
 from producers import AsyncBotLogger, BotLogger, BotwatchHandler, ProducerConfig
-from schemas import decode_event
 
 N = 500
-
-
-def read_topic(bootstrap: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
-    """(key, event) of every record of ``topic``, read back with kcat."""
-    out = subprocess.run(
-        ["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-o", "beginning", "-f", "%k\t%s\n"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    rows = []
-    for line in out.splitlines():
-        key, _, value = line.partition(b"\t")
-        rows.append((key.decode(), decode_event(value)))
-    return rows
 
 
 def assert_exactly_once(rows: list[tuple[str, dict[str, Any]]], sent_ids: list[str]) -> None:
@@ -48,7 +33,7 @@ def test_sync_bot_logger(stack: Settings, make_topic: Any, tmp_path: Path) -> No
             bot.info("event", i=i)
         assert bot.flush(30)
         assert bot.stats()["sent"] == N
-    rows = read_topic(stack.kafka_bootstrap, topic)
+    rows = read_events(stack.kafka_bootstrap, topic)
     assert len(rows) == N
     assert {key for key, _ in rows} == {"sync-bot"}
     # One key, one partition: the order of emission is kept.
@@ -69,7 +54,7 @@ def test_async_bot_logger(stack: Settings, make_topic: Any, tmp_path: Path) -> N
             assert await bot.flush(30)
 
     asyncio.run(run())
-    rows = read_topic(stack.kafka_bootstrap, topic)
+    rows = read_events(stack.kafka_bootstrap, topic)
     assert [event["meta"]["i"] for _, event in rows] == list(range(N))
     assert_exactly_once(rows, [event["event_id"] for _, event in rows])
 
@@ -89,7 +74,7 @@ def test_logging_handler(stack: Settings, make_topic: Any, tmp_path: Path) -> No
     finally:
         log.removeHandler(handler)
         handler.close()
-    rows = read_topic(stack.kafka_bootstrap, topic)
+    rows = read_events(stack.kafka_bootstrap, topic)
     assert len(rows) == N + 1
     assert [event["message"] for _, event in rows[:3]] == ["row 0", "row 1", "row 2"]
     assert rows[-1][1]["level"] == "error"
@@ -118,7 +103,7 @@ def test_emit_command(stack: Settings, make_topic: Any) -> None:
             bootstrap=stack.kafka_bootstrap,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-    rows = read_topic(stack.kafka_bootstrap, topic)
+    rows = read_events(stack.kafka_bootstrap, topic)
     assert [event["meta"] for _, event in rows] == [{"i": i, "host": "db-1"} for i in range(5)]
     first = rows[0][1]
     assert (first["status"], first["job_id"], first["duration_ms"], first["retry_count"]) == (

@@ -10,20 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support import read_events
+
 from producers import BotLogger, ProducerConfig
-from schemas import decode_event
 
 EMIT_BLOCK_MS = 100.0
-
-
-def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kcat", "-b", bootstrap, "-C", "-t", topic, "-e", "-o", "beginning", "-f", "%s\n"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    return [decode_event(line) for line in out.splitlines()]
 
 
 def config_for(bootstrap: str, topic: str, spool: Path) -> ProducerConfig:
@@ -78,7 +69,7 @@ def test_broker_outage_nothing_lost_or_duplicated(private_kafka: Any, tmp_path: 
     assert spooled_during_outage > 0
     assert all(s["dropped_queue_full"] == 0 and s["dropped_spool_full"] == 0 for s in stats)
     assert max(durations) * 1000 < EMIT_BLOCK_MS
-    events = read_topic(private_kafka.bootstrap, topic)
+    events = [event for _, event in read_events(private_kafka.bootstrap, topic)]
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids)), "duplicates"
     for bot_id, sent in emitted.items():
@@ -128,6 +119,6 @@ def test_spool_sent_after_sigkill_and_restart(private_kafka: Any, tmp_path: Path
     bot.info("after restart", i=n)
     assert bot.flush(60), bot.stats()
     bot.close()
-    events = read_topic(private_kafka.bootstrap, topic)
+    events = [event for _, event in read_events(private_kafka.bootstrap, topic)]
     assert [e["meta"]["i"] for e in events] == list(range(n + 1))
     assert len({e["event_id"] for e in events}) == n + 1

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from support import BOTWATCH, FlakyProxy, free_port
+from support import BOTWATCH, FlakyProxy, delete_topics, free_port, put_breaking_template
 
 from botwatch.settings import Settings
 from schemas import event_index_mappings, validate_event
@@ -29,17 +29,6 @@ from sinks.templates import install_templates
 @pytest.fixture
 def prefix(index_prefix: str) -> str:
     return index_prefix
-
-
-async def _delete_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 def make_event(n: int, **fields: Any) -> dict[str, Any]:
@@ -163,16 +152,7 @@ async def test_stats_alerts_and_dead_letters_are_written_once(
 async def test_a_record_that_breaks_the_mapping_comes_back_rejected(
     opensearch: Any, sink: OpenSearchSink, prefix: str
 ) -> None:
-    mappings = event_index_mappings()
-    mappings["properties"]["host"] = {"type": "long"}
-    opensearch.indices.put_index_template(
-        name=f"{prefix}-breaking",
-        body={
-            "index_patterns": [f"{prefix}-events-*"],
-            "priority": 500,
-            "template": {"mappings": mappings},
-        },
-    )
+    put_breaking_template(opensearch, prefix)
     good, bad = make_event(1, host="12"), make_event(2, host="web-1")
     result = await sink.write_events([as_record(good), as_record(bad, 1)])
     assert [r.record.event["event_id"] for r in result.rejected] == [bad["event_id"]]
@@ -266,7 +246,7 @@ def test_setup_command_is_idempotent(opensearch: Any, prefix: str, stack: Settin
         )
         assert second.returncode == 0, second.stderr
     finally:
-        asyncio.run(_delete_topics(stack.kafka_bootstrap, list(topics.values())))
+        asyncio.run(delete_topics(stack.kafka_bootstrap, list(topics.values())))
     for topic in topics.values():
         assert f"topic created {topic}" in first.stdout
         assert f"topic exists:  {topic}" in second.stdout
