@@ -326,13 +326,18 @@ async def test_outage_then_recovery_loses_and_duplicates_nothing(
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_a_running_sink_sweeps_expired_indices(opensearch: Any, prefix: str) -> None:
+async def test_a_running_sink_sweeps_expired_indices(
+    opensearch: Any, prefix: str, stack: Settings
+) -> None:
     today = datetime.now(UTC).date()
     old = f"{prefix}-dlq-{(today - timedelta(days=40)).strftime('%Y.%m.%d')}"
     young = f"{prefix}-dlq-{(today - timedelta(days=2)).strftime('%Y.%m.%d')}"
     for name in (old, young):
         opensearch.indices.create(index=name, body={"settings": {"number_of_replicas": 0}})
-    sink = OpenSearchSink(SinkConfig(index_prefix=prefix, retention_sweep_s=3600))
+    config = SinkConfig(
+        opensearch_url=stack.opensearch_url, index_prefix=prefix, retention_sweep_s=3600
+    )
+    sink = OpenSearchSink(config)
     await sink.start()
     try:
         for _ in range(100):
