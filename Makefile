@@ -31,6 +31,9 @@ test-tools:
 	@command -v kcat >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq kcat; \
 	  else echo "kcat is missing: run 'sudo apt-get install kcat'"; exit 1; fi; }
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq prometheus-alertmanager; \
+	  else echo "prometheus-alertmanager is missing: run 'sudo apt-get install prometheus-alertmanager'"; exit 1; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,63 @@
+"""``Notifier``: one alert record fanned out to every configured receiver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+
+from sinks.receivers.alertmanager import AlertmanagerReceiver
+from sinks.receivers.base import Alert, Receiver
+from sinks.receivers.config import ReceiverConfig
+from sinks.receivers.payloads import check_alert
+from sinks.receivers.slack import SlackReceiver
+from sinks.receivers.webhook import WebhookReceiver
+
+
+class Notifier:
+    def __init__(self, receivers: Sequence[Receiver]) -> None:
+        names = [r.name for r in receivers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"receiver names must differ: {names}")
+        self.receivers = list(receivers)
+
+    @classmethod
+    def from_config(
+        cls, config: ReceiverConfig, *, registry: CollectorRegistry | None = None
+    ) -> Notifier:
+        """A receiver for each URL that is set (none: a notifier that sends nothing)."""
+        receivers: list[Receiver] = []
+        if config.alertmanager_url:
+            receivers.append(
+                AlertmanagerReceiver(config.alertmanager_url, config, registry=registry)
+            )
+        if config.alert_webhook_url:
+            receivers.append(WebhookReceiver(config.alert_webhook_url, config, registry=registry))
+        if config.slack_webhook_url:
+            receivers.append(SlackReceiver(config.slack_webhook_url, config, registry=registry))
+        return cls(receivers)
+
+    def submit(self, alert: Alert) -> None:
+        """Queue ``alert`` on every receiver; never waits (see ``Receiver.submit``)."""
+        check_alert(alert)
+        for receiver in self.receivers:
+            receiver.submit(alert)
+
+    async def start(self) -> None:
+        for receiver in self.receivers:
+            await receiver.start()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop every receiver; each gets ``grace_s`` to deliver what it holds, concurrently."""
+        await asyncio.gather(*(r.stop(grace_s) for r in self.receivers))
+
+    async def __aenter__(self) -> Notifier:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def health(self) -> list[tuple[bool, str]]:
+        return [r.health() for r in self.receivers]

@@ -1,0 +1,210 @@
+"""The Alertmanager receiver against a real Prometheus Alertmanager on loopback.
+
+The fixture starts the Debian package's binary with a temporary configuration routing every
+alert to a receiver that notifies nobody, no clustering, and storage in the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import free_port
+
+from sinks.receivers import AlertmanagerReceiver, ReceiverConfig
+
+CONFIG = """\
+route:
+  receiver: "null"
+  group_by: ["alertname", "bot_id"]
+receivers:
+  - name: "null"
+"""
+
+
+class Alertmanager:
+    def __init__(self, binary: str, home: Path) -> None:
+        self.binary = binary
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home / "alertmanager.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = self.home / "alertmanager.yml"
+        config.write_text(CONFIG)
+        (self.home / "data").mkdir()
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={config}",
+                    f"--storage.path={self.home / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"Alertmanager exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"Alertmanager at {self.url} not ready within 30 s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+
+    def alerts(self, alertname: str, **flags: bool) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts`` for one alertname; ``flags``: active, silenced, ..."""
+        query = [("filter", f'alertname="{alertname}"')]
+        query += [(k, str(v).lower()) for k, v in flags.items()]
+        url = f"{self.url}/api/v2/alerts?{urllib.parse.urlencode(query)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            found: list[dict[str, Any]] = json.loads(response.read())
+            return found
+
+    def received(self, status: str) -> float:
+        """``alertmanager_alerts_received_total`` for ``status`` (firing | resolved)."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("alertmanager_alerts_received_total{") and (
+                f'status="{status}"' in line
+            ):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.fail("prometheus-alertmanager is not installed: run `make test-tools`")
+    am = Alertmanager(binary, tmp_path_factory.mktemp("alertmanager"))
+    am.start()
+    try:
+        yield am
+    finally:
+        am.stop()
+
+
+async def eventually(check: Callable[[], Any], what: str) -> Any:
+    """``check()``'s first truthy result, polled for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        result = await asyncio.to_thread(check)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def record(rule: str, state: str, ends_at: str | None = None) -> dict[str, Any]:
+    return {
+        "rule": rule,
+        "bot_id": "bot-am",
+        "severity": "page",
+        "state": state,
+        "value": 0.5,
+        "threshold": 0.1,
+        "window": "5m",
+        "starts_at": "2024-05-01T12:00:00Z",
+        "ends_at": ends_at,
+        "fingerprint": f"{rule}|bot-am",
+        "labels": {"team": "ops"},
+        "annotations": {"summary": "too many errors", "runbook_url": "https://rb.example/x"},
+    }
+
+
+async def test_alert_fires_then_resolves_in_alertmanager(alertmanager: Alertmanager) -> None:
+    rule = f"BotwatchTest{uuid.uuid4().hex[:10]}"
+    resolved_before = alertmanager.received("resolved")
+    config = ReceiverConfig(
+        resend_interval_s=60, retries=3, retry_base_s=0.1, external_url="http://botwatch.test"
+    )
+    receiver = AlertmanagerReceiver(alertmanager.url, config)
+    await receiver.start()
+    try:
+        receiver.submit(record(rule, "firing"))
+        (alert,) = await eventually(lambda: alertmanager.alerts(rule), "the firing alert")
+        assert alert["labels"] == {
+            "alertname": rule,
+            "bot_id": "bot-am",
+            "severity": "page",
+            "team": "ops",
+        }
+        assert alert["annotations"] == {
+            "summary": "too many errors",
+            "runbook_url": "https://rb.example/x",
+        }
+        assert alert["status"]["state"] == "active"
+        assert alert["startsAt"].startswith("2024-05-01T12:00:00")
+        assert alert["generatorURL"] == "http://botwatch.test"
+        ends = datetime.fromisoformat(alert["endsAt"])
+        assert ends > datetime.now(UTC)  # valid until re-sent, not resolved
+
+        receiver.submit(record(rule, "resolved", ends_at=datetime.now(UTC).isoformat()))
+        await eventually(lambda: not alertmanager.alerts(rule), "the alert to leave the list")
+    finally:
+        await receiver.stop()
+    # resolved alerts are listed under no filter (the API skips an alert whose endsAt passed)
+    assert alertmanager.alerts(rule, active=True, silenced=True, inhibited=True) == []
+    assert alertmanager.alerts(rule, active=False, unprocessed=True) == []
+    # ... and it left because Alertmanager received it resolved, not because it expired
+    assert alertmanager.received("resolved") >= resolved_before + 1
+    assert receiver.ok
+
+
+async def test_firing_alert_is_resent_and_its_validity_extended(
+    alertmanager: Alertmanager,
+) -> None:
+    rule = f"BotwatchResend{uuid.uuid4().hex[:10]}"
+    receiver = AlertmanagerReceiver(alertmanager.url, ReceiverConfig(resend_interval_s=0.5))
+    await receiver.start()
+    try:
+        receiver.submit(record(rule, "firing"))
+        (first,) = await eventually(lambda: alertmanager.alerts(rule), "the firing alert")
+
+        def extended() -> bool:
+            found = alertmanager.alerts(rule)
+            return bool(found) and found[0]["endsAt"] > first["endsAt"]
+
+        await eventually(extended, "a re-send extending endsAt")
+        (later,) = alertmanager.alerts(rule)
+        assert later["updatedAt"] > first["updatedAt"]
+        assert later["startsAt"] == first["startsAt"]
+        receiver.submit(record(rule, "resolved", ends_at=datetime.now(UTC).isoformat()))
+        await eventually(lambda: not alertmanager.alerts(rule), "the alert to resolve")
+    finally:
+        await receiver.stop()

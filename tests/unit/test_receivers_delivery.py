@@ -1,0 +1,405 @@
+"""Receivers' queues, retries and logging, over a scripted transport and a recording sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from sinks.receivers import (
+    AlertmanagerReceiver,
+    AlertRecordError,
+    Notifier,
+    ReceiverConfig,
+    Reply,
+    SlackReceiver,
+    WebhookReceiver,
+)
+from sinks.receivers.base import shown_url
+
+NOW = datetime(2024, 5, 1, 12, 10, 0, tzinfo=UTC)
+
+
+def record(state: str = "firing", bot: str = "bot-1", **over: Any) -> dict[str, Any]:
+    alert: dict[str, Any] = {
+        "rule": "HighErrorRate",
+        "bot_id": bot,
+        "severity": "page",
+        "state": state,
+        "value": 0.5,
+        "threshold": 0.1,
+        "window": "5m",
+        "starts_at": "2024-05-01T12:00:00Z",
+        "ends_at": "2024-05-01T12:20:00Z" if state == "resolved" else None,
+        "fingerprint": f"fp-{bot}",
+        "labels": {},
+        "annotations": {"summary": "s"},
+    }
+    alert.update(over)
+    return alert
+
+
+class ScriptedTransport:
+    """Answers each post with the next scripted reply (or raises it); 200 once it runs out."""
+
+    def __init__(self, *script: Reply | BaseException) -> None:
+        self.script = list(script)
+        self.posts: list[tuple[str, Any, float]] = []
+        self.started = self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float
+    ) -> Reply:
+        assert headers["Content-Type"] == "application/json"
+        self.posts.append((url, orjson.loads(body), timeout_s))
+        step = self.script.pop(0) if self.script else Reply(200, b"ok")
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    found = registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+def config(**over: Any) -> ReceiverConfig:
+    base: dict[str, Any] = {"retries": 3, "retry_base_s": 1.0, "retry_cap_s": 5.0}
+    base.update(over)
+    return ReceiverConfig(**base)
+
+
+# -- queue --------------------------------------------------------------------------------------
+
+
+async def test_a_full_queue_drops_the_oldest_and_counts_it() -> None:
+    registry = CollectorRegistry()
+    transport = ScriptedTransport()
+    receiver = WebhookReceiver(
+        "http://hook.example/alerts",
+        config(queue_size=3),
+        registry=registry,
+        transport=transport,
+    )
+    for n in range(5):
+        receiver.submit(record(bot=f"bot-{n}"))
+    assert receiver.queued == 3
+    assert value(registry, "botwatch_receiver_queued", receiver="webhook") == 3
+    assert (
+        value(registry, "botwatch_receiver_dropped_total", receiver="webhook", reason="queue_full")
+        == 2
+    )
+    await receiver.start()
+    await receiver.stop(grace_s=30)
+    bots = [body["alerts"][0]["labels"]["bot_id"] for _, body, _ in transport.posts]
+    assert bots == ["bot-2", "bot-3", "bot-4"]
+    assert value(registry, "botwatch_receiver_delivered_total", receiver="webhook") == 3
+    assert transport.started and transport.closed
+
+
+def test_submit_refuses_an_unusable_record_at_once() -> None:
+    receiver = WebhookReceiver("http://hook.example", transport=ScriptedTransport())
+    with pytest.raises(AlertRecordError, match="state"):
+        receiver.submit(record(state="pending"))
+    assert receiver.queued == 0
+
+
+async def test_stop_counts_what_could_not_be_delivered() -> None:
+    registry = CollectorRegistry()
+    gate = asyncio.Event()
+
+    class Hanging(ScriptedTransport):
+        async def post(
+            self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float
+        ) -> Reply:
+            await gate.wait()
+            return Reply(200, b"")
+
+    receiver = SlackReceiver(
+        "https://hooks.slack.example/services/T/B/secret",
+        config(),
+        registry=registry,
+        transport=Hanging(),
+    )
+    await receiver.start()
+    receiver.submit(record(bot="a"))
+    receiver.submit(record(bot="b"))
+    await asyncio.sleep(0)  # the worker takes "a" and hangs on it
+    await receiver.stop(grace_s=0)
+    assert (
+        value(registry, "botwatch_receiver_dropped_total", receiver="slack", reason="stopped") == 2
+    )
+    assert receiver.queued == 0
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+async def test_failures_are_retried_with_capped_exponential_backoff_and_full_jitter() -> None:
+    registry = CollectorRegistry()
+    sleep = RecordingSleep()
+    transport = ScriptedTransport(
+        Reply(503, b"busy"), TimeoutError(), ConnectionResetError("reset"), Reply(200, b"ok")
+    )
+    receiver = WebhookReceiver(
+        "http://hook.example",
+        config(retries=5, timeout_s=2.5),
+        registry=registry,
+        transport=transport,
+        sleep=sleep,
+        rand=lambda: 0.5,
+    )
+    assert await receiver.deliver([record()])
+    # full jitter: rand() * min(cap, base * 2**attempt), cap 5
+    assert sleep.delays == [0.5, 1.0, 2.0]
+    assert len(transport.posts) == 4
+    assert {timeout for _, _, timeout in transport.posts} == {2.5}
+    failures = {
+        reason: value(
+            registry, "botwatch_receiver_failures_total", receiver="webhook", reason=reason
+        )
+        for reason in ("http_5xx", "timeout", "connection")
+    }
+    assert failures == {"http_5xx": 1, "timeout": 1, "connection": 1}
+    assert value(registry, "botwatch_receiver_retries_total", receiver="webhook") == 3
+    assert value(registry, "botwatch_receiver_delivered_total", receiver="webhook") == 1
+
+
+async def test_the_backoff_ceiling_is_capped() -> None:
+    sleep = RecordingSleep()
+    receiver = WebhookReceiver(
+        "http://hook.example",
+        config(retries=6),
+        transport=ScriptedTransport(*[Reply(500, b"")] * 7),
+        sleep=sleep,
+        rand=lambda: 0.999,
+    )
+    assert not await receiver.deliver([record()])
+    assert sleep.delays == pytest.approx([0.999, 1.998, 3.996, 4.995, 4.995, 4.995])
+
+
+async def test_after_the_last_retry_the_notification_is_dropped_and_counted() -> None:
+    registry = CollectorRegistry()
+    transport = ScriptedTransport(*[Reply(502, b"")] * 4)
+    receiver = WebhookReceiver(
+        "http://hook.example",
+        config(retries=3),
+        registry=registry,
+        transport=transport,
+        sleep=RecordingSleep(),
+    )
+    assert not await receiver.deliver([record()])
+    assert len(transport.posts) == 4
+    assert (
+        value(
+            registry,
+            "botwatch_receiver_dropped_total",
+            receiver="webhook",
+            reason="retries_exhausted",
+        )
+        == 1
+    )
+
+
+async def test_a_4xx_is_not_retried() -> None:
+    registry = CollectorRegistry()
+    sleep = RecordingSleep()
+    transport = ScriptedTransport(Reply(400, b"invalid_payload"))
+    receiver = SlackReceiver(
+        "https://hooks.slack.example/services/T/B/secret",
+        config(),
+        registry=registry,
+        transport=transport,
+        sleep=sleep,
+    )
+    assert not await receiver.deliver([record()])
+    assert len(transport.posts) == 1
+    assert sleep.delays == []
+    assert (
+        value(registry, "botwatch_receiver_dropped_total", receiver="slack", reason="rejected") == 1
+    )
+    assert not receiver.ok
+    assert "invalid_payload" in receiver.health()[1]
+
+
+async def test_429_waits_at_least_retry_after_capped() -> None:
+    sleep = RecordingSleep()
+    receiver = SlackReceiver(
+        "https://hooks.slack.example/services/T/B/secret",
+        config(retry_cap_s=5.0),
+        transport=ScriptedTransport(Reply(429, b"", 3.0), Reply(429, b"", 60.0)),
+        sleep=sleep,
+        rand=lambda: 0.0,
+    )
+    assert await receiver.deliver([record()])
+    assert sleep.delays == [3.0, 5.0]
+
+
+# -- logging once per state change --------------------------------------------------------------
+
+
+async def test_failing_and_recovering_are_each_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = CollectorRegistry()
+    transport = ScriptedTransport(*[Reply(500, b"down")] * 7)
+    receiver = WebhookReceiver(
+        "http://user:pw@hook.example/in?token=abc",
+        config(retries=2),
+        registry=registry,
+        transport=transport,
+        sleep=RecordingSleep(),
+    )
+    with caplog.at_level(logging.INFO, logger="sinks.receivers.base"):
+        assert not await receiver.deliver([record(bot="a")])  # 3 failures
+        assert not await receiver.deliver([record(bot="b")])  # 3 more
+        assert not receiver.ok
+        assert value(registry, "botwatch_receiver_up", receiver="webhook") == 0
+        assert await receiver.deliver([record(bot="c")])  # 1 failure, then delivered
+        assert await receiver.deliver([record(bot="d")])
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        (
+            "WARNING",
+            "alert receiver webhook at http://hook.example/in is failing: HTTP 500: down; "
+            "retrying with backoff, further failures are counted in botwatch_receiver_failures "
+            "until it delivers again",
+        ),
+        (
+            "INFO",
+            "alert receiver webhook at http://hook.example/in delivers again, "
+            "after 7 failed attempt(s)",
+        ),
+    ]
+    assert receiver.ok
+    assert value(registry, "botwatch_receiver_up", receiver="webhook") == 1
+    assert (
+        value(registry, "botwatch_receiver_failures_total", receiver="webhook", reason="http_5xx")
+        == 7
+    )
+
+
+def test_a_slack_url_is_shown_without_its_secret_path() -> None:
+    receiver = SlackReceiver("https://hooks.slack.com/services/T0/B0/XyZ", transport=None)
+    assert receiver.display_url == "https://hooks.slack.com/…"
+    assert "XyZ" not in receiver.health()[1]
+    assert shown_url("http://u:p@h:8080/x?q=1") == "http://h:8080/x"
+
+
+# -- Alertmanager -------------------------------------------------------------------------------
+
+
+async def test_alertmanager_posts_the_latest_record_per_fingerprint_to_api_v2() -> None:
+    transport = ScriptedTransport()
+    receiver = AlertmanagerReceiver(
+        "http://am.example:9093/",
+        config(resend_interval_s=20),
+        transport=transport,
+        now=lambda: NOW,
+    )
+    receiver.submit(record(bot="a"))
+    receiver.submit(record(bot="b"))
+    receiver.submit(record("resolved", bot="a"))
+    await receiver.start()
+    await receiver.stop(grace_s=30)
+    ((url, body, _),) = transport.posts
+    assert url == "http://am.example:9093/api/v2/alerts"
+    assert [(a["labels"]["bot_id"], a["endsAt"]) for a in body] == [
+        ("b", "2024-05-01T12:11:00.000Z"),
+        ("a", "2024-05-01T12:20:00.000Z"),
+    ]
+
+
+async def test_alertmanager_resends_firing_alerts_until_resolved() -> None:
+    transport = ScriptedTransport()
+    receiver = AlertmanagerReceiver(
+        "http://am.example:9093/api/v2/alerts", config(), transport=transport, now=lambda: NOW
+    )
+    receiver.submit(record(bot="a"))
+    receiver.submit(record(bot="b"))
+    assert [a["bot_id"] for a in receiver.active] == ["a", "b"]
+    batch = receiver.next_batch()
+    assert [a["bot_id"] for a in batch] == ["a", "b"]
+    receiver.resend_now()
+    receiver.submit(record("resolved", bot="a"))
+    # the planned re-send no longer holds "a"; its resolve follows
+    assert [(a["bot_id"], a["state"]) for a in receiver.next_batch()] == [("b", "firing")]
+    assert [(a["bot_id"], a["state"]) for a in receiver.next_batch()] == [("a", "resolved")]
+    assert receiver.next_batch() == []
+    receiver.resend_now()
+    assert [a["bot_id"] for a in receiver.next_batch()] == ["b"]
+    receiver.submit(record("resolved", bot="b"))
+    receiver.next_batch()
+    receiver.resend_now()
+    assert receiver.next_batch() == []
+    assert receiver.active == []
+
+
+async def test_alertmanager_resend_task_runs_every_interval() -> None:
+    transport = ScriptedTransport()
+    receiver = AlertmanagerReceiver(
+        "http://am.example:9093", config(resend_interval_s=0.01), transport=transport
+    )
+    await receiver.start()
+    receiver.submit(record(bot="a"))
+    async with asyncio.timeout(30):
+        while len(transport.posts) < 3:
+            await asyncio.sleep(0.01)
+    await receiver.stop(grace_s=0)
+    assert all([a["labels"]["bot_id"] for a in b] == ["a"] for _, b, _ in transport.posts[:3])
+
+
+# -- Notifier -----------------------------------------------------------------------------------
+
+
+def test_notifier_builds_the_configured_receivers_sharing_one_registry() -> None:
+    registry = CollectorRegistry()
+    notifier = Notifier.from_config(
+        ReceiverConfig(
+            alertmanager_url="http://am:9093",
+            slack_webhook_url="https://hooks.slack.com/services/x",
+        ),
+        registry=registry,
+    )
+    assert [type(r) for r in notifier.receivers] == [AlertmanagerReceiver, SlackReceiver]
+    assert all(r.metrics is notifier.receivers[0].metrics for r in notifier.receivers)
+    assert Notifier.from_config(ReceiverConfig()).receivers == []
+
+
+async def test_notifier_fans_one_alert_out_to_every_receiver() -> None:
+    transports = [ScriptedTransport(), ScriptedTransport()]
+    notifier = Notifier(
+        [
+            WebhookReceiver("http://a.example", transport=transports[0]),
+            SlackReceiver("http://b.example", transport=transports[1]),
+        ]
+    )
+    async with notifier:
+        notifier.submit(record())
+    assert transports[0].posts[0][1]["alerts"][0]["status"] == "firing"
+    assert transports[1].posts[0][1]["text"].startswith(":red_circle: [FIRING]")
+
+
+def test_notifier_refuses_two_receivers_of_one_name() -> None:
+    with pytest.raises(ValueError, match="names must differ"):
+        Notifier([WebhookReceiver("http://a"), WebhookReceiver("http://b")])
