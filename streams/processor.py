@@ -6,8 +6,9 @@ agent. Order of effects per batch, and why:
 
 1. events to the sink (it retries transient failures itself; rejected ones dead-letter);
 2. closed windows published to the stats topic and the sink, delivery awaited;
-3. dead letters published, delivery awaited;
-4. state written to the changelog-backed table: bot entries first, partition entries last.
+3. dead letters published, delivery awaited, and handed to the sink;
+4. state written to the changelog-backed table (bot entries first, partition entries last)
+   and the changelog's acknowledgements awaited.
 
 The table goes last so that a crash anywhere before it replays the batch from the same
 state (deterministically, so a re-published window is identical). The partition entry goes
