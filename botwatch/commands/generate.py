@@ -25,7 +25,6 @@ from producers.loadgen import LoadError, LoadOptions, LoadStats, install_stop_si
 from producers.loadgen import write_truth as write_truth_file
 from schemas import timestamp_ms
 
-DEFAULT_TOPIC = "botwatch.events"
 EXIT_INTERRUPTED = 130
 
 _EPILOG = f"""\b
@@ -121,7 +120,7 @@ The --truth file (JSON) describes exactly what Kafka acknowledged:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the ground truth of what was sent to this JSON file.",
 )
-@click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="Events topic.")
+@click.option("--topic", help="Events topic [BOTWATCH_EVENTS_TOPIC, default botwatch.events].")
 @click.option("--start", help="Event time of the first record, RFC 3339 (default: now).")
 @click.option(
     "--no-pacing",
@@ -151,12 +150,13 @@ def generate(
     incidents: tuple[str, ...],
     seed: int | None,
     truth_path: Path | None,
-    topic: str,
+    topic: str | None,
     start: str | None,
     no_pacing: bool,
     compression: str,
 ) -> None:
     """Synthetic bots: jobs, retries, failures, log lines, heartbeats, incidents, bad records."""
+    topic = topic or settings_of(ctx).producer.topic
     if (duration is None) == (events is None):
         raise click.UsageError("give exactly one of --duration and --events")
     if duration is not None:
