@@ -158,6 +158,10 @@ class Worker:
         self.sink = sink
         self.metrics = WorkerMetrics(registry)
         self.assigned: set[int] = set()
+        # Assigned partitions whose table state is recovered: only their records are
+        # processed. A batch may still hold records fetched before a rebalance; those are
+        # left un-acked and read again from the committed offset.
+        self.ready: set[int] = set()
         self.joined = False
         self.app = faust.App(
             config.app_id,
@@ -216,7 +220,8 @@ class Worker:
         @self.table.on_recover
         async def adopt_recovered() -> None:
             # The table now holds the changelog of every partition we own.
-            self.processor.adopt(sorted(self.assigned))
+            await self.processor.adopt_owned(sorted(self.assigned))
+            self.ready = set(self.assigned)
 
         @app.timer(interval=5.0)
         async def update_lag() -> None:
@@ -237,39 +242,73 @@ class Worker:
         async def on_revoked(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
             gone = [tp.partition for tp in args[0] if tp.topic == config.events_topic]
             self.assigned.difference_update(gone)
-            self.processor.forget(gone)
+            self.ready.difference_update(gone)
+            await self.processor.release(gone)
 
         async def on_assigned(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
             mine = {tp.partition for tp in args[0] if tp.topic == config.events_topic}
-            self.processor.forget(sorted(mine - self.assigned))
+            self.ready.difference_update(mine - self.assigned)
+            await self.processor.release(sorted(mine - self.assigned))
             self.assigned |= mine
             self.joined = True
 
         app.on_partitions_revoked.connect(on_revoked)
         app.on_partitions_assigned.connect(on_assigned)
 
-    async def _process_batch(self, batch: Sequence[Any]) -> None:
-        await self.sink.start()  # idempotent; a batch may arrive before the web task ran
+    async def _process_batch(self, events: Sequence[Any]) -> None:
+        try:
+            batch = await self._owned(events)
+        except asyncio.CancelledError:
+            _hold_back(events)
+            raise
+        if not batch:
+            return
         records = [_record(event) for event in batch]
         delay = 0.5
-        while True:
-            job = asyncio.ensure_future(self.processor.process(records))
-            try:
-                await asyncio.shield(job)
-                return
-            except asyncio.CancelledError:
-                await self._finish_on_shutdown(job, batch)
-                raise
-            except Exception:
-                log.exception(
-                    "processing a batch of %d records failed; retrying in %.1f s "
-                    "(state reloaded from the table)",
-                    len(records),
-                    delay,
-                )
-                self.processor.forget(sorted({r.partition for r in records}))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+        job: asyncio.Future[None] | None = None
+        try:
+            await self.sink.start()  # idempotent; a batch may arrive before the web task ran
+            while True:
+                job = asyncio.ensure_future(self.processor.process(records))
+                try:
+                    await asyncio.shield(job)
+                    return
+                except asyncio.CancelledError:
+                    await self._finish_on_shutdown(job, batch)
+                    raise
+                except Exception:
+                    log.exception(
+                        "processing a batch of %d records failed; retrying in %.1f s "
+                        "(state reloaded from the table)",
+                        len(records),
+                        delay,
+                    )
+                    self.processor.forget(sorted({r.partition for r in records}))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+        except asyncio.CancelledError:
+            # Stopped between attempts: the batch is not done, so it must not be acked
+            # (faust would ack it on the way out and commit offsets of unsaved records).
+            if job is None or not job.done() or job.cancelled() or job.exception() is not None:
+                _hold_back(batch)
+            raise
+
+    async def _owned(self, events: Sequence[Any]) -> list[Any]:
+        """The events of partitions this worker owns, once their state is recovered.
+
+        A batch can hold records fetched before a rebalance. Records of a partition that
+        moved away are left un-acked for its new owner, who reads them again from the
+        committed offset; records of a partition still ours wait until the table has
+        recovered it, so they are applied to its restored state.
+        """
+        partitions = {event.message.partition for event in events}
+        while any(p in self.assigned and p not in self.ready for p in partitions):
+            await asyncio.sleep(0.05)
+        ready = self.ready
+        owned = [event for event in events if event.message.partition in ready]
+        if len(owned) < len(events):
+            _hold_back([event for event in events if event.message.partition not in ready])
+        return owned
 
     async def _finish_on_shutdown(self, job: asyncio.Future[None], batch: Sequence[Any]) -> None:
         try:

@@ -155,6 +155,20 @@ class BatchProcessor:
             self._last_offset.pop(partition, None)
         self.metrics.open_windows.set(self._open_windows)
 
+    async def release(self, partitions: Sequence[int]) -> None:
+        """``forget`` once the batch in flight (if any) is finished.
+
+        A rebalance must not pull state from under a running batch: the batch would fail
+        half-way, and a worker stopping right then could ack records it never saved.
+        """
+        async with self._lock:
+            self.forget(partitions)
+
+    async def adopt_owned(self, partitions: Sequence[int]) -> None:
+        """``adopt`` between batches (see ``release``)."""
+        async with self._lock:
+            self.adopt(partitions)
+
     def adopt(self, partitions: Sequence[int]) -> None:
         """Load the state of owned partitions that no record has touched yet.
 
