@@ -1,0 +1,201 @@
+"""Alert rules: the default set loads, and a broken file is refused naming rule, field, line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.alerts import (
+    DEFAULT_RULES,
+    BurnRateSpec,
+    BurnWindow,
+    RulesError,
+    Selector,
+    ThresholdSpec,
+    format_duration,
+    load_rules,
+    parse_duration,
+    parse_rules,
+)
+
+GOOD = """\
+rules:
+  - name: bot-error-rate
+    kind: threshold
+    severity: warning
+    selector: {glob: "invoice-*", env: prod}
+    stat: error_rate
+    op: ">"
+    threshold: 0.2
+    span: 5
+    min_events: 20
+    for: 2m
+    labels: {team: ops}
+    annotations:
+      summary: "{bot_id} at {value:.0%} over {window}"
+  - name: page
+    kind: burn_rate
+    severity: critical
+    objective: 0.99
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(RulesError) as info:
+        parse_rules(text, "rules.yaml")
+    return info.value.problems
+
+
+def test_the_default_rules_load_and_cover_every_kind() -> None:
+    rules = load_rules()
+    assert {r.kind for r in rules} == {"threshold", "absence", "burn_rate", "new_error_type"}
+    assert load_rules(DEFAULT_RULES) == rules
+
+
+def test_a_valid_file_builds_the_model() -> None:
+    threshold, burn = parse_rules(GOOD)
+    assert threshold.spec == ThresholdSpec("error_rate", ">", 0.2, 5, 20)
+    assert threshold.for_ms == 120_000
+    assert threshold.window == "5m"
+    assert threshold.selector == Selector(frozenset(), ("invoice-*",), frozenset({"prod"}))
+    assert threshold.selector.matches("invoice-eu", "prod")
+    assert not threshold.selector.matches("invoice-eu", "staging")
+    assert not threshold.selector.matches("payroll", "prod")
+    # A critical burn-rate rule without windows gets the SRE workbook's two page pairs.
+    assert isinstance(burn.spec, BurnRateSpec)
+    assert burn.spec.windows == (
+        BurnWindow(3_600_000, 300_000, 14.4),
+        BurnWindow(21_600_000, 1_800_000, 6.0),
+    )
+    assert burn.window == "1h/5m"
+
+
+def test_a_wrong_value_names_file_line_rule_and_field() -> None:
+    text = GOOD.replace("threshold: 0.2", "threshold: high")
+    assert problems(text) == [
+        "rules.yaml:8: rule \"bot-error-rate\": threshold: must be a number, got 'high'"
+    ]
+
+
+def test_every_problem_of_a_file_is_reported() -> None:
+    text = """\
+rules:
+  - name: slow
+    kind: threshold
+    severity: page
+    stat: p90_duration_ms
+    op: ">"
+    threshold: 10
+    span: 0
+    treshold: 5
+  - kind: absence
+    severity: critical
+"""
+    assert problems(text) == [
+        "rules.yaml:4: rule \"slow\": severity: must be one of critical, warning, info; got 'page'",
+        'rules.yaml:9: rule "slow": treshold: unknown field for kind threshold',
+        'rules.yaml:5: rule "slow": stat: must be one of error_rate, failure_rate, '
+        "p95_duration_ms, p99_duration_ms, count, errors, failures, retries; got 'p90_duration_ms'",
+        'rules.yaml:8: rule "slow": span: must be an integer >= 1, got 0',
+        "rules.yaml:10: rule #2: name: is required",
+        "rules.yaml:10: rule #2: for: is required",
+    ]
+
+
+def test_nested_fields_are_named_with_their_path() -> None:
+    text = """\
+rules:
+  - name: burn
+    kind: burn_rate
+    severity: critical
+    objective: 99
+    windows:
+      - {long: 1h, short: 5m, factor: 14.4}
+      - long: 5m
+        short: 1h
+        factor: 6
+      - {long: 6h, short: soon, factor: 6}
+    annotations:
+      summary: "{bot} is burning"
+    selector:
+      bots: [a, 3]
+"""
+    assert problems(text) == [
+        'rules.yaml:15: rule "burn": selector.bots: must be a string or a list of strings, '
+        "got ['a', 3]",
+        'rules.yaml:13: rule "burn": annotations.summary: unknown placeholder {bot} '
+        "(known: rule, bot_id, value, threshold, window, severity, error_type)",
+        'rules.yaml:5: rule "burn": objective: must be between 0 and 1 (exclusive), '
+        "such as 0.99; got 99",
+        'rules.yaml:8: rule "burn": windows[1]: long must be longer than short',
+        "rules.yaml:11: rule \"burn\": windows[2].short: must be a duration such as 5m, got 'soon'",
+    ]
+
+
+def test_duplicate_names_keys_and_reserved_labels_are_refused() -> None:
+    text = """\
+rules:
+  - name: down
+    kind: absence
+    severity: critical
+    for: 5m
+  - name: down
+    kind: absence
+    severity: critical
+    for: 10m
+    for: 15m
+    labels: {severity: high}
+"""
+    assert problems(text) == [
+        'rules.yaml:6: rule "down": name: duplicates the rule at line 2',
+        'rules.yaml:11: rule "down": labels.severity: is set by botwatch',
+        "rules.yaml:10: rule \"down\": for: key 'for' is given twice",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rules: [a\n", "rules.yaml:2: not valid YAML"),
+        ("- name: x\n", "rules.yaml:1: expected a mapping with a 'rules' list"),
+        ("rules: {}\nextra: 1\n", "rules.yaml:2: unknown top-level key 'extra'"),
+        ("rules:\n  - just text\n", "rules.yaml:2: rule #1: rule: must be a mapping of fields"),
+    ],
+)
+def test_malformed_documents_are_refused_with_a_line(text: str, expected: str) -> None:
+    assert problems(text)[0].startswith(expected)
+
+
+def test_absence_needs_a_positive_for() -> None:
+    text = "rules:\n  - {name: d, kind: absence, severity: info, for: 0}\n"
+    assert problems(text) == [
+        'rules.yaml:2: rule "d": for: must be longer than 0 for an absence rule'
+    ]
+
+
+def test_load_rules_names_the_file_it_was_given(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(GOOD.replace('op: ">"', "op: '=>'"))
+    with pytest.raises(RulesError) as info:
+        load_rules(path)
+    assert str(info.value) == (
+        f"{path}:7: rule \"bot-error-rate\": op: must be one of >, >=, <, <=; got '=>'"
+    )
+    with pytest.raises(RulesError, match="cannot read"):
+        load_rules(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("90s", 90_000), ("5m", 300_000), ("1h30m", 5_400_000), ("3d", 259_200_000), ("250ms", 250)],
+)
+def test_durations_parse_and_format(text: str, ms: int) -> None:
+    assert parse_duration(text) == ms
+    assert parse_duration(format_duration(ms)) == ms
+
+
+@pytest.mark.parametrize("text", ["", "5", "m", "5 minutes", "-5m", "1.5h"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
