@@ -64,7 +64,7 @@ from opensearchpy import AsyncOpenSearch, OpenSearch
 from opensearchpy.helpers import async_bulk
 
 from bench._harness import RESULTS, print_table, write_results
-from bench.bench_worker import cpu_seconds, free_port, memory_mb, metric
+from bench.bench_worker import Topics, cpu_seconds, free_port, memory_mb, metric
 from botwatch.settings import Settings
 from producers.generator import LATE, VALID, Generator, GeneratorConfig, format_timestamp
 from producers.loadgen import LoadOptions, send
@@ -91,17 +91,6 @@ TIMEOUT_S = 600.0
 GOAL_RAW = 0.8
 GOAL_NAIVE = 1.5
 GOAL_P99_S = 2.0
-
-
-@dataclass
-class Topics:
-    events: str
-    dlq: str
-    stats: str
-    alerts: str
-
-    def all(self) -> list[str]:
-        return [self.events, self.dlq, self.stats, self.alerts]
 
 
 @dataclass
