@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from botwatch.commands import stack as stack_commands
+from botwatch.commands.alerts import alerts as alerts_command
 from botwatch.commands.common import BotwatchError
 from botwatch.commands.demo import demo
 from botwatch.commands.emit import emit as emit_command
@@ -62,3 +63,4 @@ main.add_command(generate_command)
 main.add_command(setup_command)
 main.add_command(retention_command)
 main.add_command(demo)
+main.add_command(alerts_command)

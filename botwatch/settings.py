@@ -15,6 +15,7 @@ from botwatch.stack.config import StackConfig
 from producers.config import ProducerConfig
 from schemas.env import SettingsError, describe, from_env, nested, setting
 from sinks.config import SinkConfig
+from sinks.receivers.config import ReceiverConfig
 from streams.config import StreamsConfig
 
 __all__ = ["Settings", "SettingsError", "describe_settings"]
@@ -75,6 +76,7 @@ class Settings:
 
     streams: StreamsConfig = nested(StreamsConfig)
     sink: SinkConfig = nested(SinkConfig)
+    receivers: ReceiverConfig = nested(ReceiverConfig)
 
     @classmethod
     def load(

@@ -64,6 +64,10 @@ class Sink(Protocol):
 
     async def write_stats(self, windows: list[dict[str, Any]]) -> None: ...
 
+    async def write_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Alert records (firing, resolved): the searchable alert history."""
+        ...
+
     async def write_dead_letters(self, letters: list[DeadLetterRecord]) -> None:
         """Make dead letters searchable too (the topic stays the operator's tool)."""
         ...

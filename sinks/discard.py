@@ -17,6 +17,7 @@ class DiscardSink:
         self.events = 0
         self.windows = 0
         self.dead_letters = 0
+        self.alerts = 0
 
     async def start(self) -> None:
         return None
@@ -33,6 +34,9 @@ class DiscardSink:
 
     async def write_dead_letters(self, letters: list[DeadLetterRecord]) -> None:
         self.dead_letters += len(letters)
+
+    async def write_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        self.alerts += len(alerts)
 
     def health(self) -> tuple[bool, str]:
         return True, "discard sink: records are not stored"

@@ -25,13 +25,17 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import faust
+import orjson
 from prometheus_client import CollectorRegistry
 
 from schemas.sink import Sink
+from streams.alerting import AlertStage, Receivers
+from streams.alerts import Rule, Silences, load_rules
 from streams.config import StreamsConfig
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
+from streams.silences import SilenceFeed
 from streams.topics import TopicSpec
 from streams.web import WebServer, build_web_app
 
@@ -54,6 +58,7 @@ def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
         TopicSpec(config.dlq_topic, n, {}),
         TopicSpec(config.stats_topic, n, {}),
         TopicSpec(config.alerts_topic, n, {}),
+        TopicSpec(config.silences_topic, 1, {"cleanup.policy": "compact"}),
     ]
 
 
@@ -80,6 +85,16 @@ class FaustTable:
             future: Awaitable[object] = self._table.send_changelog(partition, raw_key, value)
         return future
 
+    def scan(self, partition: int, prefix: str) -> list[tuple[str, bytes]]:
+        """Entries whose key starts with ``prefix`` (keys name their partition)."""
+        raw = prefix.encode()
+        with in_partition(PartitionMarker.of(self._topic, partition)):
+            return [
+                (key.decode(), value)
+                for key, value in list(self._table.data.items())
+                if key.startswith(raw)
+            ]
+
 
 class KafkaOutputs:
     """``Outputs`` through faust's producer; each call waits for the broker's acks."""
@@ -104,19 +119,19 @@ class KafkaOutputs:
         await asyncio.gather(*pending)
 
     async def stats(self, windows: list[dict[str, Any]]) -> None:
-        import orjson
+        keyed = [(window["bot_id"].encode(), window) for window in windows]
+        await self._send_json(self._config.stats_topic, keyed)
 
+    async def alerts(self, records: list[dict[str, Any]]) -> None:
+        # Keyed by rule + bot (the fingerprint), as DESIGN.md's topic table says.
+        keyed = [(record["fingerprint"].encode(), record) for record in records]
+        await self._send_json(self._config.alerts_topic, keyed)
+
+    async def _send_json(self, topic: str, keyed: list[tuple[bytes, dict[str, Any]]]) -> None:
         producer = self._app.producer
         pending = [
-            await producer.send(
-                self._config.stats_topic,
-                window["bot_id"].encode(),
-                orjson.dumps(window),
-                None,
-                None,
-                None,
-            )
-            for window in windows
+            await producer.send(topic, key, orjson.dumps(value), None, None, None)
+            for key, value in keyed
         ]
         await asyncio.gather(*pending)
 
@@ -152,11 +167,23 @@ class Worker:
     """The assembled worker: a faust app plus its processor, sink, metrics and web server."""
 
     def __init__(
-        self, config: StreamsConfig, sink: Sink, registry: CollectorRegistry | None = None
+        self,
+        config: StreamsConfig,
+        sink: Sink,
+        registry: CollectorRegistry | None = None,
+        *,
+        rules: list[Rule] | None = None,
+        notifier: Receivers | None = None,
     ) -> None:
+        """``rules``: default from ``config.rules_file`` (or the shipped set when it is empty)."""
         self.config = config
         self.sink = sink
         self.metrics = WorkerMetrics(registry)
+        self.notifier = notifier
+        self.silences = Silences()
+        self.silence_feed = SilenceFeed(
+            config.kafka_bootstrap, config.silences_topic, self.silences
+        )
         self.assigned: set[int] = set()
         # Assigned partitions whose table state is recovered: only their records are
         # processed. A batch may still hold records fetched before a rebalance; those are
@@ -190,15 +217,21 @@ class Worker:
         self.table = self.app.Table(
             "windows", partitions=config.partitions, key_type=bytes, value_type=bytes
         )
+        table = FaustTable(self.table, config.events_topic)
+        if rules is None:
+            rules = load_rules(config.rules_file or None)
+        self.alerts = AlertStage(rules, table, self.silences)
         self.processor = BatchProcessor(
             config,
-            FaustTable(self.table, config.events_topic),
+            table,
             KafkaOutputs(self.app, config),
             sink,
             self.metrics,
+            alerts=self.alerts,
+            notify=notifier,
         )
         self.web = WebServer(
-            build_web_app(self.metrics.registry, self.readiness, self.status),
+            build_web_app(self.metrics.registry, self.readiness, self.status, self.active_alerts),
             config.web_host,
             config.web_port,
         )
@@ -227,17 +260,35 @@ class Worker:
         async def update_lag() -> None:
             self._update_lag()
 
+        @app.timer(interval=config.alert_tick_s)
+        async def tick_alerts() -> None:
+            if not self.ready:
+                return
+            try:
+                await self.processor.tick_alerts(behind=await self._partitions_behind())
+            except Exception:
+                # Retried by the next tick: the state it changed was not saved, and is
+                # rebuilt from the table when its partition is next loaded.
+                log.exception("evaluating alert rules on the tick failed; retrying next tick")
+            self.metrics.silences.set(len(self.silences))
+
         @app.task
         async def serve_web() -> None:
             await self.sink.start()
+            if self.notifier is not None:
+                await self.notifier.start()
+            await self.silence_feed.start()
             await self.web.start()
             log.info("web endpoints on http://%s:%s", config.web_host, config.web_port)
             try:
                 await asyncio.Event().wait()
             finally:
                 await self.web.stop()
+                await self.silence_feed.stop()
                 # A write still waiting for the sink raises now; its batch stays uncommitted.
                 await self.sink.stop()
+                if self.notifier is not None:
+                    await self.notifier.stop()
 
         async def on_revoked(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
             gone = [tp.partition for tp in args[0] if tp.topic == config.events_topic]
@@ -381,11 +432,27 @@ class Worker:
 
     def status(self) -> dict[str, Any]:
         ok, reason = self.readiness()
+        receivers = self.notifier.health() if self.notifier is not None else []
         return {
             "app_id": self.config.app_id,
             "ready": ok,
             "reason": reason,
             "assigned_partitions": sorted(self.assigned),
             "partitions": self.processor.status(),
+            "alerts": {
+                "rules": len(self.alerts.rules),
+                "silences": len(self.silences),
+                "silences_topic": self.silence_feed.failing or "following",
+                "receivers": [{"ok": ok_, "status": text} for ok_, text in receivers],
+            },
             "time": time.time(),
+        }
+
+    def active_alerts(self) -> dict[str, Any]:
+        """Pending and firing alerts of the partitions this worker owns, and the silences."""
+        return {
+            "app_id": self.config.app_id,
+            "partitions": sorted(self.assigned),
+            "alerts": self.alerts.active(),
+            "silences": self.silences.to_list(),
         }

@@ -28,6 +28,21 @@ class StreamsConfig:
         "botwatch.stats", "BOTWATCH_STATS_TOPIC", "Closed per-bot windows topic."
     )
     alerts_topic: str = setting("botwatch.alerts", "BOTWATCH_ALERTS_TOPIC", "Alerts topic.")
+    silences_topic: str = setting(
+        "botwatch.silences",
+        "BOTWATCH_SILENCES_TOPIC",
+        "Compacted topic holding alert silences (written by `botwatch alerts silence`).",
+    )
+    rules_file: str = setting(
+        "",
+        "BOTWATCH_ALERT_RULES",
+        "Alert rules YAML file; empty: the default rules shipped with botwatch.",
+    )
+    alert_tick_s: float = setting(
+        1.0,
+        "BOTWATCH_ALERT_TICK_S",
+        "How often absence, repeats, silences and quiet bots are evaluated.",
+    )
     partitions: int = setting(
         6,
         "BOTWATCH_PARTITIONS",

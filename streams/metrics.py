@@ -55,5 +55,22 @@ class WorkerMetrics:
             registry=r,
         )
         self.open_windows = Gauge("botwatch_open_windows", "Per-bot windows open now.", registry=r)
+        self.alert_notifications = Counter(
+            "botwatch_alert_notifications",
+            "Alert records published (topic, index and receivers), by rule severity and state.",
+            ["severity", "state"],
+            registry=r,
+        )
+        self.alerts_active = Gauge(
+            "botwatch_alerts_active",
+            "Pending and firing alerts of the partitions this worker owns, by state.",
+            ["state"],
+            registry=r,
+        )
+        self.silences = Gauge(
+            "botwatch_alert_silences",
+            "Silences in force, as read from the silences topic.",
+            registry=r,
+        )
         for stage in STAGES:
             self.dead_letters.labels(stage=stage)

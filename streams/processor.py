@@ -6,12 +6,19 @@ agent. Order of effects per batch, and why:
 
 1. events to the sink (it retries transient failures itself; rejected ones dead-letter);
 2. closed windows published to the stats topic and the sink, delivery awaited;
-3. dead letters published, delivery awaited, and handed to the sink;
-4. state written to the changelog-backed table (bot entries first, partition entries last)
-   and the changelog's acknowledgements awaited.
+3. alert records (of the closed windows and the batch's events) published to the alerts topic
+   and the sink, delivery awaited;
+4. dead letters published, delivery awaited, and handed to the sink;
+5. state written to the changelog-backed table (bot and alert entries first, partition entries
+   last) and the changelog's acknowledgements awaited;
+6. alert notifications queued for the receivers (Alertmanager, webhook, Slack).
 
 The table goes last so that a crash anywhere before it replays the batch from the same
-state (deterministically, so a re-published window is identical). The partition entry goes
+state (deterministically, so a re-published window or alert record is identical). Receivers
+hear of an alert only once its state is durable, so a restarted worker never notifies twice;
+the cost is that a crash in the instant between the table write and the queueing loses that
+notification for receivers (the topic and the index have it, and Alertmanager gets firing
+alerts re-sent). The partition entry goes
 after its bots' entries on the same changelog partition, so a restored partition clock is
 never ahead of the bot states it governs. A partition entry equal to the one this processor
 last wrote for the partition (since it was assigned) is not written again: the table holds
@@ -32,10 +39,12 @@ import orjson
 
 from schemas import EventError, decode_event, timestamp_ms
 from schemas.sink import DeadLetterRecord, Sink, SinkRecord
+from streams.alerting import AlertStage, Notify
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
 from streams.dlq import DlqStage, dlq_headers
 from streams.metrics import WorkerMetrics
+from streams.watermark import NO_TIME
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,8 @@ class Outputs(Protocol):
     async def dead_letters(self, letters: list[DeadLetter]) -> None: ...
 
     async def stats(self, windows: list[dict[str, Any]]) -> None: ...
+
+    async def alerts(self, records: list[dict[str, Any]]) -> None: ...
 
 
 class StateTable(Protocol):
@@ -112,6 +123,10 @@ class _Batch:
     partitions: set[int] = field(default_factory=set)
     late: int = 0
     duplicates: int = 0
+    # For the alert stage: newest event time and env per (partition, bot), typed errors.
+    last_seen: dict[tuple[int, str], int] = field(default_factory=dict)
+    envs: dict[tuple[int, str], str] = field(default_factory=dict)
+    errors: list[tuple[int, str, str, int]] = field(default_factory=list)
 
 
 class BatchProcessor:
@@ -123,6 +138,8 @@ class BatchProcessor:
         sink: Sink,
         metrics: WorkerMetrics,
         *,
+        alerts: AlertStage | None = None,
+        notify: Notify | None = None,
         now_ms: Callable[[], int] = _wall_ms,
     ) -> None:
         self.config = config
@@ -130,6 +147,8 @@ class BatchProcessor:
         self.outputs = outputs
         self.sink = sink
         self.metrics = metrics
+        self.alerts = alerts if alerts is not None and alerts.enabled else None
+        self.notify = notify
         self.now_ms = now_ms
         self._lateness_ms = int(config.lateness_s * 1000)
         self._idle_ms = int(config.idle_close_s * 1000)
@@ -153,6 +172,8 @@ class BatchProcessor:
             if bots:
                 self._open_windows -= sum(len(bot.windows) for bot in bots.values())
             self._last_offset.pop(partition, None)
+        if self.alerts is not None:
+            self.alerts.forget(partitions)
         self.metrics.open_windows.set(self._open_windows)
 
     async def release(self, partitions: Sequence[int]) -> None:
@@ -180,6 +201,8 @@ class BatchProcessor:
         for partition in partitions:
             if partition not in self._parts:
                 self._partition(partition, now)
+            if self.alerts is not None:
+                self.alerts.engine(partition)
 
     def _partition(self, partition: int, now: int) -> PartitionState:
         state = self._parts.get(partition)
@@ -220,9 +243,11 @@ class BatchProcessor:
 
     async def _process(self, records: Sequence[Record]) -> None:
         batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
+        route = self._route
         for rec in records:
-            self._route(rec, batch)
-        closed = self._close_due(batch.partitions, batch.touched)
+            route(rec, batch)
+        alerts = self._observe(batch)
+        closed = self._close_due(batch.partitions, batch.touched, alerts)
 
         result = await self.sink.write_events(batch.valid)
         for rejected in result.rejected:
@@ -230,6 +255,7 @@ class BatchProcessor:
             source = Record(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.raw, r.headers)
             batch.letters.append(self._letter(source, "sink", rejected.reason, None, batch.stamp))
         await self._publish_windows(closed)
+        await self._publish_alerts(alerts)
         if batch.letters:
             await self.outputs.dead_letters(batch.letters)
             await self.sink.write_dead_letters(
@@ -237,6 +263,7 @@ class BatchProcessor:
             )
         seen = self._advance_offsets(records, batch.now)
         await self._save(batch.touched, batch.partitions | seen)
+        self._notify(alerts)
         self._count(records, batch)
 
     def _advance_offsets(self, records: Sequence[Record], now: int) -> set[int]:
@@ -285,8 +312,18 @@ class BatchProcessor:
             batch.late += 1
         elif outcome is Outcome.DUPLICATE:
             batch.duplicates += 1
-        batch.touched.add((rec.partition, bot_id))
+        key = (rec.partition, bot_id)
+        batch.touched.add(key)
         batch.partitions.add(rec.partition)
+        if self.alerts is not None:
+            if batch.last_seen.get(key, ts - 1) < ts:
+                batch.last_seen[key] = ts
+            env = event.get("env")
+            if env is not None:
+                batch.envs[key] = env
+            error = event.get("error")
+            if error is not None and error.get("type"):
+                batch.errors.append((rec.partition, bot_id, error["type"], ts))
         batch.valid.append(
             SinkRecord(
                 raw=rec.value or b"",
@@ -319,10 +356,32 @@ class BatchProcessor:
         for rec in records:
             observe(max(0.0, end_s - rec.timestamp_ms / 1000))
 
+    def _observe(self, batch: _Batch) -> list[dict[str, Any]]:
+        """Alert records the batch's events cause (an absent bot back, a new error type)."""
+        stage = self.alerts
+        if stage is None or not batch.last_seen:
+            return []
+        by_partition: dict[int, tuple[dict[str, int], dict[str, str], list[Any]]] = {}
+        for (partition, bot_id), ts in batch.last_seen.items():
+            by_partition.setdefault(partition, ({}, {}, []))[0][bot_id] = ts
+        for (partition, bot_id), env in batch.envs.items():
+            by_partition[partition][1][bot_id] = env
+        for partition, bot_id, error_type, ts in batch.errors:
+            by_partition[partition][2].append((bot_id, error_type, ts))
+        out: list[dict[str, Any]] = []
+        for partition, (seen, envs, errors) in sorted(by_partition.items()):
+            out += stage.observe(partition, seen, envs, errors)
+        return out
+
     def _close_due(
-        self, partitions: set[int], touched: set[tuple[int, str]]
+        self,
+        partitions: set[int],
+        touched: set[tuple[int, str]],
+        alerts: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
+        """Close the windows the watermarks passed; their alert records go to ``alerts``."""
         closed: list[dict[str, Any]] = []
+        stage = self.alerts
         for partition in sorted(partitions):
             part = self._parts[partition]
             for bot_id in part.due():
@@ -330,6 +389,8 @@ class BatchProcessor:
                 self._open_windows -= len(windows)
                 closed.extend(windows)
                 touched.add((partition, bot_id))
+                if stage is not None and windows:
+                    alerts += stage.on_windows(partition, windows)
         for partition, bot_id in touched:
             self._parts[partition].track(bot_id, self._bots[partition][bot_id].next_close_ms)
         return closed
@@ -340,6 +401,21 @@ class BatchProcessor:
         await self.outputs.stats(closed)
         await self.sink.write_stats(closed)
         self.metrics.windows_closed.inc(len(closed))
+
+    async def _publish_alerts(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        await self.outputs.alerts(records)
+        await self.sink.write_alerts(records)
+        counter = self.metrics.alert_notifications
+        for record in records:
+            counter.labels(severity=record["severity"], state=record["state"]).inc()
+
+    def _notify(self, records: list[dict[str, Any]]) -> None:
+        if self.notify is None:
+            return
+        for record in records:
+            self.notify.submit(record)
 
     async def _save(self, touched: set[tuple[int, str]], partitions: set[int]) -> None:
         """Write the batch's state and wait until the changelog holds it.
@@ -355,6 +431,9 @@ class BatchProcessor:
             done = save(partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict()))
             if done is not None:
                 pending.append(done)
+        if self.alerts is not None:
+            for partition in sorted(partitions):
+                pending += self.alerts.save(partition)
         saved = self._saved_partition
         for partition in sorted(partitions):
             entry = self._parts[partition].to_dict()
@@ -386,10 +465,54 @@ class BatchProcessor:
             if not moved:
                 return 0
             touched: set[tuple[int, str]] = set()
-            closed = self._close_due(moved, touched)
+            alerts: list[dict[str, Any]] = []
+            closed = self._close_due(moved, touched, alerts)
             await self._publish_windows(closed)
+            await self._publish_alerts(alerts)
             await self._save(touched, moved)
+            self._notify(alerts)
             return len(closed)
+
+    async def tick_alerts(self, behind: set[int] | frozenset[int] = frozenset()) -> int:
+        """Absence, repeats, silences and quiet bots, per owned partition. Returns records.
+
+        A caught-up partition is judged at the wall clock, its windows settled up to its
+        watermark (or, once quiet past the idle time, up to the wall clock less lateness and
+        idle time); a partition ``behind`` is judged in its own event time.
+        """
+        if self.alerts is None:
+            return 0
+        async with self._lock:
+            now = self.now_ms()
+            records: list[dict[str, Any]] = []
+            ticked: list[int] = []
+            for partition, part in sorted(self._parts.items()):
+                clock = part.clock
+                if partition in behind:
+                    if clock.max_event_ms == NO_TIME:
+                        continue
+                    at, settled = clock.max_event_ms, clock.watermark
+                else:
+                    at = now
+                    settled = max(clock.watermark, now - self._lateness_ms - self._idle_ms)
+                records += self.alerts.tick(partition, at, settled)
+                ticked.append(partition)
+            await self._publish_alerts(records)
+            pending = [done for partition in ticked for done in self.alerts.save(partition)]
+            if pending:
+                await asyncio.gather(*pending)
+            self._notify(records)
+            self._count_active()
+            return len(records)
+
+    def _count_active(self) -> None:
+        if self.alerts is None:
+            return
+        states = {"pending": 0, "firing": 0}
+        for alert in self.alerts.active():
+            states[alert["state"]] = states.get(alert["state"], 0) + 1
+        for state, n in states.items():
+            self.metrics.alerts_active.labels(state=state).set(n)
 
     def _letter(
         self,

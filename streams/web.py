@@ -1,4 +1,4 @@
-"""The worker's own HTTP endpoints: /health, /ready, /metrics, /status.
+"""The worker's own HTTP endpoints: /health, /ready, /metrics, /status, /alerts.
 
 faust's web server stays off (its table and router views would expose state); this small
 aiohttp server binds loopback by default and serves only what operators need.
@@ -18,7 +18,10 @@ StatusReport = Callable[[], dict[str, Any]]
 
 
 def build_web_app(
-    registry: CollectorRegistry, readiness: Readiness, status: StatusReport
+    registry: CollectorRegistry,
+    readiness: Readiness,
+    status: StatusReport,
+    alerts: StatusReport | None = None,
 ) -> web.Application:
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -39,11 +42,20 @@ def build_web_app(
             content_type="application/json",
         )
 
+    async def alerts_view(_: web.Request) -> web.Response:
+        assert alerts is not None
+        return web.Response(
+            body=orjson.dumps(alerts(), option=orjson.OPT_INDENT_2),
+            content_type="application/json",
+        )
+
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status_view)
+    if alerts is not None:
+        app.router.add_get("/alerts", alerts_view)
     return app
 
 

@@ -31,25 +31,45 @@ def _sink(name: str, settings: Settings, registry: CollectorRegistry) -> Sink:
     "nothing (to measure the stream logic alone).",
 )
 @click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Alert rules YAML file [BOTWATCH_ALERT_RULES]; default: the rules shipped with "
+    "botwatch (streams/alerts/default_rules.yaml).",
+)
+@click.option(
     "--loglevel",
     type=click.Choice(["crit", "error", "warn", "info", "debug"]),
     default="warn",
     show_default=True,
 )
 @click.pass_context
-def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
+def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel: str) -> None:
     """Validate events, dead-letter failures, close per-bot windows, index everything.
 
-    Serves /health, /ready, /metrics and /status on BOTWATCH_WEB_HOST:BOTWATCH_WEB_PORT.
-    Stops gracefully on SIGTERM or Ctrl-C: the batch in flight is finished and committed.
+    Evaluates the alert rules over closed windows and events, and notifies the receivers
+    that are configured (Alertmanager, webhook, Slack). Serves /health, /ready, /metrics,
+    /status and /alerts on BOTWATCH_WEB_HOST:BOTWATCH_WEB_PORT. Stops gracefully on SIGTERM
+    or Ctrl-C: the batch in flight is finished and committed.
     """
     from aiokafka.errors import KafkaError
 
+    from sinks.receivers import Notifier
+    from streams.alerts import RulesError, load_rules
     from streams.app import Worker, topic_specs
     from streams.topics import ensure_topics
 
     settings = settings_of(ctx)
     config = settings.streams
+    path = rules_file or config.rules_file or None
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        raise BotwatchError(
+            f"error: the alert rules are invalid, the worker did not start:\n{exc}\n"
+            "  fix: correct the rules file (see streams/alerts/default_rules.yaml for the format)."
+        ) from None
     try:
         created = asyncio.run(ensure_topics(config.kafka_bootstrap, topic_specs(config)))
     except (KafkaError, OSError) as exc:
@@ -61,5 +81,10 @@ def worker(ctx: click.Context, sink_name: str, loglevel: str) -> None:
         click.echo(f"created topic {name} ({config.partitions} partitions)")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry(auto_describe=True)
-    assembled = Worker(config, _sink(sink_name, settings, registry), registry)
+    notifier = Notifier.from_config(settings.receivers, registry=registry)
+    for receiver in notifier.receivers:
+        click.echo(f"alerts go to {receiver.name} at {receiver.display_url}")
+    assembled = Worker(
+        config, _sink(sink_name, settings, registry), registry, rules=rules, notifier=notifier
+    )
     assembled.run(loglevel)

@@ -232,8 +232,13 @@ class AlertEngine:
         self._track(bot)
         return out
 
-    def tick(self, now_ms: int) -> list[dict[str, Any]]:
-        """Absence, repeats, ended silences, aged-out alerts and quiet bots, at ``now_ms``."""
+    def tick(self, now_ms: int, settled_ms: int | None = None) -> list[dict[str, Any]]:
+        """Absence, repeats, ended silences, aged-out alerts and quiet bots, at ``now_ms``.
+
+        ``settled_ms`` (default ``now_ms``): the time up to which every window is closed,
+        i.e. the partition's watermark. Quiet bots are evaluated only up to it, so a window
+        still open (within the allowed lateness) is not taken for an empty one.
+        """
         out: list[dict[str, Any]] = []
         silences = self.silence_list
         silences.expire(now_ms)
@@ -260,7 +265,8 @@ class AlertEngine:
                         )
                         self._dirty.add(bot.bot_id)
                 self._track(bot)
-        minute_end = now_ms - now_ms % WINDOW_MS
+        settled = now_ms if settled_ms is None else min(settled_ms, now_ms)
+        minute_end = settled - settled % WINDOW_MS
         for bot_id in sorted(self._active):
             bot = self._bots[bot_id]
             self._dirty.add(bot_id)

@@ -248,6 +248,15 @@ def test_a_firing_alert_of_a_bot_that_went_quiet_resolves_on_tick() -> None:
     assert states(engine.tick(T0 + 6 * M)) == [("error-rate", "invoice-bot", "resolved")]
 
 
+def test_a_quiet_bot_is_evaluated_only_up_to_the_settled_time() -> None:
+    engine = threshold_engine(span=5)
+    assert len(engine.on_window(window(0, errors=50))) == 1
+    # Wall clock is past the span, but windows after minute 1 may still be open: no verdict.
+    assert engine.tick(T0 + 9 * M, settled_ms=T0 + 5 * M + 59_000) == []
+    resolved = engine.tick(T0 + 9 * M, settled_ms=T0 + 6 * M)
+    assert states(resolved) == [("error-rate", "invoice-bot", "resolved")]
+
+
 def round_trip(engine: AlertEngine, rules_text: str) -> AlertEngine:
     """What a restarted worker does: per-bot entries and silences through JSON."""
     rules = parse_rules(rules_text)

@@ -38,12 +38,16 @@ class RecordingOutputs:
     def __init__(self) -> None:
         self.letters: list[DeadLetter] = []
         self.windows: list[dict[str, Any]] = []
+        self.alert_records: list[dict[str, Any]] = []
 
     async def dead_letters(self, letters: list[DeadLetter]) -> None:
         self.letters.extend(letters)
 
     async def stats(self, windows: list[dict[str, Any]]) -> None:
         self.windows.extend(windows)
+
+    async def alerts(self, records: list[dict[str, Any]]) -> None:
+        self.alert_records.extend(records)
 
 
 class RejectingSink(DiscardSink):

@@ -1,0 +1,144 @@
+"""The worker's alert stage: one ``AlertEngine`` per owned partition, its state in the table.
+
+Why one engine per partition: a partition's bots move between workers together, so their
+alert state is loaded and dropped with the partition; and each partition has its own clock.
+A partition that is caught up is judged by the wall clock (a bot that stopped sending is down
+now, not when some other bot's event says so); a partition with a backlog is judged in its own
+event time, so reading an hour of backlog after an outage does not declare every bot down.
+
+Silences are global: one ``Silences`` object is shared by every engine and kept up to date
+from the silences topic by the worker.
+
+Each bot's alert state is one table entry (``a|<partition>|<bot>``) written with the batch
+that changed it, after the alert records were published: a replayed batch rebuilds the same
+records from the same state, and a restarted worker neither re-notifies what it already
+notified nor forgets to resolve it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from streams.alerts import AlertEngine, Rule, Silences
+
+
+class AlertTable(Protocol):
+    """The changelog-backed table, addressed per source partition, with a prefix scan."""
+
+    def save(self, partition: int, key: str, value: bytes) -> Awaitable[object] | None: ...
+
+    def scan(self, partition: int, prefix: str) -> Iterable[tuple[str, bytes]]: ...
+
+
+class Notify(Protocol):
+    """Where alert notifications go beyond the topic and the index (Alertmanager, ...)."""
+
+    def submit(self, alert: dict[str, Any]) -> None:
+        """Queue one notification; must never wait."""
+        ...
+
+
+class Receivers(Notify, Protocol):
+    """``Notify`` with a lifecycle: the worker starts and stops it, ``/status`` shows it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def health(self) -> list[tuple[bool, str]]: ...
+
+
+def alert_key(partition: int, bot_id: str) -> str:
+    return f"a|{partition}|{bot_id}"
+
+
+def _prefix(partition: int) -> str:
+    return f"a|{partition}|"
+
+
+class AlertStage:
+    """Alert engines of the owned partitions, loaded from and saved to the table."""
+
+    def __init__(self, rules: Sequence[Rule], table: AlertTable, silences: Silences) -> None:
+        self.rules = tuple(rules)
+        self.table = table
+        self.silences = silences
+        self._engines: dict[int, AlertEngine] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rules)
+
+    def engine(self, partition: int) -> AlertEngine:
+        """The partition's engine, restored from the table on first use."""
+        engine = self._engines.get(partition)
+        if engine is None:
+            engine = AlertEngine(self.rules)
+            engine.silence_list = self.silences
+            for _, raw in self.table.scan(partition, _prefix(partition)):
+                engine.load_bot(orjson.loads(raw))
+            engine.take_dirty()
+            self._engines[partition] = engine
+        return engine
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._engines.pop(partition, None)
+
+    def observe(
+        self,
+        partition: int,
+        last_seen: dict[str, int],
+        envs: dict[str, str],
+        errors: Sequence[tuple[str, str, int]],
+    ) -> list[dict[str, Any]]:
+        """A batch's events of one partition, summarised: newest time per bot, envs, errors.
+
+        One ``on_event`` per bot and batch (with its newest event time) instead of one per
+        event: absence only needs the newest, and ``errors`` carries every typed error.
+        """
+        engine = self.engine(partition)
+        out: list[dict[str, Any]] = []
+        for bot_id, error_type, ts in errors:
+            out += engine.on_event(bot_id, envs.get(bot_id), error_type, ts)
+        for bot_id, ts in last_seen.items():
+            out += engine.on_event(bot_id, envs.get(bot_id), None, ts)
+        return out
+
+    def on_windows(self, partition: int, windows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        engine = self.engine(partition)
+        out: list[dict[str, Any]] = []
+        for window in windows:
+            out += engine.on_window(window)
+        return out
+
+    def tick(self, partition: int, now_ms: int, settled_ms: int) -> list[dict[str, Any]]:
+        return self.engine(partition).tick(now_ms, settled_ms)
+
+    def save(self, partition: int) -> list[Awaitable[object]]:
+        """Write the entries of bots whose alert state changed; awaitables of the writes."""
+        engine = self._engines.get(partition)
+        if engine is None:
+            return []
+        pending: list[Awaitable[object]] = []
+        for bot_id in sorted(engine.take_dirty()):
+            data = engine.bot_to_dict(bot_id)
+            if data is None:
+                continue
+            done = self.table.save(partition, alert_key(partition, bot_id), orjson.dumps(data))
+            if done is not None:
+                pending.append(done)
+        return pending
+
+    def active(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts of every owned partition (for ``alerts list``)."""
+        out: list[dict[str, Any]] = []
+        for _, engine in sorted(self._engines.items()):
+            out += engine.active()
+        return out
+
+    def partitions(self) -> list[int]:
+        return sorted(self._engines)

@@ -1,0 +1,152 @@
+"""The worker's alert stage inside the batch processor: alert records go to the topic, the
+sink and the receivers once; state lives in the table and survives a restart; each
+partition is judged by its own clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from test_streams_processor import T0, Clock, DictTable, Feed, RecordingOutputs, W, event
+
+from sinks.discard import DiscardSink
+from streams.alerting import AlertStage
+from streams.alerts import Silences, parse_rules
+from streams.config import StreamsConfig
+from streams.metrics import WorkerMetrics
+from streams.processor import BatchProcessor
+
+RULES = """\
+rules:
+  - name: errors
+    kind: threshold
+    severity: critical
+    stat: error_rate
+    op: ">"
+    threshold: 0.5
+    span: 1
+    min_events: 4
+    annotations: {summary: "{bot_id} errors {value:.0%}"}
+  - name: down
+    kind: absence
+    severity: warning
+    for: 3m
+"""
+
+
+class ScanTable(DictTable):
+    def scan(self, partition: int, prefix: str) -> list[tuple[str, bytes]]:
+        return [
+            (k, v)
+            for (p, k), v in sorted(self.data.items())
+            if p == partition and k.startswith(prefix)
+        ]
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.got: list[dict[str, Any]] = []
+
+    def submit(self, alert: dict[str, Any]) -> None:
+        self.got.append(alert)
+
+    def states(self) -> list[tuple[str, str, str]]:
+        return [(a["rule"], a["bot_id"], a["state"]) for a in self.got]
+
+
+def make(
+    table: ScanTable | None = None, clock: Clock | None = None, silences: Silences | None = None
+) -> tuple[BatchProcessor, ScanTable, RecordingOutputs, DiscardSink, Inbox, Clock]:
+    table = table if table is not None else ScanTable()
+    clock = clock or Clock()
+    outputs, sink, inbox = RecordingOutputs(), DiscardSink(), Inbox()
+    stage = AlertStage(parse_rules(RULES), table, silences or Silences())
+    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
+    processor = BatchProcessor(
+        config, table, outputs, sink, WorkerMetrics(), alerts=stage, notify=inbox, now_ms=clock
+    )
+    return processor, table, outputs, sink, inbox, clock
+
+
+def breach(feed: Feed, minute: int = 0) -> list[Any]:
+    """Four errors and one info event in ``minute``: an error rate of 80%."""
+    base = T0 + minute * W
+    return [feed(event("b", base + 1_000 * i, "error" if i else "info")) for i in range(5)]
+
+
+async def test_a_breaching_window_fires_once_to_topic_sink_and_receivers() -> None:
+    processor, table, outputs, sink, inbox, clock = make()
+    feed = Feed()
+    await processor.process(breach(feed))
+    assert inbox.got == []  # the window is still open
+    await processor.process([feed(event("b", T0 + W + 30_000))])  # watermark passes its end
+    assert inbox.states() == [("errors", "b", "firing")]
+    assert outputs.alert_records == inbox.got
+    assert sink.alerts == 1
+    record = inbox.got[0]
+    assert record["value"] == 0.8
+    assert record["annotations"]["summary"] == "b errors 80%"
+    assert (0, "a|0|b") in table.data
+    clock.now = T0 + W + 31_000
+    await processor.tick_alerts()
+    assert len(inbox.got) == 1  # no repeat
+
+
+async def test_a_restarted_worker_neither_renotifies_nor_forgets_to_resolve() -> None:
+    processor, table, _, _, inbox, clock = make()
+    feed = Feed()
+    await processor.process(breach(feed))
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    assert inbox.states() == [("errors", "b", "firing")]
+
+    restarted, _, _, _, inbox2, _ = make(table=table, clock=clock)
+    restarted.adopt([0])
+    clock.now = T0 + W + 35_000
+    await restarted.tick_alerts(behind={0})
+    assert inbox2.got == []
+    # A healthy minute closes: the same alert resolves, from the restarted worker.
+    healthy = [feed(event("b", T0 + W + 31_000 + i)) for i in range(5)]
+    await restarted.process([*healthy, feed(event("b", T0 + 2 * W + 30_000))])
+    assert inbox2.states() == [("errors", "b", "resolved")]
+
+
+async def test_absence_is_judged_by_wall_clock_only_when_the_partition_is_caught_up() -> None:
+    processor, _, _, _, inbox, clock = make()
+    feed = Feed()
+    await processor.process([feed(event("b", T0))])
+    clock.now = T0 + 4 * W
+    await processor.tick_alerts(behind={0})  # a backlog: judged in its own event time
+    assert inbox.got == []
+    await processor.tick_alerts()
+    assert inbox.states() == [("down", "b", "firing")]
+    await processor.process([feed(event("b", T0 + 4 * W))])
+    assert inbox.states() == [("down", "b", "firing"), ("down", "b", "resolved")]
+
+
+async def test_a_silence_holds_notifications_back_but_not_the_alert() -> None:
+    silences = Silences()
+    silences.add("errors", "b*", until_ms=T0 + 60 * W, reason="deploy", created_by="ops", now_ms=T0)
+    processor, _, outputs, _, inbox, _ = make(silences=silences)
+    feed = Feed()
+    await processor.process(breach(feed))
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    assert inbox.got == []
+    assert outputs.alert_records == []
+    [active] = processor.alerts.active() if processor.alerts else []
+    assert (active["state"], active["silenced"]) == ("firing", True)
+
+
+async def test_alert_state_is_one_table_entry_per_bot() -> None:
+    processor, table, _, _, _, _ = make()
+    feed = Feed(partition=3)
+    await processor.process(
+        [
+            feed(event("x", T0)),
+            feed(event("y", T0, "error", error={"type": "IOError", "message": "m"})),
+        ]
+    )
+    keys = sorted(k for (p, k) in table.data if k.startswith("a|"))
+    assert keys == ["a|3|x", "a|3|y"]
+    state = orjson.loads(table.data[(3, "a|3|y")])
+    assert state["bot_id"] == "y"
+    assert state["last_seen"] == T0
