@@ -55,22 +55,25 @@ async def publish(
         await producer.stop()
 
 
-async def _assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    known = await consumer.topics()  # also loads the topics' metadata
-    numbers = consumer.partitions_for_topic(topic) if topic in known else None
-    if not numbers:
+async def _assigned(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic`` (a consumer without group subscribes to all of them)."""
+    if topic not in await consumer.topics():
         raise LookupError(
             f"the silences topic {topic!r} does not exist: run `botwatch setup` (or start a "
             "worker, which creates it)"
         )
-    tps = [TopicPartition(topic, p) for p in sorted(numbers)]
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    return tps
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
+    while not consumer.assignment():
+        if loop.time() > deadline:
+            raise TimeoutError(f"no partition of the silences topic {topic!r} was assigned")
+        await asyncio.sleep(0.05)
+    return sorted(consumer.assignment())
 
 
-def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
+        topic,
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -80,11 +83,11 @@ def _consumer(bootstrap: str) -> AIOKafkaConsumer:
 
 async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> Silences:
     """Every silence recorded on the topic (expired ones included), read to its end."""
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(bootstrap, topic)
     await consumer.start()
     silences = Silences()
     try:
-        tps = await _assign_all(consumer, topic)
+        tps = await _assigned(consumer, topic)
         ends = await consumer.end_offsets(tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -123,10 +126,10 @@ class SilenceFeed:
 
     async def _run(self) -> None:
         while True:
-            consumer = _consumer(self.bootstrap)
+            consumer = _consumer(self.bootstrap, self.topic)
             try:
                 await consumer.start()
-                await _assign_all(consumer, self.topic)
+                await _assigned(consumer, self.topic)
                 if self.failing is not None:
                     log.warning("reading the silences topic %s again", self.topic)
                     self.failing = None

@@ -121,6 +121,7 @@ def make_pipeline(settings: Settings, make_topic: Any, tmp_path: Path) -> dict[s
         name: make_topic(name, partitions=PARTITIONS)
         for name in ("events", "dlq", "stats", "alerts")
     }
+    topics["silences"] = make_topic("silences", partitions=1)
     env = {
         "BOTWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "BOTWATCH_OPENSEARCH_URL": settings.opensearch_url,
@@ -130,6 +131,7 @@ def make_pipeline(settings: Settings, make_topic: Any, tmp_path: Path) -> dict[s
         "BOTWATCH_DLQ_TOPIC": topics["dlq"],
         "BOTWATCH_STATS_TOPIC": topics["stats"],
         "BOTWATCH_ALERTS_TOPIC": topics["alerts"],
+        "BOTWATCH_SILENCES_TOPIC": topics["silences"],
         "BOTWATCH_PARTITIONS": str(PARTITIONS),
         "BOTWATCH_IDLE_CLOSE_S": "4",
         "BOTWATCH_SESSION_TIMEOUT_S": "8",

@@ -11,10 +11,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import ClientSession, web
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
@@ -247,3 +253,131 @@ def put_breaking_template(opensearch: Any, prefix: str) -> None:
             "template": {"mappings": mappings},
         },
     )
+
+
+ALERTMANAGER_CONFIG = """\
+route:
+  receiver: "null"
+  group_by: ["alertname", "bot_id"]
+receivers:
+  - name: "null"
+"""
+
+
+class Alertmanager:
+    def __init__(self, binary: str, home: Path) -> None:
+        self.binary = binary
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home / "alertmanager.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = self.home / "alertmanager.yml"
+        config.write_text(ALERTMANAGER_CONFIG)
+        (self.home / "data").mkdir()
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={config}",
+                    f"--storage.path={self.home / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"Alertmanager exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"Alertmanager at {self.url} not ready within 30 s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+
+    def alerts(self, alertname: str, **flags: bool) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts`` for one alertname; ``flags``: active, silenced, ..."""
+        query = [("filter", f'alertname="{alertname}"')]
+        query += [(k, str(v).lower()) for k, v in flags.items()]
+        url = f"{self.url}/api/v2/alerts?{urllib.parse.urlencode(query)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            found: list[dict[str, Any]] = json.loads(response.read())
+            return found
+
+    def received(self, status: str) -> float:
+        """``alertmanager_alerts_received_total`` for ``status`` (firing | resolved)."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("alertmanager_alerts_received_total{") and (
+                f'status="{status}"' in line
+            ):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+class Recorder:
+    """``/ok/*`` answers 200, ``/flaky/*`` 500 twice then 200, ``/hang/*`` never answers."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.bodies: defaultdict[str, list[Any]] = defaultdict(list)
+        self.content_types: list[str] = []
+        self.answers: defaultdict[str, list[int]] = defaultdict(list)
+        self.arrived = asyncio.Condition()
+        self.release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        self.content_types.append(request.content_type)
+        async with self.arrived:
+            self.bodies[path].append(await request.json())
+            self.arrived.notify_all()
+        if path.startswith("/hang/"):
+            await self.release.wait()
+        status = 200
+        if path.startswith("/flaky/") and len(self.bodies[path]) <= 2:
+            status = 500
+        self.answers[path].append(status)
+        return web.Response(status=status, text="ok" if status == 200 else "boom")
+
+    async def wait_for(self, path: str, count: int) -> list[Any]:
+        async with asyncio.timeout(30), self.arrived:
+            await self.arrived.wait_for(lambda: len(self.bodies[path]) >= count)
+        return self.bodies[path]
+
+
+@asynccontextmanager
+async def recorder() -> AsyncIterator[Recorder]:
+    rec = Recorder()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", rec.port).start()
+    try:
+        yield rec
+    finally:
+        rec.release.set()
+        await runner.cleanup()

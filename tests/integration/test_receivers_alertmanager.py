@@ -7,115 +7,16 @@ alert to a receiver that notifies nobody, no clustering, and storage in the test
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_port
+from support import Alertmanager
 
 from sinks.receivers import AlertmanagerReceiver, ReceiverConfig
-
-CONFIG = """\
-route:
-  receiver: "null"
-  group_by: ["alertname", "bot_id"]
-receivers:
-  - name: "null"
-"""
-
-
-class Alertmanager:
-    def __init__(self, binary: str, home: Path) -> None:
-        self.binary = binary
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / "alertmanager.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        config = self.home / "alertmanager.yml"
-        config.write_text(CONFIG)
-        (self.home / "data").mkdir()
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    f"--config.file={config}",
-                    f"--storage.path={self.home / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--cluster.listen-address=",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"Alertmanager exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"Alertmanager at {self.url} not ready within 30 s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-
-    def alerts(self, alertname: str, **flags: bool) -> list[dict[str, Any]]:
-        """``GET /api/v2/alerts`` for one alertname; ``flags``: active, silenced, ..."""
-        query = [("filter", f'alertname="{alertname}"')]
-        query += [(k, str(v).lower()) for k, v in flags.items()]
-        url = f"{self.url}/api/v2/alerts?{urllib.parse.urlencode(query)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            found: list[dict[str, Any]] = json.loads(response.read())
-            return found
-
-    def received(self, status: str) -> float:
-        """``alertmanager_alerts_received_total`` for ``status`` (firing | resolved)."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
-            text = response.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith("alertmanager_alerts_received_total{") and (
-                f'status="{status}"' in line
-            ):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if binary is None:
-        pytest.fail("prometheus-alertmanager is not installed: run `make test-tools`")
-    am = Alertmanager(binary, tmp_path_factory.mktemp("alertmanager"))
-    am.start()
-    try:
-        yield am
-    finally:
-        am.stop()
 
 
 async def eventually(check: Callable[[], Any], what: str) -> Any:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
-from support import free_port
+from support import recorder
 
 from sinks.receivers import Notifier, ReceiverConfig, SlackReceiver, WebhookReceiver
 
@@ -32,53 +27,6 @@ def record(state: str, bot: str = "bot-http") -> dict[str, Any]:
         "labels": {"team": "ops"},
         "annotations": {"summary": "too many errors", "runbook_url": "https://rb.example/x"},
     }
-
-
-class Recorder:
-    """``/ok/*`` answers 200, ``/flaky/*`` 500 twice then 200, ``/hang/*`` never answers."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.bodies: defaultdict[str, list[Any]] = defaultdict(list)
-        self.content_types: list[str] = []
-        self.answers: defaultdict[str, list[int]] = defaultdict(list)
-        self.arrived = asyncio.Condition()
-        self.release = asyncio.Event()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        path = request.path
-        self.content_types.append(request.content_type)
-        async with self.arrived:
-            self.bodies[path].append(await request.json())
-            self.arrived.notify_all()
-        if path.startswith("/hang/"):
-            await self.release.wait()
-        status = 200
-        if path.startswith("/flaky/") and len(self.bodies[path]) <= 2:
-            status = 500
-        self.answers[path].append(status)
-        return web.Response(status=status, text="ok" if status == 200 else "boom")
-
-    async def wait_for(self, path: str, count: int) -> list[Any]:
-        async with asyncio.timeout(30), self.arrived:
-            await self.arrived.wait_for(lambda: len(self.bodies[path]) >= count)
-        return self.bodies[path]
-
-
-@asynccontextmanager
-async def recorder() -> AsyncIterator[Recorder]:
-    rec = Recorder()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", rec.port).start()
-    try:
-        yield rec
-    finally:
-        rec.release.set()
-        await runner.cleanup()
 
 
 def fast_retries(**over: Any) -> ReceiverConfig:

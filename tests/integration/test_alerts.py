@@ -1,0 +1,247 @@
+"""Alerts end to end: the worker evaluates rules over real windows and notifies a real
+Alertmanager and a local HTTP receiver (webhook and Slack payloads).
+
+Each test runs `botwatch worker` over its own topics and index prefix with a small rules file,
+a lateness of 5 s (windows close soon after the next minute's events) and the idle close
+pushed out of the way, so that only the watermark closes windows. Events are written with
+event times in the recent past, so one-minute windows close as fast as Kafka delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from pipeline import make_pipeline
+from pipeline import worker as pipeline_worker
+from support import BOTWATCH, Alertmanager, Recorder, WorkerProcess, read_topic, recorder
+
+from botwatch.settings import Settings
+from streams.windows import rfc3339
+
+ERRORS_RULE = """\
+rules:
+  - name: errors
+    kind: threshold
+    severity: critical
+    stat: error_rate
+    op: ">"
+    threshold: 0.5
+    span: 1
+    min_events: 20
+    labels: {team: bots}
+    annotations:
+      summary: "{bot_id}: {value:.0%} errors over {window}"
+      runbook_url: https://runbooks.example/errors
+"""
+
+MINUTE = 60_000
+
+
+@pytest.fixture
+def pipeline(stack: Settings, make_topic: Any, tmp_path: Path, index_prefix: str) -> dict[str, Any]:
+    run = make_pipeline(stack, make_topic, tmp_path)
+    run["env"].update(
+        {
+            "BOTWATCH_INDEX_PREFIX": index_prefix,
+            "BOTWATCH_ALLOWED_LATENESS_S": "5",
+            "BOTWATCH_IDLE_CLOSE_S": "600",
+            "BOTWATCH_ALERT_TICK_S": "0.5",
+        }
+    )
+    return run
+
+
+def use_rules(pipeline: dict[str, Any], text: str) -> None:
+    path = pipeline["dir"] / "rules.yaml"
+    path.write_text(text)
+    pipeline["env"]["BOTWATCH_ALERT_RULES"] = str(path)
+
+
+def use_receivers(pipeline: dict[str, Any], rec: Recorder, am: Alertmanager | None = None) -> str:
+    """Webhook and Slack to ``rec`` (and Alertmanager to ``am``); returns the path prefix."""
+    tag = uuid.uuid4().hex[:8]
+    pipeline["env"]["BOTWATCH_ALERT_WEBHOOK_URL"] = f"{rec.url}/ok/hook-{tag}"
+    pipeline["env"]["BOTWATCH_SLACK_WEBHOOK_URL"] = f"{rec.url}/ok/slack-{tag}"
+    if am is not None:
+        pipeline["env"]["BOTWATCH_ALERTMANAGER_URL"] = am.url
+        pipeline["env"]["BOTWATCH_ALERTMANAGER_RESEND_INTERVAL_S"] = "2"
+    return tag
+
+
+def minute_aligned(ago_s: int) -> int:
+    now = int(time.time() * 1000) - ago_s * 1000
+    return now - now % MINUTE
+
+
+def event(bot: str, ts_ms: int, level: str = "info", **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "timestamp": rfc3339(ts_ms),
+        "bot_id": bot,
+        "level": level,
+        "message": "step",
+        "schema_version": 1,
+        **fields,
+    }
+
+
+async def produce(pipeline: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=pipeline["settings"].kafka_bootstrap, acks="all", linger_ms=5
+    )
+    await producer.start()
+    try:
+        topic = pipeline["topics"]["events"]
+        sent = [
+            await producer.send(topic, orjson.dumps(e), key=e["bot_id"].encode()) for e in events
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def generate(pipeline: dict[str, Any], start_ms: int, duration_s: int, *extra: str) -> None:
+    """`botwatch generate` for three bots, 30 events/s of event time, sent unpaced."""
+    done = subprocess.run(
+        [*BOTWATCH, "generate", "--topic", pipeline["topics"]["events"], "--bots", "3",
+         "--rate", "30", "--duration", str(duration_s), "--no-pacing", "--start",
+         rfc3339(start_ms), "--error-rate", "0.02", "--seed", "5", *extra],
+        env=pipeline["env"], capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def cli(pipeline: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BOTWATCH, *args], env=pipeline["env"], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+
+
+async def start_worker(pipeline: dict[str, Any], name: str = "a") -> WorkerProcess:
+    w = pipeline_worker(pipeline, name).start()
+    await asyncio.to_thread(w.wait_ready)
+    return w
+
+
+def hook_alerts(rec: Recorder, tag: str) -> list[dict[str, Any]]:
+    """Every alert the webhook received, in order, as (rule, bot, status) dicts."""
+    out: list[dict[str, Any]] = []
+    for body in rec.bodies[f"/ok/hook-{tag}"]:
+        assert body["version"] == "4"
+        out += body["alerts"]
+    return out
+
+
+def notified(rec: Recorder, tag: str, rule: str) -> list[tuple[str, str]]:
+    return [
+        (a["labels"]["bot_id"], a["status"])
+        for a in hook_alerts(rec, tag)
+        if a["labels"]["alertname"] == rule
+    ]
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await asyncio.to_thread(check)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def test_an_incident_fires_once_and_resolves_once_everywhere(
+    pipeline: dict[str, Any], alertmanager: Alertmanager, opensearch: Any
+) -> None:
+    """Webhook, Slack and a real Alertmanager: one firing and one resolved for bot-000's
+    incident; nothing for a bot under min_events; nothing for a silenced bot."""
+    rule = f"errors{uuid.uuid4().hex[:6]}"
+    use_rules(pipeline, ERRORS_RULE.replace("name: errors", f"name: {rule}"))
+    async with recorder() as rec:
+        tag = use_receivers(pipeline, rec, alertmanager)
+        silenced = cli(
+            pipeline, "alerts", "silence", "--rule", rule, "--bot", "bot-001", "--for", "1h",
+            "--reason", "bot-001 is being migrated", "--by", "test",
+        )  # fmt: skip
+        assert silenced.returncode == 0, silenced.stderr
+        silence_id = silenced.stdout.split()[1].rstrip(":")
+        listed = cli(pipeline, "alerts", "silences")
+        assert silence_id in listed.stdout and "bot-001 is being migrated" in listed.stdout
+
+        w = await start_worker(pipeline)
+        try:
+            start = minute_aligned(460)
+            incidents = ["--incident", "bot-000:60:240:0.9", "--incident", "bot-001:60:240:0.9"]
+            await asyncio.to_thread(generate, pipeline, start, 300, *incidents)
+            # A quiet bot: every event an error, but fewer than min_events per window.
+            quiet = [event("quiet-bot", start + MINUTE + i * 1000, "error") for i in range(5)]
+            quiet.append(event("quiet-bot", start + 4 * MINUTE + 59_000))
+            await produce(pipeline, quiet)
+
+            firing = await eventually(
+                lambda: notified(rec, tag, rule), "the webhook's firing notification"
+            )
+            assert firing == [("bot-000", "firing")]
+            slack = await rec.wait_for(f"/ok/slack-{tag}", 1)
+            assert "bot-000" in json.dumps(slack[0]) and "FIRING" in json.dumps(slack[0])
+
+            def am_firing() -> list[dict[str, Any]]:
+                return [a for a in alertmanager.alerts(rule) if a["status"]["state"] == "active"]
+
+            [am_alert] = await eventually(am_firing, "the alert firing in Alertmanager")
+            assert am_alert["labels"]["bot_id"] == "bot-000"
+            assert am_alert["labels"]["team"] == "bots"
+            assert am_alert["annotations"]["runbook_url"] == "https://runbooks.example/errors"
+
+            listed_now = cli(pipeline, "alerts", "list", "--worker", f"http://127.0.0.1:{w.port}")
+            assert listed_now.returncode == 0, listed_now.stderr
+            rows = [line.split() for line in listed_now.stdout.splitlines()[1:]]
+            assert ["firing", "critical", rule, "bot-000"] == rows[0][:4]
+            assert any(r[:2] == ["firing", "(silenced)"] and "bot-001" in r for r in rows)
+
+            # Healthy minutes close the incident.
+            await asyncio.to_thread(
+                generate,
+                pipeline,
+                start + 5 * MINUTE,
+                int((time.time() * 1000 - start) / 1000) - 310,
+            )
+            await eventually(
+                lambda: ("bot-000", "resolved") in notified(rec, tag, rule),
+                "the webhook's resolved notification",
+            )
+            await eventually(lambda: not am_firing(), "the alert resolved in Alertmanager")
+            await asyncio.sleep(2)  # anything extra would arrive now
+            assert notified(rec, tag, rule) == [("bot-000", "firing"), ("bot-000", "resolved")]
+            assert len(rec.bodies[f"/ok/slack-{tag}"]) == 2
+
+            history = cli(pipeline, "alerts", "history", "--since", "1h", "--json")
+            assert history.returncode == 0, history.stderr
+            [doc] = [json.loads(line) for line in history.stdout.splitlines()]
+            assert (doc["rule"], doc["bot_id"], doc["state"]) == (rule, "bot-000", "resolved")
+            assert doc["ends_at"] is not None
+            records = [
+                json.loads(e["payload"])
+                for e in read_topic(
+                    pipeline["settings"].kafka_bootstrap, pipeline["topics"]["alerts"]
+                )
+            ]
+            mine = [(r["bot_id"], r["state"]) for r in records if r["rule"] == rule]
+            assert mine == [("bot-000", "firing"), ("bot-000", "resolved")]
+            ended = cli(pipeline, "alerts", "unsilence", silence_id)
+            assert ended.returncode == 0, ended.stderr
+            assert "no silence is in force" in cli(pipeline, "alerts", "silences").stdout
+        finally:
+            assert w.stop() == 0, w.tail()
