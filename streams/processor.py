@@ -379,20 +379,27 @@ class BatchProcessor:
         touched: set[tuple[int, str]],
         alerts: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
-        """Close the windows the watermarks passed; their alert records go to ``alerts``."""
+        """Close the windows the watermarks passed; their alert records go to ``alerts``.
+
+        Bots touched by the batch are tracked first, so a window whose end the batch's own
+        events carried the watermark past closes now, not with the next batch.
+        """
+        parts, bots = self._parts, self._bots
+        for partition, bot_id in touched:
+            parts[partition].track(bot_id, bots[partition][bot_id].next_close_ms)
         closed: list[dict[str, Any]] = []
         stage = self.alerts
         for partition in sorted(partitions):
-            part = self._parts[partition]
+            part = parts[partition]
             for bot_id in part.due():
-                windows = self._bot(partition, bot_id).close_ready(part.clock.watermark)
+                bot = self._bot(partition, bot_id)
+                windows = bot.close_ready(part.clock.watermark)
                 self._open_windows -= len(windows)
                 closed.extend(windows)
                 touched.add((partition, bot_id))
+                part.track(bot_id, bot.next_close_ms)
                 if stage is not None and windows:
                     alerts += stage.on_windows(partition, windows)
-        for partition, bot_id in touched:
-            self._parts[partition].track(bot_id, self._bots[partition][bot_id].next_close_ms)
         return closed
 
     async def _publish_windows(self, closed: list[dict[str, Any]]) -> None:

@@ -55,13 +55,19 @@ async def publish(
         await producer.stop()
 
 
-async def _assigned(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """Every partition of ``topic`` (a consumer without group subscribes to all of them)."""
+async def _follow(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Start ``consumer`` on every partition of ``topic`` from the beginning.
+
+    The topic is looked up first: a consumer subscribed to a missing topic only logs, per
+    metadata refresh, that it cannot find it.
+    """
+    await consumer.start()
     if topic not in await consumer.topics():
         raise LookupError(
             f"the silences topic {topic!r} does not exist: run `botwatch setup` (or start a "
             "worker, which creates it)"
         )
+    consumer.subscribe([topic])  # without a group: all partitions, no offsets committed
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10.0
     while not consumer.assignment():
@@ -71,9 +77,8 @@ async def _assigned(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartiti
     return sorted(consumer.assignment())
 
 
-def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+def _consumer(bootstrap: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -83,11 +88,10 @@ def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 
 async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> Silences:
     """Every silence recorded on the topic (expired ones included), read to its end."""
-    consumer = _consumer(bootstrap, topic)
-    await consumer.start()
+    consumer = _consumer(bootstrap)
     silences = Silences()
     try:
-        tps = await _assigned(consumer, topic)
+        tps = await _follow(consumer, topic)
         ends = await consumer.end_offsets(tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -126,10 +130,9 @@ class SilenceFeed:
 
     async def _run(self) -> None:
         while True:
-            consumer = _consumer(self.bootstrap, self.topic)
+            consumer = _consumer(self.bootstrap)
             try:
-                await consumer.start()
-                await _assigned(consumer, self.topic)
+                await _follow(consumer, self.topic)
                 if self.failing is not None:
                     log.warning("reading the silences topic %s again", self.topic)
                     self.failing = None

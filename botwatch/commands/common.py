@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import IO, Any
+
 import click
 
 from botwatch.settings import Settings
@@ -12,6 +14,13 @@ class BotwatchError(click.ClickException):
 
     def format_message(self) -> str:
         return self.message
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """``error: <what>`` then the fix: click's own ``Error:`` prefix would double it."""
+        message = self.format_message()
+        if not message.startswith("error"):
+            message = f"error: {message}"
+        click.echo(message, file=file, err=file is None)
 
 
 def settings_of(ctx: click.Context) -> Settings:

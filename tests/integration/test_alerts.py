@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import time
 import uuid
@@ -245,3 +246,146 @@ async def test_an_incident_fires_once_and_resolves_once_everywhere(
             assert "no silence is in force" in cli(pipeline, "alerts", "silences").stdout
         finally:
             assert w.stop() == 0, w.tail()
+
+
+async def test_a_worker_killed_while_an_alert_fires_neither_renotifies_nor_forgets_it(
+    pipeline: dict[str, Any],
+) -> None:
+    use_rules(pipeline, ERRORS_RULE)
+    async with recorder() as rec:
+        tag = use_receivers(pipeline, rec)
+        w = await start_worker(pipeline)
+        start = minute_aligned(460)
+        await asyncio.to_thread(generate, pipeline, start, 300, "--incident", "bot-000:60:240:0.9")
+        firing = await eventually(lambda: notified(rec, tag, "errors"), "the firing notification")
+        assert firing == [("bot-000", "firing")]
+        w.kill()
+
+        w = await start_worker(pipeline)
+        try:
+            await asyncio.sleep(3)  # many ticks of the restored state
+            assert notified(rec, tag, "errors") == [("bot-000", "firing")]
+            rest = int((time.time() * 1000 - start) / 1000) - 310
+            await asyncio.to_thread(generate, pipeline, start + 5 * MINUTE, rest)
+            await eventually(
+                lambda: len(notified(rec, tag, "errors")) >= 2, "the resolved notification"
+            )
+            await asyncio.sleep(2)
+            assert notified(rec, tag, "errors") == [("bot-000", "firing"), ("bot-000", "resolved")]
+        finally:
+            assert w.stop() == 0, w.tail()
+
+
+ABSENCE_RULE = """\
+rules:
+  - name: bot-down
+    kind: absence
+    severity: critical
+    for: 8s
+    annotations: {summary: "{bot_id} silent for {value:.0f} s"}
+"""
+
+
+async def test_a_bot_that_stops_is_down_after_the_configured_time_and_back_when_it_sends(
+    pipeline: dict[str, Any],
+) -> None:
+    use_rules(pipeline, ABSENCE_RULE)
+    async with recorder() as rec:
+        tag = use_receivers(pipeline, rec)
+        w = await start_worker(pipeline)
+        try:
+            now = int(time.time() * 1000)
+            await produce(
+                pipeline,
+                [event("hb-bot", now - 2000 + i * 500, status="heartbeat") for i in range(4)],
+            )
+            stopped = time.monotonic()
+            await eventually(lambda: notified(rec, tag, "bot-down"), "the bot-down notification")
+            waited = time.monotonic() - stopped
+            assert 6 <= waited <= 20, waited
+            assert notified(rec, tag, "bot-down") == [("hb-bot", "firing")]
+            await produce(pipeline, [event("hb-bot", int(time.time() * 1000), status="heartbeat")])
+            await eventually(
+                lambda: len(notified(rec, tag, "bot-down")) >= 2, "the resolved notification"
+            )
+            assert notified(rec, tag, "bot-down") == [("hb-bot", "firing"), ("hb-bot", "resolved")]
+        finally:
+            assert w.stop() == 0, w.tail()
+
+
+BURN_RULE = """\
+rules:
+  - name: slo-page
+    kind: burn_rate
+    severity: critical
+    objective: 0.99
+    windows:
+      - {long: 1h, short: 5m, factor: 14.4}
+    min_events: 20
+"""
+
+
+def jobs(
+    bot: str, start: int, minutes: int, failure_ratio: float, seed: int
+) -> list[dict[str, Any]]:
+    """60 finished jobs a minute, each failing with ``failure_ratio`` (seeded)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(minutes * 60):
+        failed = rng.random() < failure_ratio
+        status = "failure" if failed else "success"
+        level = "error" if failed else "info"
+        duration = float(rng.randint(50, 500))
+        out.append(
+            event(bot, start + i * 1000, level, status=status, job_id=f"j{i}", duration_ms=duration)
+        )
+    return out
+
+
+async def test_a_burn_rate_above_14_4x_pages_and_one_at_3x_does_not(
+    pipeline: dict[str, Any],
+) -> None:
+    use_rules(pipeline, BURN_RULE)
+    async with recorder() as rec:
+        tag = use_receivers(pipeline, rec)
+        w = await start_worker(pipeline)
+        try:
+            start = minute_aligned(480)
+            hot = jobs("burn-hot", start, 7, 0.25, seed=1)  # 25x the 1% budget
+            warm = jobs("burn-warm", start, 7, 0.03, seed=2)  # 3x
+            closing = [event(b, start + 7 * MINUTE + 30_000) for b in ("burn-hot", "burn-warm")]
+            await produce(pipeline, hot + warm + closing)
+            await eventually(lambda: notified(rec, tag, "slo-page"), "the burn-rate page")
+
+            def warm_windows() -> int:
+                stats = read_topic(
+                    pipeline["settings"].kafka_bootstrap, pipeline["topics"]["stats"]
+                )
+                return sum(json.loads(s["payload"])["bot_id"] == "burn-warm" for s in stats)
+
+            await eventually(lambda: warm_windows() >= 7, "burn-warm's seven windows to close")
+            await asyncio.sleep(2)
+            assert notified(rec, tag, "slo-page") == [("burn-hot", "firing")]
+            [page] = [a for a in hook_alerts(rec, tag) if a["labels"]["alertname"] == "slo-page"]
+            assert page["labels"]["severity"] == "critical"
+        finally:
+            assert w.stop() == 0, w.tail()
+
+
+def test_a_broken_rules_file_is_refused_at_start_naming_rule_field_and_line(
+    pipeline: dict[str, Any],
+) -> None:
+    use_rules(
+        pipeline,
+        ERRORS_RULE + "  - name: slow\n    kind: threshold\n    severity: warning\n"
+        "    stat: p95_duration_ms\n    op: '>>'\n    threshold: 100\n",
+    )
+    done = subprocess.run(
+        [*BOTWATCH, "worker"], env=pipeline["env"], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    rules_path = pipeline["env"]["BOTWATCH_ALERT_RULES"]
+    assert f"{rules_path}:18:" in done.stderr, done.stderr
+    assert "slow" in done.stderr and "op" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

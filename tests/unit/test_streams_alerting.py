@@ -150,3 +150,16 @@ async def test_alert_state_is_one_table_entry_per_bot() -> None:
     state = orjson.loads(table.data[(3, "a|3|y")])
     assert state["bot_id"] == "y"
     assert state["last_seen"] == T0
+
+
+def test_the_silences_topic_is_applied_record_by_record() -> None:
+    from streams import silences as topic
+
+    held = Silences()
+    made = Silences().add("errors", "b", until_ms=T0 + W, reason="r", created_by="me", now_ms=T0)
+    topic.apply(held, *topic.encode(made))
+    assert [s.id for s in held] == [made.id]
+    topic.apply(held, b"other", b"{not json")  # skipped with a warning, nothing else changes
+    assert len(held) == 1
+    topic.apply(held, made.id.encode(), None)  # a tombstone: unsilenced
+    assert len(held) == 0
