@@ -252,6 +252,7 @@ class AlertEngine:
                 for rule in self._rules_for(bot).absence:
                     active = gap >= rule.for_ms
                     if active or (rule.name, "") in bot.book.alerts:
+                        before = _signature(bot)
                         out += bot.book.observe(
                             rule,
                             bot.bot_id,
@@ -263,13 +264,14 @@ class AlertEngine:
                             silenced=silenced,
                             since_ms=last + rule.for_ms,
                         )
-                        self._dirty.add(bot.bot_id)
+                        if _signature(bot) != before:
+                            self._dirty.add(bot.bot_id)
                 self._track(bot)
         settled = now_ms if settled_ms is None else min(settled_ms, now_ms)
         minute_end = settled - settled % WINDOW_MS
         for bot_id in sorted(self._active):
             bot = self._bots[bot_id]
-            self._dirty.add(bot_id)
+            before = _signature(bot)
             rules = self._rules_for(bot)
             if (
                 bot.last_eval_ms is not None
@@ -287,6 +289,8 @@ class AlertEngine:
                     out += bot.book.resolve(rule, alert.key, now_ms)
                     continue
                 out += AlertBook.notify_due(rule, alert, now_ms, silenced)
+            if _signature(bot) != before:
+                self._dirty.add(bot_id)
             self._track(bot)
         return out
 
@@ -500,6 +504,19 @@ class AlertEngine:
 
 
 _KIND_ORDER: Final = ("threshold", "absence", "burn_rate", "new_error_type")
+
+
+def _signature(bot: BotAlerts) -> tuple[Any, ...]:
+    """What a tick may change that must be stored: an alert's state and notification times.
+
+    A tick only refreshes the current value of an alert otherwise (an absence's growing
+    gap); that is recomputed after a restart, so writing it every tick would only load the
+    changelog.
+    """
+    return (
+        bot.last_eval_ms,
+        tuple((a.rule, a.key, a.state, a.fired_ms, a.sent_ms) for a in bot.book),
+    )
 
 
 def _aggregate(windows: deque[Window] | None, low_ms: int) -> Window:

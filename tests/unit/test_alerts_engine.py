@@ -329,6 +329,15 @@ def test_absence_fires_after_the_configured_time_and_resolves_when_the_bot_sends
     assert engine.on_event("invoice-bot", "prod", None, T0 + 13 * M) == []
 
 
+def test_a_tick_that_changes_no_alert_state_writes_nothing() -> None:
+    engine = AlertEngine(parse_rules(ABSENCE))
+    engine.on_event("invoice-bot", "prod", None, T0)
+    assert len(engine.tick(T0 + 5 * M + 500)) == 1
+    assert engine.take_dirty() == {"invoice-bot"}
+    assert engine.tick(T0 + 6 * M) == []  # still down: only the gap grew
+    assert engine.take_dirty() == set()
+
+
 def test_a_bot_never_seen_is_not_down() -> None:
     engine = AlertEngine(parse_rules(ABSENCE))
     assert engine.tick(T0 + H) == []
