@@ -10,6 +10,7 @@ from botwatch.commands import stack as stack_commands
 from botwatch.commands.alerts import alerts as alerts_command
 from botwatch.commands.common import BotwatchError
 from botwatch.commands.demo import demo
+from botwatch.commands.dlq import dlq as dlq_command
 from botwatch.commands.emit import emit as emit_command
 from botwatch.commands.generate import generate as generate_command
 from botwatch.commands.retention import retention as retention_command
@@ -64,3 +65,4 @@ main.add_command(setup_command)
 main.add_command(retention_command)
 main.add_command(demo)
 main.add_command(alerts_command)
+main.add_command(dlq_command)

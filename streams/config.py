@@ -85,3 +85,13 @@ class StreamsConfig:
         "Address the worker's /health /ready /metrics /status endpoints listen on.",
     )
     web_port: int = setting(6066, "BOTWATCH_WEB_PORT", "Port of the worker's web endpoints.")
+    dlq_max_replays: int = setting(
+        3,
+        "BOTWATCH_DLQ_MAX_REPLAYS",
+        "`botwatch dlq replay|import`: a dead letter replayed this often is quarantined, not sent.",
+    )
+    dlq_confirm_above: int = setting(
+        1000,
+        "BOTWATCH_DLQ_CONFIRM_ABOVE",
+        "`botwatch dlq replay|import` ask before sending more records than this (--yes skips).",
+    )

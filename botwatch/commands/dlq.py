@@ -1,0 +1,594 @@
+"""`botwatch dlq list|show|export|import|replay`: what maintainers run after a fix.
+
+Thin: filters are parsed by ``streams.deadletters.select``, replays planned by
+``streams.deadletters.plan`` and run by ``streams.deadletters.kafka``. Exit codes of
+``replay`` and ``import``: 0 every selected record was sent (or, after an interruption, had
+been); 2 some were not (quarantined by the loop guard, or not replayable); 3 the run stopped
+before the end (``--max``, Ctrl-C, declined): run the same command again to continue; 1 an
+error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import click
+import orjson
+
+from botwatch.commands.common import BotwatchError, settings_of
+from botwatch.settings import Settings
+from streams.deadletters import jsonl
+from streams.deadletters import kafka as dl
+from streams.deadletters.plan import Action, PlanError, parse_rate, replay_group
+from streams.deadletters.records import Letter, parse_position
+from streams.deadletters.select import Selection, SelectionError, Summary, make_selection
+from streams.dlq import STAGES
+from streams.windows import rfc3339
+
+EXIT_NOT_ALL: Final = 2
+EXIT_STOPPED: Final = 3
+REASON_CHARS: Final = 90
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def _filters(f: F) -> F:
+    options = [
+        click.option(
+            "--stage",
+            "stages",
+            multiple=True,
+            metavar="STAGE",
+            help=f"Only this stage ({', '.join(STAGES)}); repeat for several.",
+        ),
+        click.option("--bot", "bots", multiple=True, help="Only this bot; repeat for several."),
+        click.option(
+            "--since", help="Failed at or after: RFC 3339 time, or how long ago (30m, 2h, 7d)."
+        ),
+        click.option("--until", help="Failed before: RFC 3339 time, or how long ago."),
+        click.option("--reason", metavar="REGEX", help="Only reasons this regex finds."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _selection(
+    stages: Sequence[str],
+    bots: Sequence[str],
+    since: str | None,
+    until: str | None,
+    reason: str | None,
+) -> Selection:
+    try:
+        return make_selection(
+            stages=stages,
+            bots=bots,
+            since=since,
+            until=until,
+            reason=reason,
+            now_ms=int(time.time() * 1000),
+        )
+    except SelectionError as exc:
+        raise BotwatchError(f"error: {exc}") from None
+
+
+def _run(settings: Settings, job: Any) -> Any:
+    """``asyncio.run(job)`` with Kafka's failures turned into errors the user can act on."""
+    config = settings.streams
+    try:
+        return asyncio.run(job)
+    except dl.KafkaUnavailable as exc:
+        raise BotwatchError(
+            f"error: {exc}.\n"
+            "  fix: start it (`botwatch stack up`) or point BOTWATCH_KAFKA_BOOTSTRAP "
+            "(--kafka-bootstrap) at it."
+        ) from None
+    except dl.TopicMissing as exc:
+        if exc.role == "dead-letter":
+            fix = "run `botwatch setup` (or a worker), or set BOTWATCH_DLQ_TOPIC to the topic."
+        else:
+            fix = "create it, or name an existing topic with --to."
+        raise BotwatchError(f"error: {exc} on {config.kafka_bootstrap}.\n  fix: {fix}") from None
+    except PlanError as exc:
+        raise BotwatchError(f"error: {exc}") from None
+
+
+async def _collect(source: Any, limit: int | None, summary: Summary | None) -> tuple[Any, int]:
+    """The newest ``limit`` letters of ``source`` (all of them when None), and the count."""
+    kept: list[tuple[int, int, int, Letter]] = []
+    total = 0
+    async for letter in source:
+        total += 1
+        if summary is not None:
+            summary.add(letter)
+            continue
+        item = (letter.failed_at_ms, letter.partition, letter.offset, letter)
+        if limit is None or len(kept) < limit:
+            heapq.heappush(kept, item)
+        else:
+            heapq.heappushpop(kept, item)
+    return [item[3] for item in sorted(kept, key=lambda i: i[:3])], total
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)]
+        click.echo("  ".join(cells).rstrip())
+
+
+def _short(text: str, width: int = REASON_CHARS) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _row(letter: Letter) -> tuple[str, ...]:
+    return (
+        letter.position,
+        rfc3339(letter.failed_at_ms),
+        letter.bot or "-",
+        letter.stage,
+        str(letter.replay_count),
+        _short(letter.reason),
+    )
+
+
+ROW_HEADER: Final = ("POSITION", "FAILED AT", "BOT", "STAGE", "REPLAYS", "REASON")
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: list, show, export/import for fixing by hand, and replay."""
+
+
+# -- list / show --------------------------------------------------------------------------
+
+
+@dlq.command("list")
+@_filters
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="Show the newest N.")  # fmt: skip
+@click.option("--summary", is_flag=True, help="Counts by stage, reason and bot instead.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (the export format).")
+@click.pass_context
+def list_letters(  # noqa: PLR0917 - one parameter per option
+    ctx: click.Context,
+    stages: tuple[str, ...],
+    bots: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    reason: str | None,
+    limit: int,
+    summary: bool,
+    as_json: bool,
+) -> None:
+    """Dead letters (position, failure time, bot, stage, reason), newest last."""
+    settings = settings_of(ctx)
+    selection = _selection(stages, bots, since, until, reason)
+    config = settings.streams
+    histogram = Summary() if summary else None
+    source = dl.scan(config.kafka_bootstrap, config.dlq_topic, selection)
+    letters, total = _run(settings, _collect(source, limit, histogram))
+    if histogram is not None:
+        if as_json:
+            click.echo(orjson.dumps(histogram.to_dict()))
+        else:
+            click.echo("\n".join(histogram.lines()))
+        return
+    if as_json:
+        for letter in letters:
+            click.echo(jsonl.to_line(letter), nl=False)
+        return
+    if not total:
+        click.echo(f"no dead letter on {config.dlq_topic} matches ({selection.describe()})")
+        return
+    _table([_row(x) for x in letters], ROW_HEADER)
+    if total > len(letters):
+        click.echo(f"({len(letters)} newest of {total}; --limit N shows more)")
+
+
+def _payload_text(value: bytes | None) -> str:
+    if value is None:
+        return "(none: a tombstone)"
+    try:
+        return orjson.dumps(orjson.loads(value), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "(not UTF-8, shown as escaped bytes)\n" + repr(value)[2:-1]
+
+
+def _show(letter: Letter) -> None:
+    fields = [
+        ("dead letter", f"{letter.topic} {letter.position}"),
+        ("stage", letter.stage),
+        ("reason", letter.reason),
+        ("exception", letter.exception or "-"),
+        ("bot", letter.bot or "-"),
+        ("event id", letter.event_id or "-"),
+        (
+            "original",
+            f"{letter.original_topic} {letter.original_partition}:{letter.original_offset}",
+        ),
+        (
+            "original time",
+            rfc3339(letter.original_timestamp_ms)
+            if letter.original_timestamp_ms is not None
+            else "-",
+        ),
+        ("first failed at", letter.first_failed_at or "-"),
+        ("replay count", str(letter.replay_count)),
+        ("key", "-" if letter.key is None else repr(letter.key)[2:-1]),
+    ]
+    width = max(len(name) for name, _ in fields)
+    for name, value in fields:
+        click.echo(f"{name + ':':<{width + 1}} {value}")
+    for problem in letter.problems:
+        click.echo(f"problem: {problem}")
+    click.echo("headers:")
+    for name, raw in letter.headers:
+        click.echo(f"  {name}: {raw.decode('utf-8', 'backslashreplace')}")
+    click.echo("payload:")
+    click.echo(_payload_text(letter.value))
+
+
+async def _find(bootstrap: str, topic: str, event_id: str) -> list[Letter]:
+    return [x async for x in dl.scan(bootstrap, topic) if x.event_id == event_id]
+
+
+@dlq.command("show")
+@click.argument("which", metavar="PARTITION:OFFSET | EVENT_ID")
+@click.option("--json", "as_json", is_flag=True, help="The export format, one JSON line each.")
+@click.pass_context
+def show(ctx: click.Context, which: str, as_json: bool) -> None:
+    """One dead letter in full: headers decoded, payload pretty-printed."""
+    settings = settings_of(ctx)
+    config = settings.streams
+    position = parse_position(which)
+    if position is not None:
+        found = _run(settings, dl.fetch(config.kafka_bootstrap, config.dlq_topic, *position))
+        letters = [found] if found is not None else []
+    else:
+        letters = _run(settings, _find(config.kafka_bootstrap, config.dlq_topic, which))
+    if not letters:
+        what = f"at {which}" if position is not None else f"with event_id {which!r}"
+        raise BotwatchError(
+            f"error: no dead letter {what} on {config.dlq_topic}.\n"
+            "  fix: copy a POSITION or an event id from `botwatch dlq list`."
+        )
+    for n, letter in enumerate(letters):
+        if as_json:
+            click.echo(jsonl.to_line(letter), nl=False)
+            continue
+        if n:
+            click.echo()
+        _show(letter)
+
+
+# -- export / import ----------------------------------------------------------------------
+
+
+async def _export(bootstrap: str, topic: str, selection: Selection, out: Path) -> int:
+    n = 0
+    with out.open("wb") as f:
+        async for letter in dl.scan(bootstrap, topic, selection):
+            f.write(jsonl.to_line(letter))
+            n += 1
+    return n
+
+
+@dlq.command("export")
+@_filters
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The JSON-lines file to write (replaced).")  # fmt: skip
+@click.pass_context
+def export(  # noqa: PLR0917 - one parameter per option
+    ctx: click.Context,
+    stages: tuple[str, ...],
+    bots: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    reason: str | None,
+    out: Path,
+) -> None:
+    """Write dead letters to a JSON-lines file, to fix by hand and `dlq import`."""
+    settings = settings_of(ctx)
+    selection = _selection(stages, bots, since, until, reason)
+    config = settings.streams
+    try:
+        n = _run(settings, _export(config.kafka_bootstrap, config.dlq_topic, selection, out))
+    except OSError as exc:
+        raise BotwatchError(f"error: cannot write {out}: {exc}") from None
+    click.echo(f"exported {n} dead letter(s) ({selection.describe()}) to {out}")
+
+
+def _read_lines(path: Path) -> list[Letter]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BotwatchError(f"error: cannot read {path}: {exc}") from None
+    letters = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            letters.append(jsonl.from_line(line, number))
+        except jsonl.LineError as exc:
+            raise BotwatchError(
+                f"error: {path}: {exc}.\n"
+                "  fix: keep each line a JSON object as `dlq export` wrote it; edit only "
+                "`event` (or `value`) and `key`."
+            ) from None
+    return letters
+
+
+def _confirm(n: int, threshold: int, yes: bool) -> bool:
+    if yes or n <= threshold:
+        return True
+    if not sys.stdin.isatty():
+        raise BotwatchError(
+            f"error: this would send {n:,} records, more than BOTWATCH_DLQ_CONFIRM_ABOVE "
+            f"({threshold:,}), and there is no terminal to ask.\n  fix: pass --yes."
+        )
+    return click.confirm(f"send {n:,} records?", default=False)
+
+
+def _max_replays(settings: Settings, given: int | None) -> int:
+    return settings.streams.dlq_max_replays if given is None else given
+
+
+_TARGET_OPTIONS: Final = [
+    click.option("--to", help="Send everything to this topic instead of each original topic."),
+    click.option(
+        "--max-replays",
+        type=click.IntRange(0),
+        help="Quarantine records replayed this often already [BOTWATCH_DLQ_MAX_REPLAYS: 3].",
+    ),
+    click.option("--dry-run", is_flag=True, help="Send nothing: print what would go where."),
+    click.option("--yes", is_flag=True, help="Do not ask before sending many records."),
+]
+
+
+def _target_options(f: F) -> F:
+    for option in reversed(_TARGET_OPTIONS):
+        f = option(f)
+    return f
+
+
+@dlq.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_target_options
+@click.pass_context
+def import_letters(  # noqa: PLR0917 - one parameter per option
+    ctx: click.Context,
+    file: Path,
+    to: str | None,
+    max_replays: int | None,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Send the (fixed) records of a `dlq export` file back to be processed."""
+    settings = settings_of(ctx)
+    config = settings.streams
+    letters = _read_lines(file)
+    try:
+        decisions = dl.plan_import(
+            letters,
+            to=to,
+            dlq_topic=config.dlq_topic,
+            max_replays=_max_replays(settings, max_replays),
+        )
+    except PlanError as exc:
+        raise BotwatchError(f"error: {exc}") from None
+    sending = [(x, d.target) for x, d in decisions if d.action is Action.SEND and d.target]
+    held = [(x, d) for x, d in decisions if d.action is not Action.SEND]
+    targets = sorted({t for _, t in sending})
+    _run(settings, dl.check_topics(config.kafka_bootstrap, targets, "target"))
+    for letter, decision in held:
+        click.echo(f"not sent ({decision.action.value}): {letter.source_id}: {decision.why}")
+    if dry_run:
+        for target in targets:
+            n = sum(1 for _, t in sending if t == target)
+            click.echo(f"dry run: would send {n} record(s) to {target}")
+        click.echo("\n".join(Summary().extend(x for x, _ in decisions).lines()))
+        ctx.exit(EXIT_NOT_ALL if held else 0)
+    if not _confirm(len(sending), config.dlq_confirm_above, yes):
+        click.echo("nothing sent")
+        ctx.exit(EXIT_STOPPED)
+    sent = _run(settings, dl.send_letters(config.kafka_bootstrap, sending))
+    for target, n in sorted(sent.items()):
+        click.echo(f"sent {n} record(s) to {target}")
+    if held:
+        click.echo(f"{len(held)} record(s) not sent (see above)")
+    ctx.exit(EXIT_NOT_ALL if held else 0)
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+class _Bar:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.on = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, counts: dl.ReplayCounts, plan: dl.ReplayPlan) -> None:
+        now = time.monotonic()
+        if not self.on or now - self.last < 0.2:
+            return
+        self.last = now
+        done = counts.sent + counts.already_sent + counts.quarantined + counts.skipped
+        share = done / self.total if self.total else 1.0
+        bar = "#" * int(share * 30)
+        click.echo(
+            f"\r[{bar:<30}] {done:,}/{self.total:,} {share:4.0%}  sent {counts.sent:,}  "
+            f"quarantined {counts.quarantined:,}  {counts.rate:,.0f}/s ",
+            nl=False,
+            err=True,
+        )
+
+    def end(self) -> None:
+        if self.on:
+            click.echo(err=True)
+
+
+def _print_plan(plan: dl.ReplayPlan, group: str) -> None:
+    rows = [
+        (
+            letter.position,
+            letter.bot or "-",
+            letter.stage,
+            str(letter.replay_count),
+            decision.action.value,
+            decision.target or decision.why,
+        )
+        for letter, decision in plan.preview
+    ]
+    if rows:
+        _table(rows, ("POSITION", "BOT", "STAGE", "REPLAYS", "ACTION", "TARGET"))
+        if plan.selected.total > len(rows):
+            click.echo(f"(first {len(rows)} of {plan.selected.total})")
+    for target, n in sorted(plan.targets.items()):
+        sending = "would send" if n else ""
+        click.echo(f"{sending} {n} to {target}".strip())
+    click.echo(
+        f"send {plan.actions['send']}, quarantine {plan.actions['quarantine']}, "
+        f"skip {plan.actions['skip']}"
+        + (" (continuing an interrupted replay)" if plan.resumed else "")
+        + f"; progress kept by consumer group {group}"
+    )
+    for why, n in plan.skipped_why.most_common():
+        click.echo(f"skip {n}: {why}")
+    click.echo("\n".join(plan.selected.lines()))
+
+
+async def _replay(
+    options: dl.ReplayOptions, plan: dl.ReplayPlan, progress: _Bar
+) -> dl.ReplayCounts:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await dl.run_replay(options, plan, progress=progress, stop=stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+@dlq.command("replay")
+@_filters
+@_target_options
+@click.option("--rate", metavar="N/s", help="Most records a second (500, 500/s, 30000/m).")
+@click.option("--max", "max_records", type=click.IntRange(1), help="Send at most N this run.")
+@click.option(
+    "--restart", is_flag=True, help="Forget this replay's progress: select from the start again."
+)
+@click.pass_context
+def replay(  # noqa: PLR0917 - one parameter per option
+    ctx: click.Context,
+    stages: tuple[str, ...],
+    bots: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    reason: str | None,
+    to: str | None,
+    max_replays: int | None,
+    dry_run: bool,
+    yes: bool,
+    rate: str | None,
+    max_records: int | None,
+    restart: bool,
+) -> None:
+    """Send dead letters back to their original topic (or --to), once each.
+
+    The same command run again continues where it stopped (its progress is kept by a
+    consumer group named after the arguments), and sends nothing twice.
+    """
+    settings = settings_of(ctx)
+    config = settings.streams
+    selection = _selection(stages, bots, since, until, reason)
+    per_s = None
+    if rate is not None:
+        try:
+            per_s = parse_rate(rate)
+        except ValueError:
+            raise BotwatchError(
+                f"error: --rate {rate!r} is not a rate.\n  fix: write it like 500, 500/s or "
+                "30000/m (more than 0)."
+            ) from None
+    replays = _max_replays(settings, max_replays)
+    identity = {
+        "stages": sorted(stages),
+        "bots": sorted(bots),
+        "since": since,
+        "until": until,
+        "reason": reason,
+        "to": to,
+        "max_replays": replays,
+    }
+    group = replay_group(config.dlq_topic, identity)
+    options = dl.ReplayOptions(
+        bootstrap=config.kafka_bootstrap,
+        dlq_topic=config.dlq_topic,
+        selection=selection,
+        group=group,
+        to=to,
+        max_replays=replays,
+        rate=per_s,
+        max_records=max_records,
+        restart=restart,
+    )
+    plan = _run(settings, dl.plan_replay(options))
+    held = plan.actions["quarantine"] + plan.actions["skip"]
+    if dry_run:
+        click.echo("dry run: nothing is sent")
+        _print_plan(plan, group)
+        ctx.exit(EXIT_NOT_ALL if held else 0)
+    if not plan.selected.total:
+        click.echo(f"nothing to replay ({selection.describe()}); consumer group {group}")
+        if not restart:
+            _run(settings, dl.run_replay(options, plan))  # records the window as done
+        ctx.exit(0)
+    if not _confirm(plan.to_send, config.dlq_confirm_above, yes):
+        click.echo("nothing sent")
+        ctx.exit(EXIT_STOPPED)
+    bar = _Bar(plan.selected.total)
+    try:
+        counts = _run(settings, _replay(options, plan, bar))
+    finally:
+        bar.end()
+    _report(counts, plan)
+    if counts.stopped_early:
+        click.echo("stopped before the end: run the same command again to continue")
+        ctx.exit(EXIT_STOPPED)
+    ctx.exit(EXIT_NOT_ALL if counts.quarantined or counts.skipped else 0)
+
+
+def _report(counts: dl.ReplayCounts, plan: dl.ReplayPlan) -> None:
+    parts = [f"sent {counts.sent:,}"]
+    parts += [f"{n:,} to {t}" for t, n in sorted(counts.sent_by_target.items())]
+    click.echo(", ".join(parts) + f" in {counts.seconds:.1f} s ({counts.rate:,.0f}/s)")
+    if counts.already_sent:
+        click.echo(f"already sent by the interrupted run: {counts.already_sent:,}")
+    if counts.quarantined:
+        click.echo(
+            f"quarantined: {counts.quarantined:,} (replayed --max-replays times already; they "
+            "stay on the dead-letter topic: `botwatch dlq list`)"
+        )
+    if counts.skipped:
+        reasons = "; ".join(f"{n} {why}" for why, n in plan.skipped_why.most_common())
+        click.echo(f"skipped: {counts.skipped:,} ({reasons})")

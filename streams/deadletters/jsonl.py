@@ -1,0 +1,94 @@
+"""Dead letters as JSON lines, for an operator to fix by hand (``dlq export`` / ``dlq import``).
+
+One line per dead letter. ``headers`` (every header, ``botwatch.dlq.*`` included, as text) and
+``source`` (where it sat in the dead-letter topic) are what import reads back, with ``key``
+and the value; ``stage``, ``reason`` and the other fields are there to read. The value is:
+
+- ``event``: the payload as a JSON object, when it is one (edit it like any JSON);
+- else ``value``: the payload as text, when it is UTF-8;
+- else ``value_base64``.
+
+Import re-serializes ``event`` compactly, so a fixed record need not keep its spacing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from streams.deadletters.records import Letter, decode, parse_position
+from streams.windows import rfc3339
+
+
+class LineError(ValueError):
+    """A line of an import file that is not a dead letter this module wrote."""
+
+
+def to_line(letter: Letter) -> bytes:
+    doc: dict[str, Any] = {
+        "source": letter.source_id,
+        "stage": letter.stage,
+        "reason": letter.reason,
+        "bot": letter.bot,
+        "first_failed_at": letter.first_failed_at,
+        "replay_count": letter.replay_count,
+        "timestamp": rfc3339(letter.timestamp_ms),
+        "key": None if letter.key is None else letter.key.decode("utf-8", "replace"),
+        "headers": [[n, v.decode("utf-8", "replace")] for n, v in letter.headers],
+    }
+    if letter.key is not None and doc["key"].encode() != letter.key:
+        doc["key_base64"] = base64.b64encode(letter.key).decode()
+    payload = letter.payload()
+    if payload is not None:
+        doc["event"] = payload
+    elif letter.value is not None:
+        try:
+            doc["value"] = letter.value.decode("utf-8")
+        except UnicodeDecodeError:
+            doc["value_base64"] = base64.b64encode(letter.value).decode()
+    else:
+        doc["value"] = None
+    return orjson.dumps(doc) + b"\n"
+
+
+def from_line(line: bytes | str, number: int = 0) -> Letter:
+    """The dead letter of one exported line, with the (possibly edited) key and value."""
+    where = f"line {number}: " if number else ""
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise LineError(f"{where}not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise LineError(f"{where}not a JSON object")
+    try:
+        topic, _, rest = str(doc["source"]).partition(":")
+        position = parse_position(rest)
+        if not topic or position is None:
+            raise LineError(f"{where}source {doc['source']!r} is not topic:partition:offset")
+        headers = [(str(n), str(v).encode()) for n, v in doc["headers"]]
+        key = _bytes(doc, "key")
+        if "event" in doc:
+            value: bytes | None = orjson.dumps(doc["event"])
+        else:
+            value = _bytes(doc, "value")
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        if isinstance(exc, LineError):
+            raise
+        what = f"{type(exc).__name__}: {exc}"
+        raise LineError(f"{where}not an exported dead letter ({what})") from None
+    return decode(topic, position[0], position[1], 0, key, value, headers)
+
+
+def _bytes(doc: dict[str, Any], name: str) -> bytes | None:
+    encoded = doc.get(f"{name}_base64")
+    if encoded is not None:
+        return base64.b64decode(encoded, validate=True)
+    text = doc.get(name)
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a string or null")
+    return text.encode()

@@ -1,0 +1,558 @@
+"""Kafka I/O of the dead-letter tools: reading the dead-letter topic, replaying, importing.
+
+Everything here is a coroutine with a clear start and stop (``async with`` or try/finally);
+the decisions are made by the pure modules (``records``, ``select``, ``plan``).
+
+How a replay sends nothing twice, even when killed:
+
+- it reads the dead-letter topic with its own consumer group (``plan.replay_group``: the same
+  arguments give the same group) and commits, after each chunk of records the broker
+  acknowledged, the offsets reached with a ``Checkpoint`` as the commit's metadata;
+- every replayed record names its dead letter in ``botwatch.dlq.replay.source``;
+- a restarted run that finds an unfinished checkpoint reads each target partition from the
+  offset the checkpoint recorded (below anything sent after it) to its end, and skips the
+  dead letters it finds named there: sent, but not yet committed, by the run that died.
+
+A transactional producer was not used: the worker reads ``read_uncommitted`` (faust's default
+without exactly-once processing), so it would process the records of an aborted transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from streams.deadletters.plan import (
+    REPLAY_SOURCE,
+    Action,
+    Checkpoint,
+    Decision,
+    PlanError,
+    TokenBucket,
+    Window,
+    check_target,
+    decide,
+    replay_headers,
+    resume_from,
+    window,
+)
+from streams.deadletters.records import Letter, decode
+from streams.deadletters.select import Selection, Summary
+
+POLL_MS: Final = 500
+CHUNK: Final = 2000
+MIN_SLEEP_S: Final = 0.005
+PREVIEW: Final = 20
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker did not answer."""
+
+
+class TopicMissing(LookupError):
+    """A topic the command needs does not exist."""
+
+    def __init__(self, topic: str, role: str) -> None:
+        super().__init__(f"the {role} topic {topic!r} does not exist")
+        self.topic = topic
+        self.role = role
+
+
+# -- connections --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def consumer(bootstrap: str, group_id: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer that commits nothing by itself; stopped on exit."""
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    try:
+        await c.start()
+    except (KafkaError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await c.stop()
+        raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
+    try:
+        yield c
+    finally:
+        await c.stop()
+
+
+@contextlib.asynccontextmanager
+async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+    )
+    try:
+        await p.start()
+    except (KafkaError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await p.stop()
+        raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+async def partitions(c: AIOKafkaConsumer, topic: str, role: str) -> list[TopicPartition]:
+    """The partitions of ``topic`` from a fresh metadata read; ``TopicMissing`` when absent.
+
+    (The consumer's own cluster view only knows topics it was given; a read of all metadata
+    is one request and tells a missing topic apart without waiting for it.)
+    """
+    cluster = await c._client.fetch_all_metadata()
+    found = cluster.partitions_for_topic(topic)
+    if not found:
+        raise TopicMissing(topic, role)
+    return [TopicPartition(topic, p) for p in sorted(found)]
+
+
+async def existing_topics(c: AIOKafkaConsumer) -> set[str]:
+    topics: set[str] = await c.topics()
+    return topics
+
+
+async def full_windows(c: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, Window]:
+    tps = await partitions(c, topic, "dead-letter")
+    low = await c.beginning_offsets(tps)
+    high = await c.end_offsets(tps)
+    return {tp: Window(low[tp], high[tp], False) for tp in tps}
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+async def read(
+    c: AIOKafkaConsumer, windows: dict[TopicPartition, Window], max_records: int = CHUNK
+) -> AsyncIterator[list[tuple[TopicPartition, Any]]]:
+    """Chunks of raw records of ``windows`` (each partition in offset order); ``c`` must be
+    dedicated to this read. Ends when every partition reached its stop."""
+    if not windows:
+        return
+    c.assign(list(windows))
+    todo = {tp: w for tp, w in windows.items() if w.start < w.stop}
+    for tp, w in windows.items():
+        if tp in todo:
+            c.seek(tp, w.start)
+        else:
+            c.pause(tp)
+    while todo:
+        batches = await c.getmany(*todo, timeout_ms=POLL_MS, max_records=max_records)
+        chunk: list[tuple[TopicPartition, Any]] = []
+        for tp, records in batches.items():
+            stop = todo[tp].stop
+            chunk.extend((tp, r) for r in records if r.offset < stop)
+        for tp in list(todo):
+            if await c.position(tp) >= todo[tp].stop:
+                del todo[tp]
+                c.pause(tp)
+        if chunk:
+            yield chunk
+
+
+def letter_of(tp: TopicPartition, record: Any) -> Letter:
+    return decode(
+        tp.topic,
+        tp.partition,
+        record.offset,
+        record.timestamp,
+        record.key,
+        record.value,
+        record.headers,
+    )
+
+
+async def scan(
+    bootstrap: str, topic: str, selection: Selection | None = None
+) -> AsyncIterator[Letter]:
+    """Every dead letter of ``topic`` (that ``selection`` matches), partition by partition
+    interleaved as they arrive."""
+    async with consumer(bootstrap) as c:
+        windows = await full_windows(c, topic)
+        async for chunk in read(c, windows):
+            for tp, record in chunk:
+                letter = letter_of(tp, record)
+                if selection is None or selection.matches(letter):
+                    yield letter
+
+
+async def fetch(bootstrap: str, topic: str, partition: int, offset: int) -> Letter | None:
+    """The dead letter at ``partition:offset``; None when there is none (any more)."""
+    async with consumer(bootstrap) as c:
+        tps = await partitions(c, topic, "dead-letter")
+        tp = TopicPartition(topic, partition)
+        if tp not in tps:
+            return None
+        low = (await c.beginning_offsets([tp]))[tp]
+        high = (await c.end_offsets([tp]))[tp]
+        if not low <= offset < high:
+            return None
+        async for chunk in read(c, {tp: Window(offset, offset + 1, False)}, max_records=1):
+            for _, record in chunk:
+                if record.offset == offset:
+                    return letter_of(tp, record)
+        return None
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayOptions:
+    bootstrap: str
+    dlq_topic: str
+    selection: Selection
+    group: str
+    to: str | None = None
+    max_replays: int = 3
+    rate: float | None = None
+    max_records: int | None = None
+    restart: bool = False
+
+
+@dataclass
+class ReplayPlan:
+    """What a replay would do, from a read of its window (nothing sent, nothing committed)."""
+
+    windows: dict[TopicPartition, Window]
+    checkpoints: dict[TopicPartition, Checkpoint | None]
+    resumed: bool
+    selected: Summary = field(default_factory=Summary)
+    actions: Counter[str] = field(default_factory=Counter)
+    targets: Counter[str] = field(default_factory=Counter)
+    skipped_why: Counter[str] = field(default_factory=Counter)
+    preview: list[tuple[Letter, Decision]] = field(default_factory=list)
+
+    @property
+    def to_send(self) -> int:
+        return self.actions[Action.SEND.value]
+
+
+@dataclass
+class ReplayCounts:
+    selected: int = 0
+    sent: int = 0
+    already_sent: int = 0  # found on a target: sent by an interrupted run of the same replay
+    quarantined: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+    sent_by_target: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+
+Progress = Callable[[ReplayCounts, ReplayPlan], None]
+
+
+async def _committed(
+    bootstrap: str, group: str, tps: list[TopicPartition]
+) -> dict[TopicPartition, tuple[int, str]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+    except (KafkaError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await admin.close()
+        raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
+    try:
+        found = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    return {tp: (om.offset, om.metadata or "") for tp, om in found.items()}
+
+
+async def plan_replay(options: ReplayOptions) -> ReplayPlan:
+    """Read the replay's window and decide for every selected dead letter.
+
+    Raises ``PlanError`` (target is the dead-letter topic), ``TopicMissing`` (the dead-letter
+    topic or a target) or ``KafkaUnavailable``.
+    """
+    check_target(options.to, options.dlq_topic)
+    async with consumer(options.bootstrap) as c:
+        tps = await partitions(c, options.dlq_topic, "dead-letter")
+        low = await c.beginning_offsets(tps)
+        high = await c.end_offsets(tps)
+        committed = await _committed(options.bootstrap, options.group, tps)
+        windows: dict[TopicPartition, Window] = {}
+        checkpoints: dict[TopicPartition, Checkpoint | None] = {}
+        for tp in tps:
+            offset, metadata = committed.get(tp, (-1, ""))
+            checkpoint = Checkpoint.decode(metadata)
+            w = window(offset, checkpoint, low[tp], high[tp], restart=options.restart)
+            windows[tp] = w
+            checkpoints[tp] = checkpoint if w.resumed else None
+        plan = ReplayPlan(windows, checkpoints, any(w.resumed for w in windows.values()))
+        if options.to is not None and options.to not in await existing_topics(c):
+            raise TopicMissing(options.to, "target")
+        async for chunk in read(c, windows):
+            for tp, record in chunk:
+                letter = letter_of(tp, record)
+                if not options.selection.matches(letter):
+                    continue
+                decision = decide(
+                    letter,
+                    to=options.to,
+                    dlq_topic=options.dlq_topic,
+                    max_replays=options.max_replays,
+                )
+                plan.selected.add(letter)
+                plan.actions[decision.action.value] += 1
+                if decision.action is Action.SKIP:
+                    plan.skipped_why[decision.why] += 1
+                elif decision.target is not None:
+                    plan.targets[decision.target] += 1
+                if len(plan.preview) < PREVIEW:
+                    plan.preview.append((letter, decision))
+        existing = await existing_topics(c)
+        for target in plan.targets:
+            if target not in existing:
+                raise TopicMissing(target, "target")
+    return plan
+
+
+async def _already_sent(bootstrap: str, since: dict[str, dict[int, int]]) -> set[str]:
+    """``replay.source`` of every record on the targets from the checkpoint's offsets on."""
+    found: set[str] = set()
+    async with consumer(bootstrap) as c:
+        windows: dict[TopicPartition, Window] = {}
+        for topic, parts in since.items():
+            tps = [TopicPartition(topic, p) for p in parts]
+            high = await c.end_offsets(tps)
+            windows.update({tp: Window(parts[tp.partition], high[tp], False) for tp in tps})
+        async for chunk in read(c, windows):
+            for _, record in chunk:
+                for name, value in record.headers or ():
+                    if name == REPLAY_SOURCE and value:
+                        found.add(value.decode("utf-8", "replace"))
+    return found
+
+
+async def _target_ends(c: AIOKafkaConsumer, topics: Iterable[str]) -> dict[str, dict[int, int]]:
+    ends: dict[str, dict[int, int]] = {}
+    for topic in topics:
+        tps = await partitions(c, topic, "target")
+        high = await c.end_offsets(tps)
+        ends[topic] = {tp.partition: high[tp] for tp in tps}
+    return ends
+
+
+async def run_replay(
+    options: ReplayOptions,
+    plan: ReplayPlan,
+    *,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReplayCounts:
+    """Send what ``plan`` selected, committing progress after each acknowledged chunk.
+
+    ``stop`` set: the chunk in flight is finished and committed, then it returns with
+    ``stopped_early``. Records the plan counted but a resumed run finds already on a target
+    are counted as ``already_sent``.
+    """
+    started = clock()
+    already = (
+        await _already_sent(options.bootstrap, resume_from(plan.checkpoints))
+        if plan.resumed
+        else set()
+    )
+    run = _Run(options, plan, already, clock)
+    async with (
+        consumer(options.bootstrap, options.group) as c,
+        producer(options.bootstrap) as p,
+    ):
+        # Below anything sent from now on: the targets' ends, once what was sent is known.
+        run.targets = await _target_ends(c, plan.targets)
+        async for chunk in read(c, plan.windows):
+            cut = await run.chunk(p, chunk)
+            await run.settle(c, cut)
+            await _commit(c, plan, run.positions, run.targets)
+            run.counts.seconds = clock() - started
+            if progress is not None:
+                progress(run.counts, plan)
+            if run.done or (stop is not None and stop.is_set()):
+                break
+        counts = run.counts
+        counts.stopped_early = any(run.positions[tp] < w.stop for tp, w in plan.windows.items())
+        if plan.windows and not counts.stopped_early:
+            # Also records a window that had nothing to read as finished.
+            await _commit(c, plan, run.positions, run.targets)
+    counts.seconds = clock() - started
+    return counts
+
+
+class _Run:
+    """The state of one replay run between chunks."""
+
+    def __init__(
+        self,
+        options: ReplayOptions,
+        plan: ReplayPlan,
+        already: set[str],
+        clock: Callable[[], float],
+    ) -> None:
+        self.options = options
+        self.plan = plan
+        self.already = already
+        self.counts = ReplayCounts()
+        self.bucket = TokenBucket(options.rate, clock=clock) if options.rate else None
+        self.positions = {tp: w.start for tp, w in plan.windows.items()}
+        self.targets: dict[str, dict[int, int]] = {}
+        self.done = False
+        self.futures: list[asyncio.Future[Any]] = []
+
+    async def chunk(
+        self, p: AIOKafkaProducer, chunk: list[tuple[TopicPartition, Any]]
+    ) -> set[TopicPartition]:
+        """Send the chunk's selected records; returns partitions cut short by ``--max``."""
+        options, counts = self.options, self.counts
+        cut: set[TopicPartition] = set()
+        for tp, record in chunk:
+            if tp in cut:
+                continue
+            if options.max_records is not None and counts.sent >= options.max_records:
+                self.done = True
+                cut.add(tp)
+                continue
+            self.positions[tp] = record.offset + 1
+            letter = letter_of(tp, record)
+            if not options.selection.matches(letter):
+                continue
+            counts.selected += 1
+            decision = decide(
+                letter, to=options.to, dlq_topic=options.dlq_topic, max_replays=options.max_replays
+            )
+            if decision.action is Action.SKIP:
+                counts.skipped += 1
+            elif decision.action is Action.QUARANTINE:
+                counts.quarantined += 1
+            elif letter.source_id in self.already:
+                counts.already_sent += 1
+            elif decision.target is not None:
+                await self._send(p, letter, decision.target)
+        return cut
+
+    async def _send(self, p: AIOKafkaProducer, letter: Letter, target: str) -> None:
+        if self.bucket is not None:
+            delay = self.bucket.reserve()
+            if delay > MIN_SLEEP_S:
+                await asyncio.sleep(delay)
+        headers = replay_headers(letter)
+        self.futures.append(
+            await p.send(target, value=letter.value, key=letter.key, headers=headers)
+        )
+        self.counts.sent += 1
+        self.counts.sent_by_target[target] += 1
+
+    async def settle(self, c: AIOKafkaConsumer, cut: set[TopicPartition]) -> None:
+        """Wait for the broker's acknowledgements; note how far the targets and the
+        partitions got."""
+        futures, self.futures = self.futures, []
+        for meta in await asyncio.gather(*futures):
+            parts = self.targets.setdefault(meta.topic, {})
+            parts[meta.partition] = max(parts.get(meta.partition, 0), meta.offset + 1)
+        # A partition read to the end of its window has no record left below its stop.
+        for tp, w in self.plan.windows.items():
+            if tp not in cut and self.positions[tp] < w.stop and await c.position(tp) >= w.stop:
+                self.positions[tp] = w.stop
+
+
+async def _commit(
+    c: AIOKafkaConsumer,
+    plan: ReplayPlan,
+    positions: dict[TopicPartition, int],
+    targets: dict[str, dict[int, int]],
+) -> None:
+    offsets = {
+        tp: (positions[tp], Checkpoint(w.stop, targets).encode()) for tp, w in plan.windows.items()
+    }
+    if offsets:
+        await c.commit(offsets)
+
+
+# -- import -------------------------------------------------------------------------------
+
+
+async def send_letters(
+    bootstrap: str,
+    items: list[tuple[Letter, str]],
+    *,
+    rate: float | None = None,
+) -> Counter[str]:
+    """Send each letter's replayed record to its target; returns sent counts by target once
+    the broker acknowledged every one."""
+    sent: Counter[str] = Counter()
+    bucket = TokenBucket(rate) if rate else None
+    async with producer(bootstrap) as p:
+        futures = []
+        for letter, target in items:
+            if bucket is not None:
+                delay = bucket.reserve()
+                if delay > MIN_SLEEP_S:
+                    await asyncio.sleep(delay)
+            futures.append(
+                await p.send(
+                    target, value=letter.value, key=letter.key, headers=replay_headers(letter)
+                )
+            )
+            sent[target] += 1
+        await asyncio.gather(*futures)
+    return sent
+
+
+async def check_topics(bootstrap: str, topics: Iterable[str], role: str) -> None:
+    async with consumer(bootstrap) as c:
+        existing = await existing_topics(c)
+        for topic in topics:
+            if topic not in existing:
+                raise TopicMissing(topic, role)
+
+
+def plan_import(
+    letters: Iterable[Letter], *, to: str | None, dlq_topic: str, max_replays: int
+) -> list[tuple[Letter, Decision]]:
+    check_target(to, dlq_topic)
+    return [
+        (letter, decide(letter, to=to, dlq_topic=dlq_topic, max_replays=max_replays))
+        for letter in letters
+    ]
+
+
+__all__ = [
+    "KafkaUnavailable",
+    "PlanError",
+    "ReplayCounts",
+    "ReplayOptions",
+    "ReplayPlan",
+    "TopicMissing",
+    "check_topics",
+    "fetch",
+    "plan_import",
+    "plan_replay",
+    "run_replay",
+    "scan",
+    "send_letters",
+]

@@ -1,0 +1,217 @@
+"""Replay planning, without I/O: where a dead letter goes, with which headers, or why not;
+the replay's identity and its checkpoint; the rate limit.
+
+A replayed record is the original key, value and own headers, plus
+``botwatch.dlq.first_failed_at`` (kept), ``botwatch.dlq.replay_count`` (incremented) and
+``botwatch.dlq.replay.source`` (the dead letter it came from, ``topic:partition:offset``).
+The worker keeps the first two when the record fails again and drops the third, so the next
+dead letter carries the count forward: a record replayed ``max_replays`` times is not sent
+again but quarantined (the loop guard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Final
+
+import orjson
+
+from streams import dlq
+from streams.deadletters.records import Letter
+
+REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
+DEFAULT_MAX_REPLAYS: Final = 3
+GROUP_PREFIX: Final = "botwatch-dlq-replay-"
+
+
+class PlanError(ValueError):
+    """The replay cannot be done as asked; the message says what to change."""
+
+
+class Action(Enum):
+    SEND = "send"
+    QUARANTINE = "quarantine"  # replayed max_replays times already
+    SKIP = "skip"  # cannot be replayed (no original topic, a job_failure without --to, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    target: str | None
+    why: str = ""
+
+
+def check_target(to: str | None, dlq_topic: str) -> None:
+    if to is not None and to == dlq_topic:
+        raise PlanError(
+            f"--to {to!r} is the dead-letter topic itself: replaying into it would only "
+            "copy the dead letters.\n  fix: name the topic the records should be processed "
+            "from (e.g. the events topic)."
+        )
+
+
+def decide(letter: Letter, *, to: str | None, dlq_topic: str, max_replays: int) -> Decision:
+    """What a replay does with ``letter``.
+
+    The target is ``to`` or the original topic from the headers. A ``job_failure`` letter is
+    a copy of an event the worker processed: it goes back only where ``to`` says (the bot's
+    own work topic), never into its original topic, where it would be counted twice.
+    """
+    target = to or letter.original_topic
+    if letter.stage == "?" or target is None:
+        return Decision(Action.SKIP, None, "; ".join(letter.problems) or "no original topic")
+    if target == dlq_topic:
+        return Decision(Action.SKIP, None, "its original topic is the dead-letter topic")
+    if letter.stage == "job_failure" and to is None:
+        return Decision(
+            Action.SKIP, None, "a job_failure is a processed event: replay it only with --to"
+        )
+    if letter.replay_count >= max_replays:
+        return Decision(
+            Action.QUARANTINE, target, f"replayed {letter.replay_count} time(s) already"
+        )
+    return Decision(Action.SEND, target)
+
+
+def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
+    """The headers of the replayed record (see the module docstring)."""
+    headers = letter.own_headers
+    if letter.first_failed_at:
+        headers.append((dlq.FIRST_FAILED_AT, letter.first_failed_at.encode()))
+    headers.append((dlq.REPLAY_COUNT, str(letter.replay_count + 1).encode()))
+    headers.append((REPLAY_SOURCE, letter.source_id.encode()))
+    return headers
+
+
+def replay_group(dlq_topic: str, arguments: Mapping[str, Any]) -> str:
+    """The consumer group that holds a replay's progress: derived from the dead-letter topic
+    and the arguments that choose what is sent where, so the same command continues."""
+    canonical = orjson.dumps(
+        {"dlq": dlq_topic, **arguments}, option=orjson.OPT_SORT_KEYS, default=_sorted_list
+    )
+    return GROUP_PREFIX + hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def _sorted_list(value: Any) -> Any:
+    if isinstance(value, frozenset | set | tuple):
+        return sorted(value)
+    raise TypeError(type(value).__name__)
+
+
+# -- progress ---------------------------------------------------------------------------
+
+
+@dataclass
+class Checkpoint:
+    """What a replay commits with its offsets (as the offset commit's metadata).
+
+    ``stop``: the dead-letter partition's end when the run began; a restarted run continues
+    to it rather than to the new end (which may hold letters of records this run replayed).
+    ``targets``: per target topic and partition, an offset below every record this run
+    sends after the commit; a restart reads the targets from there to find what an
+    interrupted run sent but had not committed, and does not send it again.
+    """
+
+    stop: int
+    targets: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        targets = {t: [[p, o] for p, o in sorted(ps.items())] for t, ps in self.targets.items()}
+        return orjson.dumps({"v": 1, "stop": self.stop, "targets": targets}).decode()
+
+    @classmethod
+    def decode(cls, text: str | None) -> Checkpoint | None:
+        if not text:
+            return None
+        try:
+            data = orjson.loads(text)
+            targets = {
+                str(t): {int(p): int(o) for p, o in pairs} for t, pairs in data["targets"].items()
+            }
+            return cls(int(data["stop"]), targets)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The offsets one run reads of one dead-letter partition: ``[start, stop)``."""
+
+    start: int
+    stop: int
+    resumed: bool  # an interrupted run continues: what it sent uncommitted must be found
+
+
+def window(
+    committed: int | None, checkpoint: Checkpoint | None, low: int, high: int, *, restart: bool
+) -> Window:
+    """Where a run reads one partition (``low``/``high``: the log's start and end now).
+
+    No commit (or ``restart``): everything there is. A commit short of its checkpoint's
+    stop: the interrupted run, continued to its stop. A finished run: what came after it.
+    """
+    if restart or committed is None or committed < 0:
+        return Window(low, high, False)
+    start = max(committed, low)
+    if checkpoint is not None and committed < checkpoint.stop:
+        return Window(start, max(start, checkpoint.stop), True)
+    return Window(start, max(start, high), False)
+
+
+def resume_from(checkpoints: Mapping[int, Checkpoint | None]) -> dict[str, dict[int, int]]:
+    """Per target partition, where to look for records sent after the last commit: the
+    lowest offset any resumed partition's checkpoint recorded."""
+    found: dict[str, dict[int, int]] = {}
+    for checkpoint in checkpoints.values():
+        if checkpoint is None:
+            continue
+        for topic, parts in checkpoint.targets.items():
+            into = found.setdefault(topic, {})
+            for partition, offset in parts.items():
+                into[partition] = min(offset, into.get(partition, offset))
+    return found
+
+
+# -- rate limit -------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; ``reserve(n)`` takes n tokens
+    and says how long to wait before using them (0 when they are there now).
+
+    Reservations may drive the level below zero: the caller waits that debt off, so a
+    steady sender is held to ``rate`` over any stretch longer than ``burst / rate``.
+    """
+
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not rate > 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be a positive number, got {rate}")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate / 20)
+        self.clock = clock
+        self.level = 0.0  # start empty: the first second is not a burst over the rate
+        self.stamp = clock()
+
+    def reserve(self, n: float = 1.0) -> float:
+        now = self.clock()
+        self.level = min(self.burst, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.level -= n
+        return 0.0 if self.level >= 0 else -self.level / self.rate
+
+
+def parse_rate(text: str) -> float:
+    """``"500"``, ``"500/s"``, ``"30000/m"`` -> records a second; ValueError otherwise."""
+    number, _, unit = text.strip().partition("/")
+    per = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}.get(unit.strip())
+    value = float(number)
+    if per is None or not value > 0 or not math.isfinite(value):
+        raise ValueError(text)
+    return value / per
