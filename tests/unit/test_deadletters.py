@@ -1,0 +1,374 @@
+"""The pure parts of `botwatch dlq`: typed dead letters, filters, summary, replay planning."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas import timestamp_ms
+from streams import dlq
+from streams.deadletters import jsonl
+from streams.deadletters.plan import (
+    REPLAY_SOURCE,
+    Action,
+    Checkpoint,
+    PlanError,
+    TokenBucket,
+    check_target,
+    decide,
+    parse_rate,
+    replay_group,
+    replay_headers,
+    resume_from,
+    window,
+)
+from streams.deadletters.records import Letter, decode, parse_position
+from streams.deadletters.select import (
+    Selection,
+    SelectionError,
+    Summary,
+    make_selection,
+    parse_time,
+    reason_class,
+)
+
+NOW = datetime(2026, 11, 23, 10, 0, 0, 123000, tzinfo=UTC)
+NOW_MS = timestamp_ms("2026-11-23T10:00:00.123Z")
+
+
+def letter(
+    stage: dlq.DlqStage = "validate",
+    *,
+    reason: str = "duration_ms: must be a finite number >= 0, got -3",
+    key: bytes | None = b"invoice-bot",
+    value: bytes | None = b'{"event_id": "e-1", "bot_id": "invoice-bot"}',
+    offset: int = 7,
+    replays: int = 0,
+    own: list[tuple[str, bytes]] | None = None,
+    now: datetime = NOW,
+) -> Letter:
+    original = list(own or [("trace", b"abc")])
+    if replays:
+        original.append((dlq.REPLAY_COUNT, str(replays).encode()))
+    headers = dlq.dlq_headers(
+        stage,
+        reason,
+        ValueError("bad") if stage != "job_failure" else None,
+        original_topic="botwatch.events",
+        partition=2,
+        offset=40 + offset,
+        timestamp_ms=1_700_000_000_000,
+        original_headers=original,
+        now=now,
+    )
+    return decode("botwatch.dlq", 1, offset, 1_700_000_000_500, key, value, headers)
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+def test_a_dead_letter_decodes_into_typed_fields() -> None:
+    x = letter("sink", replays=2)
+    assert (x.stage, x.original_topic, x.original_partition, x.original_offset) == (
+        "sink",
+        "botwatch.events",
+        2,
+        47,
+    )
+    assert x.original_timestamp_ms == 1_700_000_000_000
+    assert x.replay_count == 2
+    assert x.exception == "ValueError: bad"
+    assert x.first_failed_at == "2026-11-23T10:00:00.123Z"
+    assert x.failed_at_ms == NOW_MS
+    assert x.own_headers == [("trace", b"abc")]
+    assert x.position == "1:7"
+    assert x.source_id == "botwatch.dlq:1:7"
+    assert x.bot == "invoice-bot"
+    assert x.event_id == "e-1"
+    assert x.problems == ()
+
+
+def test_bot_falls_back_to_the_payload_and_odd_records_still_decode() -> None:
+    assert letter(key=None).bot == "invoice-bot"
+    assert letter(key=None, value=b"\xff\xfe").bot is None
+    assert letter(value=None).event_id is None
+    stray = decode("t", 0, 0, 5, None, b"x", [("other", b"1")])
+    assert stray.stage == "?"
+    assert stray.failed_at_ms == 5
+    assert any("stage" in p for p in stray.problems)
+    bad = decode("t", 0, 0, 5, None, b"x", [(dlq.STAGE, b"sink"), (dlq.REPLAY_COUNT, b"x")])
+    assert bad.replay_count == 0
+    assert any("replay_count" in p for p in bad.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("2:17", (2, 17)), ("0:0", (0, 0)), ("2", None), ("a:1", None),
+                           ("1:-2", None), ("evt-1", None)]
+)  # fmt: skip
+def test_parse_position(text: str, expected: tuple[int, int] | None) -> None:
+    assert parse_position(text) == expected
+
+
+# -- selection ----------------------------------------------------------------------------
+
+
+def test_filters_combine() -> None:
+    sel = make_selection(
+        stages=["validate", "sink"],
+        bots=["invoice-bot"],
+        since="2026-11-23T09:00:00Z",
+        until="2026-11-23T11:00:00Z",
+        reason=r"duration_ms",
+        now_ms=NOW_MS,
+    )
+    assert sel.matches(letter())
+    assert not sel.matches(letter("decode"))
+    assert not sel.matches(letter(key=b"other-bot"))
+    assert not sel.matches(letter(reason="message: too long"))
+    assert not sel.matches(letter(now=datetime(2026, 11, 23, 11, 0, tzinfo=UTC)))  # until excl.
+    assert sel.matches(letter(now=datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))  # since incl.
+    assert Selection().matches(letter("decode", key=None, value=b"\x00"))
+    assert "stage sink|validate" in sel.describe()
+    assert Selection().describe() == "every dead letter"
+
+
+def test_times_are_rfc3339_durations_ago_or_now() -> None:
+    assert parse_time("2h", "--since", NOW_MS) == NOW_MS - 7_200_000
+    assert parse_time("now", "--until", NOW_MS) == NOW_MS
+    assert parse_time("2026-11-23T10:00:00.123Z", "--since", 0) == NOW_MS
+    with pytest.raises(SelectionError, match="--since 'yesterday'"):
+        parse_time("yesterday", "--since", NOW_MS)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stages": ["valid"]}, "(?s)unknown stage 'valid'.*decode, validate, sink, job_failure"),
+        ({"since": "1h", "until": "2h"}, "--since .* is not before --until"),
+        ({"since": "2026-11-23T10:00:00Z", "until": "2026-11-23T10:00:00Z"}, "not before"),
+        ({"reason": "("}, "--reason '\\(' is not a regular expression"),
+        ({"until": "soon"}, "--until 'soon' is neither"),
+    ],
+)
+def test_bad_filters_say_what_to_write(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(SelectionError, match=message) as info:
+        make_selection(now_ms=NOW_MS, **kwargs)
+    assert "fix:" in str(info.value)
+
+
+def test_reason_classes_group_alike_failures() -> None:
+    assert reason_class("duration_ms: must be a finite number >= 0, got -3") == (
+        "duration_ms: must be a finite number >= N"
+    )
+    assert reason_class("level: must be one of 'debug', 'info', got 'loud'") == (
+        "level: must be one of '…', '…'"
+    )
+    assert reason_class("") == "(no reason)"
+    assert len(reason_class("x" * 500)) == 120
+
+
+def test_summary_counts_by_stage_reason_and_bot() -> None:
+    letters = [letter(), letter(reason="duration_ms: must be a finite number >= 0, got -9"),
+               letter("decode", key=b"b2", reason="not JSON"), letter("sink", key=None,
+               value=None)]  # fmt: skip
+    summary = Summary().extend(letters)
+    data = summary.to_dict()
+    assert data["total"] == 4
+    assert data["stages"] == {"validate": 2, "decode": 1, "sink": 1}
+    assert data["reasons"]["duration_ms: must be a finite number >= N"] == 3
+    assert data["bots"] == {"invoice-bot": 2, "b2": 1, "(no bot)": 1}
+    text = "\n".join(summary.lines(top=1))
+    assert "by stage:" in text and "2  validate" in text and "(2 more)" in text
+
+
+# -- replay planning ----------------------------------------------------------------------
+
+
+def test_decide_targets_guards_and_quarantine() -> None:
+    kw: dict[str, Any] = {"dlq_topic": "botwatch.dlq", "max_replays": 3}
+    assert decide(letter(), to=None, **kw).target == "botwatch.events"
+    assert decide(letter(), to=None, **kw).action is Action.SEND
+    assert decide(letter(), to="fixed", **kw).target == "fixed"
+    held = decide(letter(replays=3), to=None, **kw)
+    assert (held.action, held.target) == (Action.QUARANTINE, "botwatch.events")
+    assert decide(letter(replays=2), to=None, **kw).action is Action.SEND
+    assert decide(letter(replays=0), to=None, dlq_topic="d", max_replays=0).action is (
+        Action.QUARANTINE
+    )
+    job = decide(letter("job_failure"), to=None, **kw)
+    assert job.action is Action.SKIP and "--to" in job.why
+    assert decide(letter("job_failure"), to="bot-work", **kw).action is Action.SEND
+    stray = decode("botwatch.dlq", 0, 0, 0, None, b"", [])
+    assert decide(stray, to="x", **kw).action is Action.SKIP
+    loop = decode("d", 0, 0, 0, None, b"", [(dlq.STAGE, b"sink"), (dlq.ORIGINAL_TOPIC, b"d")])
+    assert decide(loop, to=None, dlq_topic="d", max_replays=3).action is Action.SKIP
+
+
+def test_replaying_into_the_dead_letter_topic_is_refused() -> None:
+    with pytest.raises(PlanError, match="dead-letter topic itself"):
+        check_target("botwatch.dlq", "botwatch.dlq")
+    check_target(None, "botwatch.dlq")
+    check_target("botwatch.events", "botwatch.dlq")
+
+
+def test_replayed_headers_carry_the_count_forward_and_the_worker_keeps_it() -> None:
+    x = letter(replays=1, own=[("trace", b"abc"), ("tenant", b"t1")])
+    headers = replay_headers(x)
+    assert headers == [
+        ("trace", b"abc"),
+        ("tenant", b"t1"),
+        (dlq.FIRST_FAILED_AT, b"2026-11-23T10:00:00.123Z"),
+        (dlq.REPLAY_COUNT, b"2"),
+        (REPLAY_SOURCE, b"botwatch.dlq:1:7"),
+    ]
+    # The worker dead-letters the replayed record again: count and first failure survive,
+    # the replay source does not.
+    again = dlq.dlq_headers(
+        "validate", "still bad", None, original_topic="botwatch.events", partition=0,
+        offset=99, timestamp_ms=1, original_headers=headers,
+        now=datetime(2026, 11, 24, tzinfo=UTC),
+    )  # fmt: skip
+    back = decode("botwatch.dlq", 0, 50, 1, x.key, x.value, again)
+    assert back.replay_count == 2
+    assert back.first_failed_at == "2026-11-23T10:00:00.123Z"
+    assert REPLAY_SOURCE not in dict(back.headers)
+    assert decide(back, to=None, dlq_topic="botwatch.dlq", max_replays=2).action is (
+        Action.QUARANTINE
+    )
+
+
+def test_the_replay_group_depends_on_the_arguments_only() -> None:
+    a = replay_group("botwatch.dlq", {"stages": ["sink", "validate"], "to": None})
+    assert a == replay_group("botwatch.dlq", {"to": None, "stages": ["sink", "validate"]})
+    assert a != replay_group("botwatch.dlq", {"stages": ["sink"], "to": None})
+    assert a != replay_group("other.dlq", {"stages": ["sink", "validate"], "to": None})
+    assert re.fullmatch(r"botwatch-dlq-replay-[0-9a-f]{16}", a)
+
+
+def test_checkpoint_round_trips_through_commit_metadata() -> None:
+    cp = Checkpoint(120, {"botwatch.events": {0: 10, 5: 3}})
+    text = cp.encode()
+    assert len(text) < 4096  # the broker's default offset.metadata.max.bytes
+    assert Checkpoint.decode(text) == cp
+    assert Checkpoint.decode("") is None
+    assert Checkpoint.decode("not json") is None
+    assert Checkpoint.decode('{"v": 1}') is None
+
+
+def test_windows_fresh_resumed_and_finished() -> None:
+    cp = Checkpoint(100, {})
+    assert window(None, None, 5, 200, restart=False) == window(-1, None, 5, 200, restart=False)
+    fresh = window(None, None, 5, 200, restart=False)
+    assert (fresh.start, fresh.stop, fresh.resumed) == (5, 200, False)
+    resumed = window(40, cp, 0, 200, restart=False)
+    assert (resumed.start, resumed.stop, resumed.resumed) == (40, 100, True)
+    finished = window(100, cp, 0, 250, restart=False)
+    assert (finished.start, finished.stop, finished.resumed) == (100, 250, False)
+    restarted = window(40, cp, 3, 200, restart=True)
+    assert (restarted.start, restarted.stop, restarted.resumed) == (3, 200, False)
+    trimmed = window(2, cp, 10, 200, restart=False)  # retention removed what was left
+    assert (trimmed.start, trimmed.stop) == (10, 100)
+
+
+def test_resume_reads_targets_from_the_lowest_recorded_offset() -> None:
+    found = resume_from(
+        {
+            0: Checkpoint(9, {"t": {0: 10, 1: 4}}),
+            1: Checkpoint(9, {"t": {0: 7}, "u": {0: 1}}),
+            2: None,
+        }
+    )
+    assert found == {"t": {0: 7, 1: 4}, "u": {0: 1}}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_holds_a_steady_sender_to_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(100.0, burst=5, clock=clock)
+    sent = 0
+    while clock.now < 10.0:
+        wait = bucket.reserve()
+        clock.now += wait  # the caller sleeps the debt off
+        sent += 1
+    assert sent == pytest.approx(1000, abs=6)
+    clock.now += 60  # idle: at most `burst` saved up
+    assert [bucket.reserve() for _ in range(5)] == [0.0] * 5
+    assert bucket.reserve() > 0
+
+
+def test_token_bucket_rejects_bad_rates() -> None:
+    for rate in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError):
+            TokenBucket(rate)
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"), [("500", 500.0), ("500/s", 500.0), ("30000/m", 500.0), ("7200/h", 2.0)]
+)
+def test_parse_rate(text: str, rate: float) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["fast", "0", "-5/s", "5/day", "nan"])
+def test_parse_rate_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_rate(text)
+
+
+# -- export format ------------------------------------------------------------------------
+
+
+def test_export_lines_round_trip_and_edits_are_read_back() -> None:
+    x = letter(value=b'{"event_id": "e-1", "bot_id": "invoice-bot", "colour": "red"}')
+    line = jsonl.to_line(x)
+    doc = orjson.loads(line)
+    assert doc["event"]["colour"] == "red"
+    assert doc["source"] == "botwatch.dlq:1:7"
+    back = jsonl.from_line(line)
+    assert (back.key, back.headers, back.source_id, back.replay_count) == (
+        x.key,
+        x.headers,
+        x.source_id,
+        0,
+    )
+    assert orjson.loads(back.value or b"") == orjson.loads(x.value or b"")
+    del doc["event"]["colour"]
+    fixed = jsonl.from_line(orjson.dumps(doc))
+    assert orjson.loads(fixed.value or b"") == {"event_id": "e-1", "bot_id": "invoice-bot"}
+
+
+@pytest.mark.parametrize("value", [b"not json {", b"\xff\x00binary", None, b"[1, 2]"])
+def test_export_keeps_any_payload_exactly(value: bytes | None) -> None:
+    x = letter(value=value, key=b"\xffkey")
+    back = jsonl.from_line(jsonl.to_line(x))
+    assert back.key == b"\xffkey"
+    if value == b"[1, 2]":
+        assert back.value == value  # not an object: kept as text
+    else:
+        assert back.value == value
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"{", "line 3: not JSON"),
+        (b"[]", "line 3: not a JSON object"),
+        (b'{"source": "x", "headers": []}', "source 'x'"),
+        (b'{"source": "t:0:1"}', "not an exported dead letter"),
+        (b'{"source": "t:0:1", "headers": [], "value_base64": "!!"}', "not an exported"),
+    ],
+)
+def test_broken_import_lines_are_named(line: bytes, message: str) -> None:
+    with pytest.raises(jsonl.LineError, match=message):
+        jsonl.from_line(line, 3)
