@@ -322,7 +322,7 @@ async def plan_replay(options: ReplayOptions) -> ReplayPlan:
                 plan.actions[decision.action.value] += 1
                 if decision.action is Action.SKIP:
                     plan.skipped_why[decision.why] += 1
-                elif decision.target is not None:
+                elif decision.action is Action.SEND and decision.target is not None:
                     plan.targets[decision.target] += 1
                 if len(plan.preview) < PREVIEW:
                     plan.preview.append((letter, decision))
@@ -386,7 +386,13 @@ async def run_replay(
     ):
         # Below anything sent from now on: the targets' ends, once what was sent is known.
         run.targets = await _target_ends(c, plan.targets)
-        async for chunk in read(c, plan.windows):
+        # Committed before the first send, so a run killed in its first chunk is resumed
+        # (and its sends looked up) rather than started afresh.
+        c.assign(list(plan.windows))
+        await _commit(c, plan, run.positions, run.targets)
+        # About a second of sending per chunk: the checkpoint keeps up with a slow rate.
+        size = CHUNK if not options.rate else max(1, min(CHUNK, int(options.rate)))
+        async for chunk in read(c, plan.windows, max_records=size):
             cut = await run.chunk(p, chunk)
             await run.settle(c, cut)
             await _commit(c, plan, run.positions, run.targets)
