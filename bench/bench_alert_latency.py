@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench._harness import print_table, write_results
-from bench.bench_worker import PARTITIONS, Topics, create_topics, delete_topics, free_port
+from bench.bench_worker import Topics, create_topics, delete_topics, free_port, worker_env
 from botwatch.settings import Settings
 from streams.windows import WINDOW_MS, rfc3339
 
@@ -100,17 +99,7 @@ def start_worker(bootstrap: str, topics: Topics, hook: str, workdir: Path) -> tu
     rules = workdir / "rules.yaml"
     rules.write_text(RULES)
     env = {
-        **os.environ,
-        "BOTWATCH_KAFKA_BOOTSTRAP": bootstrap,
-        "BOTWATCH_APP_ID": f"botwatch-bench-{uuid.uuid4().hex[:10]}",
-        "BOTWATCH_EVENTS_TOPIC": topics.events,
-        "BOTWATCH_DLQ_TOPIC": topics.dlq,
-        "BOTWATCH_STATS_TOPIC": topics.stats,
-        "BOTWATCH_ALERTS_TOPIC": topics.alerts,
-        "BOTWATCH_SILENCES_TOPIC": f"{topics.alerts}.silences",
-        "BOTWATCH_PARTITIONS": str(PARTITIONS),
-        "BOTWATCH_STATE_DIR": str(workdir / "state"),
-        "BOTWATCH_WEB_PORT": str(port),
+        **worker_env(bootstrap, topics, port, workdir),
         "BOTWATCH_ALERT_RULES": str(rules),
         "BOTWATCH_ALERT_WEBHOOK_URL": hook,
         "BOTWATCH_ALLOWED_LATENESS_S": str(LATENESS_S),

@@ -183,10 +183,9 @@ def memory_mb(pid: int) -> dict[str, float]:
     return values
 
 
-def run_worker(bootstrap: str, topics: Topics, events: int, workdir: Path) -> dict[str, Any]:
-    """``botwatch worker --sink discard`` over ``topics.events`` until it read ``events``."""
-    port = free_port()
-    env = {
+def worker_env(bootstrap: str, topics: Topics, port: int, workdir: Path) -> dict[str, str]:
+    """The environment of a benchmark's worker: its own group, topics, state and port."""
+    return {
         **os.environ,
         "BOTWATCH_KAFKA_BOOTSTRAP": bootstrap,
         "BOTWATCH_APP_ID": f"botwatch-bench-{uuid.uuid4().hex[:10]}",
@@ -194,10 +193,17 @@ def run_worker(bootstrap: str, topics: Topics, events: int, workdir: Path) -> di
         "BOTWATCH_DLQ_TOPIC": topics.dlq,
         "BOTWATCH_STATS_TOPIC": topics.stats,
         "BOTWATCH_ALERTS_TOPIC": topics.alerts,
+        "BOTWATCH_SILENCES_TOPIC": f"{topics.alerts}.silences",
         "BOTWATCH_PARTITIONS": str(PARTITIONS),
         "BOTWATCH_STATE_DIR": str(workdir / f"state-{port}"),
         "BOTWATCH_WEB_PORT": str(port),
     }
+
+
+def run_worker(bootstrap: str, topics: Topics, events: int, workdir: Path) -> dict[str, Any]:
+    """``botwatch worker --sink discard`` over ``topics.events`` until it read ``events``."""
+    port = free_port()
+    env = worker_env(bootstrap, topics, port, workdir)
     log = workdir / f"worker-{port}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

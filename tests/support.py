@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -381,3 +381,15 @@ async def recorder() -> AsyncIterator[Recorder]:
     finally:
         rec.release.set()
         await runner.cleanup()
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """``check()``'s first truthy result (run in a thread), polled for up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await asyncio.to_thread(check)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.1)

@@ -15,7 +15,8 @@ import random
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,17 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pipeline import make_pipeline
 from pipeline import worker as pipeline_worker
-from support import BOTWATCH, Alertmanager, Recorder, WorkerProcess, read_topic, recorder
+from support import (
+    BOTWATCH,
+    Alertmanager,
+    Recorder,
+    WorkerProcess,
+    read_topic,
+    recorder,
+)
+from support import (
+    eventually as eventually_within,
+)
 
 from botwatch.settings import Settings
 from streams.windows import rfc3339
@@ -46,6 +57,11 @@ rules:
 """
 
 MINUTE = 60_000
+
+
+async def eventually(check: Callable[[], Any], what: str) -> Any:
+    """Windows close within seconds, but the worker shares two cores with the stack."""
+    return await eventually_within(check, what, timeout=60)
 
 
 @pytest.fixture
@@ -135,6 +151,21 @@ async def start_worker(pipeline: dict[str, Any], name: str = "a") -> WorkerProce
     return w
 
 
+@asynccontextmanager
+async def alerting(
+    pipeline: dict[str, Any], rules: str
+) -> AsyncIterator[tuple[Recorder, str, WorkerProcess]]:
+    """A worker with ``rules`` notifying a local webhook and Slack recorder; stopped after."""
+    use_rules(pipeline, rules)
+    async with recorder() as rec:
+        tag = use_receivers(pipeline, rec)
+        w = await start_worker(pipeline)
+        try:
+            yield rec, tag, w
+        finally:
+            assert w.stop() == 0, w.tail()
+
+
 def hook_alerts(rec: Recorder, tag: str) -> list[dict[str, Any]]:
     """Every alert the webhook received, in order, as (rule, bot, status) dicts."""
     out: list[dict[str, Any]] = []
@@ -150,17 +181,6 @@ def notified(rec: Recorder, tag: str, rule: str) -> list[tuple[str, str]]:
         for a in hook_alerts(rec, tag)
         if a["labels"]["alertname"] == rule
     ]
-
-
-async def eventually(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_an_incident_fires_once_and_resolves_once_everywhere(
@@ -289,28 +309,20 @@ rules:
 async def test_a_bot_that_stops_is_down_after_the_configured_time_and_back_when_it_sends(
     pipeline: dict[str, Any],
 ) -> None:
-    use_rules(pipeline, ABSENCE_RULE)
-    async with recorder() as rec:
-        tag = use_receivers(pipeline, rec)
-        w = await start_worker(pipeline)
-        try:
-            now = int(time.time() * 1000)
-            await produce(
-                pipeline,
-                [event("hb-bot", now - 2000 + i * 500, status="heartbeat") for i in range(4)],
-            )
-            stopped = time.monotonic()
-            await eventually(lambda: notified(rec, tag, "bot-down"), "the bot-down notification")
-            waited = time.monotonic() - stopped
-            assert 6 <= waited <= 20, waited
-            assert notified(rec, tag, "bot-down") == [("hb-bot", "firing")]
-            await produce(pipeline, [event("hb-bot", int(time.time() * 1000), status="heartbeat")])
-            await eventually(
-                lambda: len(notified(rec, tag, "bot-down")) >= 2, "the resolved notification"
-            )
-            assert notified(rec, tag, "bot-down") == [("hb-bot", "firing"), ("hb-bot", "resolved")]
-        finally:
-            assert w.stop() == 0, w.tail()
+    async with alerting(pipeline, ABSENCE_RULE) as (rec, tag, _):
+        now = int(time.time() * 1000)
+        beats = [event("hb-bot", now - 2000 + i * 500, status="heartbeat") for i in range(4)]
+        await produce(pipeline, beats)
+        stopped = time.monotonic()
+        await eventually(lambda: notified(rec, tag, "bot-down"), "the bot-down notification")
+        waited = time.monotonic() - stopped
+        assert 6 <= waited <= 20, waited
+        assert notified(rec, tag, "bot-down") == [("hb-bot", "firing")]
+        await produce(pipeline, [event("hb-bot", int(time.time() * 1000), status="heartbeat")])
+        await eventually(
+            lambda: len(notified(rec, tag, "bot-down")) >= 2, "the resolved notification"
+        )
+        assert notified(rec, tag, "bot-down") == [("hb-bot", "firing"), ("hb-bot", "resolved")]
 
 
 BURN_RULE = """\
@@ -345,31 +357,23 @@ def jobs(
 async def test_a_burn_rate_above_14_4x_pages_and_one_at_3x_does_not(
     pipeline: dict[str, Any],
 ) -> None:
-    use_rules(pipeline, BURN_RULE)
-    async with recorder() as rec:
-        tag = use_receivers(pipeline, rec)
-        w = await start_worker(pipeline)
-        try:
-            start = minute_aligned(480)
-            hot = jobs("burn-hot", start, 7, 0.25, seed=1)  # 25x the 1% budget
-            warm = jobs("burn-warm", start, 7, 0.03, seed=2)  # 3x
-            closing = [event(b, start + 7 * MINUTE + 30_000) for b in ("burn-hot", "burn-warm")]
-            await produce(pipeline, hot + warm + closing)
-            await eventually(lambda: notified(rec, tag, "slo-page"), "the burn-rate page")
+    async with alerting(pipeline, BURN_RULE) as (rec, tag, _):
+        start = minute_aligned(480)
+        hot = jobs("burn-hot", start, 7, 0.25, seed=1)  # 25x the 1% budget
+        warm = jobs("burn-warm", start, 7, 0.03, seed=2)  # 3x
+        closing = [event(b, start + 7 * MINUTE + 30_000) for b in ("burn-hot", "burn-warm")]
+        await produce(pipeline, hot + warm + closing)
+        await eventually(lambda: notified(rec, tag, "slo-page"), "the burn-rate page")
 
-            def warm_windows() -> int:
-                stats = read_topic(
-                    pipeline["settings"].kafka_bootstrap, pipeline["topics"]["stats"]
-                )
-                return sum(json.loads(s["payload"])["bot_id"] == "burn-warm" for s in stats)
+        def warm_windows() -> int:
+            stats = read_topic(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["stats"])
+            return sum(json.loads(s["payload"])["bot_id"] == "burn-warm" for s in stats)
 
-            await eventually(lambda: warm_windows() >= 7, "burn-warm's seven windows to close")
-            await asyncio.sleep(2)
-            assert notified(rec, tag, "slo-page") == [("burn-hot", "firing")]
-            [page] = [a for a in hook_alerts(rec, tag) if a["labels"]["alertname"] == "slo-page"]
-            assert page["labels"]["severity"] == "critical"
-        finally:
-            assert w.stop() == 0, w.tail()
+        await eventually(lambda: warm_windows() >= 7, "burn-warm's seven windows to close")
+        await asyncio.sleep(2)
+        assert notified(rec, tag, "slo-page") == [("burn-hot", "firing")]
+        [page] = [a for a in hook_alerts(rec, tag) if a["labels"]["alertname"] == "slo-page"]
+        assert page["labels"]["severity"] == "critical"
 
 
 def test_a_broken_rules_file_is_refused_at_start_naming_rule_field_and_line(

@@ -6,29 +6,13 @@ alert to a receiver that notifies nobody, no clustering, and storage in the test
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-from support import Alertmanager
+from support import Alertmanager, eventually
 
 from sinks.receivers import AlertmanagerReceiver, ReceiverConfig
-
-
-async def eventually(check: Callable[[], Any], what: str) -> Any:
-    """``check()``'s first truthy result, polled for up to 30 s."""
-    deadline = time.monotonic() + 30
-    while True:
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def record(rule: str, state: str, ends_at: str | None = None) -> dict[str, Any]:
