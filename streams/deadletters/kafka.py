@@ -257,6 +257,7 @@ class ReplayCounts:
     skipped: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    sending_seconds: float = 0.0  # from the first send to the last acknowledgement
     sent_by_target: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -429,6 +430,8 @@ class _Run:
         self.targets: dict[str, dict[int, int]] = {}
         self.done = False
         self.futures: list[asyncio.Future[Any]] = []
+        self.clock = clock
+        self.first_send: float | None = None
 
     async def chunk(
         self, p: AIOKafkaProducer, chunk: list[tuple[TopicPartition, Any]]
@@ -467,6 +470,8 @@ class _Run:
             if delay > MIN_SLEEP_S:
                 await asyncio.sleep(delay)
         headers = replay_headers(letter)
+        if self.first_send is None:
+            self.first_send = self.clock()
         self.futures.append(
             await p.send(target, value=letter.value, key=letter.key, headers=headers)
         )
@@ -480,6 +485,8 @@ class _Run:
         for meta in await asyncio.gather(*futures):
             parts = self.targets.setdefault(meta.topic, {})
             parts[meta.partition] = max(parts.get(meta.partition, 0), meta.offset + 1)
+        if futures and self.first_send is not None:
+            self.counts.sending_seconds = self.clock() - self.first_send
         # A partition read to the end of its window has no record left below its stop.
         for tp, w in self.plan.windows.items():
             if tp not in cut and self.positions[tp] < w.stop and await c.position(tp) >= w.stop:
