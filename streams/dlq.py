@@ -14,6 +14,9 @@ Kafka's ``kafka_dlt-*``:
 - ``first_failed_at``: RFC 3339 UTC with milliseconds, when the record first failed.
 - ``replay_count``: how many times the record was replayed from the dead-letter topic.
 
+A replayed record also carries ``botwatch.dlq.replay.stage``: the stage its dead letter was
+made in (see ``REPLAYED_STAGE``).
+
 A replayed record that fails again carries the headers of its previous failure: its
 ``first_failed_at`` and ``replay_count`` (incremented by the replayer) are kept as they are,
 every other ``botwatch.dlq.*`` header is replaced, so a dead letter never holds two values of
@@ -40,6 +43,9 @@ ORIGINAL_OFFSET: Final = "botwatch.dlq.original.offset"
 ORIGINAL_TIMESTAMP: Final = "botwatch.dlq.original.timestamp"
 FIRST_FAILED_AT: Final = "botwatch.dlq.first_failed_at"
 REPLAY_COUNT: Final = "botwatch.dlq.replay_count"
+# Set by the replayer on a replayed record: the stage its dead letter was made in. A record
+# replayed from stage ``sink`` was windowed when first read, so the worker only indexes it.
+REPLAYED_STAGE: Final = "botwatch.dlq.replay.stage"
 HEADERS: Final = (
     STAGE,
     REASON,

@@ -28,6 +28,11 @@ class WorkerMetrics:
             "Redelivered records already applied to the windows (skipped, not double counted).",
             registry=r,
         )
+        self.reindexed = Counter(
+            "botwatch_replayed_reindexed",
+            "Records replayed from sink dead letters: indexed again, not counted again.",
+            registry=r,
+        )
         self.late_events = Counter(
             "botwatch_late_events",
             "Valid events whose window had closed: indexed, left out of the stats.",

@@ -42,7 +42,7 @@ from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.alerting import AlertStage, Notify
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
-from streams.dlq import DlqStage, dlq_headers
+from streams.dlq import REPLAYED_STAGE, DlqStage, dlq_headers
 from streams.metrics import WorkerMetrics
 from streams.watermark import NO_TIME
 
@@ -123,6 +123,7 @@ class _Batch:
     partitions: set[int] = field(default_factory=set)
     late: int = 0
     duplicates: int = 0
+    reindexed: int = 0
     # For the alert stage: newest event time and env per (partition, bot), typed errors.
     last_seen: dict[tuple[int, str], int] = field(default_factory=dict)
     envs: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -294,6 +295,11 @@ class BatchProcessor:
             reason = f"could not decode: {exc}"
             batch.letters.append(self._letter(rec, "decode", reason, exc, batch.stamp))
             return
+        if rec.headers and _replayed_from_sink(rec.headers):
+            # Counted in its window when first read; only OpenSearch refused it then.
+            batch.valid.append(_sink_record(rec, event))
+            batch.reindexed += 1
+            return
         try:
             ts = timestamp_ms(event["timestamp"])
             part = self._partition(rec.partition, batch.now)
@@ -324,18 +330,7 @@ class BatchProcessor:
             error = event.get("error")
             if error is not None and error.get("type"):
                 batch.errors.append((rec.partition, bot_id, error["type"], ts))
-        batch.valid.append(
-            SinkRecord(
-                raw=rec.value or b"",
-                event=event,
-                topic=rec.topic,
-                partition=rec.partition,
-                offset=rec.offset,
-                timestamp_ms=rec.timestamp_ms,
-                key=rec.key,
-                headers=rec.headers,
-            )
-        )
+        batch.valid.append(_sink_record(rec, event))
         if event.get("status") == "failure":
             letter = self._letter(rec, "job_failure", _job_failure(event), None, batch.stamp)
             batch.letters.append(letter)
@@ -349,6 +344,8 @@ class BatchProcessor:
             m.late_events.inc(batch.late)
         if batch.duplicates:
             m.duplicates_skipped.inc(batch.duplicates)
+        if batch.reindexed:
+            m.reindexed.inc(batch.reindexed)
         for letter in batch.letters:
             m.dead_letters.labels(stage=letter.stage).inc()
         end_s = time.time()
@@ -557,6 +554,23 @@ class BatchProcessor:
 
     def last_offsets(self) -> dict[int, int]:
         return dict(self._last_offset)
+
+
+def _sink_record(rec: Record, event: dict[str, Any]) -> SinkRecord:
+    return SinkRecord(
+        raw=rec.value or b"",
+        event=event,
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        timestamp_ms=rec.timestamp_ms,
+        key=rec.key,
+        headers=rec.headers,
+    )
+
+
+def _replayed_from_sink(headers: list[tuple[str, bytes]]) -> bool:
+    return any(name == REPLAYED_STAGE and value == b"sink" for name, value in headers)
 
 
 def _job_failure(event: dict[str, Any]) -> str:

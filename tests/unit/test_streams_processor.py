@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -212,6 +213,21 @@ async def test_a_record_the_sink_rejects_is_dead_lettered_with_stage_sink() -> N
     assert found["botwatch.dlq.original.offset"] == "1"
     assert letter.value == rejected
     assert value(metrics, "botwatch_dead_letters_total", stage="sink") == 1
+
+
+async def test_a_record_replayed_from_a_sink_dead_letter_is_indexed_not_counted_again() -> None:
+    processor, _, outputs, sink, metrics = make()
+    feed = Feed()
+    failure = event("b", T0, "error", status="failure", job_id="j-1")
+    replayed = [("botwatch.dlq.replay_count", b"1"), ("botwatch.dlq.replay.stage", b"sink")]
+    record = feed(failure)
+    await processor.process([replace(record, headers=replayed), feed(event("b", T0 + 1))])
+    assert sink.events == 2  # both indexed
+    assert outputs.letters == []  # its job failure was copied the first time
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert (window["count"], window["failures"]) == (1, 0)
+    assert value(metrics, "botwatch_replayed_reindexed_total") == 1
 
 
 async def test_replaying_a_batch_after_a_restart_does_not_double_count() -> None:
