@@ -7,11 +7,26 @@ unacknowledged, so spooled events never overtake older ones still in the produce
 Duplicates. A record is spooled only when it was *not* handed to the producer, or when the
 producer gave it back as failed. Records in flight stay with aiokafka, which (idempotent,
 acks=all) retries them until the broker acknowledges them; when they are not acknowledged
-within ``delivery_timeout_ms`` only *new* events are diverted to the spool. The residual
-at-least-once window, deduplicated downstream on ``event_id``: (1) records still unacknowledged
-when the producer is closed are spooled although a request carrying them may have reached the
-broker; (2) a spool chunk is committed after it is acknowledged, so a crash in between, or a
-chunk that fails part-way, sends some of its records again.
+within ``delivery_timeout_ms`` only *new* events are diverted to the spool.
+
+A record handed over and then given back without a definite answer (a timeout or a lost
+connection: the broker may have written it and gone away before its acknowledgement
+arrived), one still unacknowledged at close, and the unacknowledged rest of a spool chunk
+are spooled marked *unknown outcome*. Before such records are sent again, under a new
+producer id that the broker cannot deduplicate against, a background check
+(``producers.resend``) reads back the tail of the partitions they went to (from the last
+offset acknowledged before them, or since their creation time; bounded in records and time)
+and drops those whose ``event_id`` is already there: counted in ``sent`` and in
+``already_delivered``. The bot's calls never wait for it. If the check fails because Kafka is
+away again, the records stay spooled and it is retried; if Kafka refuses it (e.g. no read
+permission on the topic), they are sent again unchecked, with a warning. An event is dropped
+only when the check saw it on the broker.
+
+The residual at-least-once window, deduplicated downstream on ``event_id``: a spool chunk is
+committed after it is acknowledged, so a crash in between sends some of its records again; a
+record that lies further back than the check reads (more than ``READ_BACK_MAX_RECORDS`` per
+partition) is sent again; and so is one in a partition the topic's partition count no longer
+maps its key to.
 
 Loss. Nothing is dropped without a counter and a warning: a full queue (the caller waited
 ``emit_block_ms``), a full or failing spool, a record Kafka refuses. Events only in memory
@@ -29,7 +44,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from producers import resend
 from producers.config import ProducerConfig
+from producers.resend import Verdict
 from producers.spool import Record, Spool, SpoolLockedError
 from producers.stats import Stats
 from producers.transport import KafkaTransport, Transport, is_delivered, is_transient
@@ -43,6 +60,8 @@ _MAX_SEND_ROUND = 5_000
 _DRAIN_RECORDS = 2_000
 _DRAIN_BYTES = 1024 * 1024
 _SPOOL_SLOTS = 8
+_CHECK_TIMEOUT_S = 20.0
+_CHECK_BACKOFF_MAX_S = 10.0
 
 
 class _InFlight(NamedTuple):
@@ -52,8 +71,17 @@ class _InFlight(NamedTuple):
     sent_at: float
 
 
+class _Delivered:
+    """A spooled record the broker already has: committed without being sent again."""
+
+
+_DELIVERED = _Delivered()
+
+_DrainItem = asyncio.Future[Any] | BaseException | _Delivered
+
+
 class _Drain(NamedTuple):
-    futures: list[asyncio.Future[Any] | BaseException]
+    futures: list[_DrainItem]
     started: float
 
 
@@ -92,6 +120,15 @@ class Engine:
         self._rescue: list[Record] = []
         self._drain: _Drain | None = None
         self._next_drain = 0.0
+        # Outcome-unknown records: last acknowledged offset per (topic, partition), the floors
+        # for reading back (a snapshot taken when the first unknown record arose; {} when the
+        # spool had some at start), and the check in progress or its verdict.
+        self._acked: dict[tuple[str, int], int] = {}
+        self._floors: dict[tuple[str, int], int] | None = None
+        self._check: asyncio.Task[set[str]] | None = None
+        self._check_ids: frozenset[str] = frozenset()
+        self._check_failures = 0
+        self._verdict: Verdict | None = None
         self._degraded = False
         self._reset = False
         self._closing = False
@@ -172,16 +209,18 @@ class Engine:
         if self._task is not None:
             await self.flush(timeout, until_safe=True)
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._check):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._check = None
         self._open_spool()  # never started: still keep what was queued
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.stop(max(0.0, timeout - (time.monotonic() - started)))
         # Whatever is still unacknowledged goes ahead of the spool, then the queue behind it.
-        self._finish_drain(time.monotonic())
+        self._finish_drain(time.monotonic(), final=True)
         unresolved = list(self._rescue)
         for item in self._inflight:
             if item.future.done() and is_delivered(_exception(item.future)):
@@ -220,10 +259,12 @@ class Engine:
             await self._connect()
         self._reap(now)
         self._finish_drain(now)
+        if self._check is not None and self._check.done():
+            self._end_check(now)
         if self._rescue and not self._inflight:
             self._rescue_to_spool(self._rescue)
             self._rescue = []
-        if self._reset and not self._inflight and self._drain is None:
+        if self._reset and not self._inflight and self._drain is None and self._check is None:
             await self._restart_transport()
         if self._queue:
             if self._direct_ok():
@@ -233,6 +274,7 @@ class Engine:
         if (
             self._transport is not None
             and self._drain is None
+            and self._check is None
             and not self._inflight
             and self._spool is not None
             and self._spool.records
@@ -262,12 +304,15 @@ class Engine:
             and not self._degraded
             and spool_empty
             and self._drain is None
+            and self._check is None
             and not self._rescue
         )
 
     def _all_on_disk(self) -> bool:
         away = (self._transport is None and self._next_connect > 0) or self._degraded
-        quiet = not self._queue and not self._inflight and self._drain is None
+        quiet = (
+            not self._queue and not self._inflight and self._drain is None and self._check is None
+        )
         return away and quiet and self._spool is not None
 
     def _all_delivered(self) -> bool:
@@ -320,6 +365,8 @@ class Engine:
                 )
                 return
             self._spool, self.spool_path = spool, path
+            if spool.has_unknown:  # left by an earlier run: no acknowledged offsets known
+                self._floors = {}
             return
         self.stats.warn_once(
             "spool_open", f"all spool slots of {base} are in use; events wait in memory only"
@@ -361,7 +408,10 @@ class Engine:
             if exc is None or is_delivered(exc):
                 sent += 1
                 self._degraded = False
+                if exc is None:
+                    self._note_acked(item.future)
             elif is_transient(exc):
+                self._outcome_unknown()
                 self._rescue.append(Record(self.topic, item.key, item.value))
                 self._degrade(exc)
                 self._reset = True
@@ -379,6 +429,18 @@ class Engine:
             f"Kafka at {self.config.bootstrap} is not taking events ({exc!r}); new events "
             f"go to the spool {self.spool_path} and are sent in order when it is back",
         )
+
+    def _note_acked(self, future: asyncio.Future[Any]) -> None:
+        """Remember the offset of an acknowledged record (aiokafka's RecordMetadata)."""
+        metadata = future.result()
+        offset = getattr(metadata, "offset", None)
+        if isinstance(offset, int) and offset >= 0:
+            self._acked[(metadata.topic, metadata.partition)] = offset
+
+    def _outcome_unknown(self) -> None:
+        """A record of unknown outcome arose: fix the offsets a read-back starts after."""
+        if self._floors is None:
+            self._floors = dict(self._acked)
 
     def _refused(self, exc: BaseException) -> None:
         self.stats.dropped_rejected += 1
@@ -434,8 +496,15 @@ class Engine:
         transport, spool = self._transport, self._spool
         assert transport is not None and spool is not None
         records = spool.read(_DRAIN_RECORDS, _DRAIN_BYTES)
-        futures: list[asyncio.Future[Any] | BaseException] = []
-        for record in records:
+        actions = resend.plan(records, self._verdict)
+        if records and not actions:  # the head is of unknown outcome: look before resending
+            self._start_check(records)
+            return
+        futures: list[_DrainItem] = []
+        for record, delivered in zip(records, actions, strict=False):
+            if delivered:
+                futures.append(_DELIVERED)
+                continue
             try:
                 futures.append(await transport.send(record.topic, record.key, record.value))
             except Exception as exc:
@@ -453,33 +522,103 @@ class Engine:
         else:
             self._wake()
 
-    def _finish_drain(self, now: float) -> None:
+    def _finish_drain(self, now: float, *, final: bool = False) -> None:
+        """Commit a finished chunk: the acknowledged (or already delivered, or refused) prefix.
+        The rest was handed to Kafka without a definite outcome and is marked so. ``final``
+        (at close) settles a chunk that is still pending the same way."""
         drain, spool = self._drain, self._spool
         if drain is None or spool is None:
             return
-        if not all(not isinstance(f, asyncio.Future) or f.done() for f in drain.futures):
+        pending = any(isinstance(f, asyncio.Future) and not f.done() for f in drain.futures)
+        if pending and not final:
             if now - drain.started > self._delivery_timeout_s and not self._degraded:
                 self._degrade(TimeoutError("spooled events not acknowledged"))
             return
         committed = 0
         for item in drain.futures:
-            exc = item if not isinstance(item, asyncio.Future) else _exception(item)
-            if exc is None or is_delivered(exc):
+            if isinstance(item, _Delivered):
                 self.stats.sent += 1
-            elif is_transient(exc):
-                self._reset = True
-                break
+                self.stats.already_delivered += 1
+            elif isinstance(item, asyncio.Future):
+                exc = _exception(item) if item.done() else TimeoutError("closed")
+                if exc is None or is_delivered(exc):
+                    self.stats.sent += 1
+                    if exc is None:
+                        self._note_acked(item)
+                elif is_transient(exc):
+                    self._reset = True
+                    break
+                else:
+                    self._refused(exc)
             else:
-                self._refused(exc)
+                self._refused(item)
             committed += 1
         spool.commit(committed)
+        if committed < len(drain.futures):
+            for item in drain.futures[committed:]:  # retrieved: asyncio logs them otherwise
+                if isinstance(item, asyncio.Future) and item.done():
+                    _exception(item)
+            self._outcome_unknown()
+            spool.mark_unknown(len(drain.futures) - committed)
         self._drain = None
+        self._verdict = None  # what was sent since may be on the broker now
+        if not spool.has_unknown:
+            self._floors = None
         if committed < len(drain.futures):
             self._degrade(TimeoutError("spooled events failed; retrying"))
             self._next_drain = now + 1.0
         else:
             self._degraded = False
             self._wake()
+
+    # -- checking what the broker already has --------------------------------------------
+
+    def _start_check(self, records: list[Record]) -> None:
+        transport = self._transport
+        assert transport is not None
+        head = resend.to_check(records)
+        self._check_ids = frozenset(
+            event_id for r in head if (event_id := resend.event_id_of(r.value)) is not None
+        )
+        floors = dict(self._floors or {})
+        self._check = asyncio.create_task(
+            self._find_delivered(transport, head, floors), name="botwatch-check"
+        )
+        self._check.add_done_callback(self._wake)
+
+    @staticmethod
+    async def _find_delivered(
+        transport: Transport, head: list[Record], floors: dict[tuple[str, int], int]
+    ) -> set[str]:
+        return await asyncio.wait_for(transport.find_delivered(head, floors), _CHECK_TIMEOUT_S)
+
+    def _end_check(self, now: float) -> None:
+        task, self._check = self._check, None
+        assert task is not None
+        try:
+            found = task.result()
+        except (asyncio.CancelledError, Exception) as exc:
+            if is_transient(exc):
+                # Nothing is known: keep the records spooled and look again later.
+                self._check_failures += 1
+                backoff = min(_CHECK_BACKOFF_MAX_S, 0.5 * 2**self._check_failures)
+                self._next_drain = now + backoff
+                self.stats.warn_once(
+                    "check",
+                    f"cannot read back {self.topic} to see which spooled events Kafka already "
+                    f"has ({exc!r}); they stay in the spool {self.spool_path}, retrying",
+                )
+                return
+            self.stats.warn_once(
+                "check_refused",
+                f"cannot read back {self.topic} to see which spooled events Kafka already has "
+                f"({exc!r}); events whose acknowledgement was lost are sent again and may "
+                "arrive twice",
+            )
+            found = set()
+        self._check_failures = 0
+        self._verdict = Verdict(self._check_ids, frozenset(found) & self._check_ids)
+        self._wake()
 
 
 def _exception(future: asyncio.Future[Any]) -> BaseException | None:

@@ -45,7 +45,9 @@ class _Base:
         return self.config.topic
 
     def stats(self) -> dict[str, Any]:
-        """Counters (sent, spooled, spool_bytes, failed_sends, dropped_*) and current depths."""
+        """Counters (sent, already_delivered, spooled, spool_bytes, failed_sends, dropped_*) and
+        current depths. ``already_delivered`` (part of ``sent``) counts spooled events whose
+        acknowledgement was lost that were found on the broker, so not sent again."""
         return self.engine.snapshot()
 
     def _dropped_closed(self) -> bool:

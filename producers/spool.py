@@ -4,6 +4,7 @@ Layout of a spool directory (one per bot, owned by one process at a time)::
 
     lock                      flock()ed while a producer owns the spool
     cursor                    JSON {segment number: bytes already sent}, replaced atomically
+    unknown                   JSON [segment number, byte]: records up to there may be in Kafka
     00000001000000000000.seg  append-only segments, read in number order
 
 A segment is a run of frames ``>IIHH`` (payload length, CRC-32, topic length, key length)
@@ -14,6 +15,15 @@ A torn or corrupt frame ends its segment: the rest of that segment is cut off an
 
 ``prepend`` exists for records that are older than everything spooled (those still in the
 producer when it stopped): they go into a segment numbered below the head.
+
+Outcome unknown. A record handed to Kafka that was neither acknowledged nor refused may have
+been written (the broker went away before its acknowledgement arrived). Such records are
+always the oldest ones spooled (prepended, or the unsent rest of a chunk read from the head),
+so they form a prefix: the ``unknown`` file keeps the position of the last of them, and
+``read`` returns each record at or before it with ``unknown=True``. Prepended records are of
+unknown outcome by definition; ``mark_unknown`` marks records of the last ``read``. The file
+is written before the records it covers and is removed once they are all committed; a spool
+without it (or written by an older version) simply has no record of unknown outcome.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ class Record(NamedTuple):
     topic: str
     key: bytes
     value: bytes
+    unknown: bool = False
+    """Handed to Kafka without a definite outcome: it may already be there (set by ``read``)."""
 
 
 class SpoolLockedError(OSError):
@@ -91,6 +103,7 @@ class Spool:
         self._records = 0
         self._tail: BinaryIO | None = None
         self._read_positions: list[tuple[int, int]] = []
+        self._unknown: tuple[int, int] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,6 +128,8 @@ class Spool:
         self._consumed = {n: c for n, c in self._consumed.items() if n in self._sizes}
         for number in list(self._segments):
             self._drop_if_consumed(number, keep_tail=False)
+        self._unknown = self._load_unknown()
+        self._forget_unknown_if_sent()
 
     def close(self) -> None:
         if self._tail is not None:
@@ -139,6 +154,18 @@ class Spool:
     def __len__(self) -> int:
         return self._records
 
+    @property
+    def has_unknown(self) -> bool:
+        """True when the head of the spool holds records of unknown outcome."""
+        marker = self._unknown
+        if marker is None:
+            return False
+        for number in self._segments:
+            consumed = self._consumed.get(number, 0)
+            if consumed < self._sizes[number]:
+                return (number, consumed) < marker
+        return False
+
     # -- writing -----------------------------------------------------------------------
 
     def append(self, records: Sequence[Record]) -> int:
@@ -161,16 +188,19 @@ class Spool:
         return fitted
 
     def prepend(self, records: Sequence[Record]) -> int:
-        """Put records ahead of everything spooled; returns how many fit (a prefix)."""
+        """Put records of unknown outcome ahead of everything spooled; returns how many fit
+        (a prefix)."""
         frames, fitted = self._fit(records)
         if not frames:
             return 0
         number = (self._segments[0] if self._segments else _FIRST_SEGMENT) - 1
+        size = sum(len(f) for f in frames)
+        self._set_unknown((number, size))  # before the data: a crash in between leaves no gap
         path = self._path(number)
         with path.open("wb", buffering=0) as f:
             f.write(b"".join(frames))
         self._segments.insert(0, number)
-        self._sizes[number] = sum(len(f) for f in frames)
+        self._sizes[number] = size
         self._records += fitted
         return fitted
 
@@ -228,8 +258,10 @@ class Spool:
                 if needed > len(data):  # one frame larger than the read: read all of it
                     data = self._read_at(number, start, min(end - start, needed))
             progressed = False
+            marker = self._unknown
             for record, rel_end in _decode_frames(data):
-                out.append(record)
+                unknown = marker is not None and (number, start + rel_end) <= marker
+                out.append(record._replace(unknown=True) if unknown else record)
                 self._read_positions.append((number, start + rel_end))
                 size += len(record.value)
                 progressed = True
@@ -256,6 +288,14 @@ class Spool:
         for number in {n for n, _ in positions}:
             self._drop_if_consumed(number, keep_tail=False)
         self._save_cursor()
+        self._forget_unknown_if_sent()
+
+    def mark_unknown(self, count: int) -> None:
+        """Mark the first ``count`` records of the last ``read`` (after any ``commit``) as of
+        unknown outcome: they were handed to Kafka and neither acknowledged nor refused."""
+        positions = self._read_positions[: max(count, 0)]
+        if positions:
+            self._set_unknown(positions[-1])
 
     # -- internals ---------------------------------------------------------------------
 
@@ -306,6 +346,29 @@ class Spool:
             return {int(k): int(v) for k, v in raw.items()}
         except (OSError, ValueError, TypeError, AttributeError):
             return {}
+
+    def _set_unknown(self, position: tuple[int, int]) -> None:
+        marker = position if self._unknown is None else max(self._unknown, position)
+        if marker == self._unknown:
+            return
+        tmp = self.directory / "unknown.tmp"
+        tmp.write_bytes(orjson.dumps(list(marker)))
+        os.replace(tmp, self.directory / "unknown")
+        self._unknown = marker
+
+    def _forget_unknown_if_sent(self) -> None:
+        if self._unknown is None or self.has_unknown:
+            return
+        self._unknown = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / "unknown").unlink()
+
+    def _load_unknown(self) -> tuple[int, int] | None:
+        try:
+            number, end = orjson.loads((self.directory / "unknown").read_bytes())
+            return int(number), int(end)
+        except (OSError, ValueError, TypeError):
+            return None
 
     def _save_cursor(self) -> None:
         tmp = self.directory / "cursor.tmp"

@@ -15,8 +15,11 @@ class BotwatchWarning(RuntimeWarning):
 class Stats:
     """Counters since start. Each problem kind warns once per producer, never per event."""
 
+    # ``already_delivered`` is part of ``sent``: spooled events of unknown outcome that were
+    # found on the broker when it came back, so they were not sent again.
     COUNTERS = (
         "sent",
+        "already_delivered",
         "spooled",
         "failed_sends",
         "dropped_queue_full",
@@ -28,6 +31,7 @@ class Stats:
 
     def __init__(self) -> None:
         self.sent = 0
+        self.already_delivered = 0
         self.spooled = 0
         self.failed_sends = 0
         self.dropped_queue_full = 0

@@ -1,4 +1,5 @@
-"""The one thing that talks to Kafka: an ``AIOKafkaProducer`` behind a small interface.
+"""The one thing that talks to Kafka: an ``AIOKafkaProducer`` behind a small interface, and a
+short-lived ``AIOKafkaConsumer`` to read back what the broker already has (``find_delivered``).
 
 The interface lets unit tests drive the sender with an in-memory fake.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import (
     BrokerResponseError,
     DuplicateSequenceNumber,
@@ -19,7 +21,9 @@ from aiokafka.errors import (
     ProducerClosed,
 )
 
+from producers import resend
 from producers.config import ProducerConfig
+from producers.spool import Record
 
 __all__ = ["KafkaTransport", "Transport", "is_delivered", "is_transient", "producer_options"]
 
@@ -33,6 +37,15 @@ class Transport(Protocol):
 
     async def stop(self, timeout: float) -> None:
         """Send what is buffered for up to ``timeout`` seconds, then disconnect."""
+
+    async def find_delivered(
+        self, records: Sequence[Record], floors: Mapping[tuple[str, int], int]
+    ) -> set[str]:
+        """The event ids of ``records`` (of unknown outcome) that the broker already has.
+
+        ``floors`` maps (topic, partition) to the last offset acknowledged before the records
+        were sent. Raises when the broker cannot be read (nothing is known then).
+        """
 
 
 def producer_options(config: ProducerConfig) -> dict[str, Any]:
@@ -113,3 +126,31 @@ class KafkaTransport:
                 producer._sender.sender_task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(producer.stop(), 5.0)
+
+    async def find_delivered(
+        self, records: Sequence[Record], floors: Mapping[tuple[str, int], int]
+    ) -> set[str]:
+        """Read back the tails of the partitions ``records`` went to (``producers.resend``),
+        with a consumer of no group that commits nothing; the caller bounds the time."""
+        producer = self._producer
+        if producer is None:
+            raise ProducerClosed()
+        partitions: dict[str, list[int]] = {}
+        for topic in sorted({record.topic for record in records}):
+            partitions[topic] = sorted(await producer.partitions_for(topic))
+        wanted = resend.targets(records, partitions, floors)
+        if not wanted:
+            return set()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._options["bootstrap_servers"],
+            client_id="botwatch-producer-check",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        try:
+            await consumer.start()
+            return await resend.read_back(consumer, wanted, resend.READ_BACK_MAX_RECORDS)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 2.0)

@@ -120,3 +120,75 @@ def test_one_owner_at_a_time(spool: Spool) -> None:
     other = Spool(spool.directory, max_bytes=1 << 20)
     with pytest.raises(SpoolLockedError):
         other.open()
+
+
+def unknown_flags(items: list[Record]) -> list[bool]:
+    return [r.unknown for r in items]
+
+
+def test_prepended_records_are_of_unknown_outcome_appended_ones_not(spool: Spool) -> None:
+    spool.append(records(3, start=10))
+    assert not spool.has_unknown
+    spool.prepend(records(2))
+    assert spool.has_unknown
+    got = spool.read(100)
+    assert values(got) == values(records(2)) + values(records(3, start=10))
+    assert unknown_flags(got) == [True, True, False, False, False]
+    spool.append(records(1, start=13))  # behind everything: known, even in the same segment
+    assert unknown_flags(spool.read(100)) == [True, True, False, False, False, False]
+
+
+def test_unknown_marker_goes_once_those_records_are_committed(spool: Spool) -> None:
+    spool.prepend(records(2))
+    spool.append(records(2, start=10))
+    assert (spool.directory / "unknown").exists()
+    spool.read(1)
+    spool.commit(1)
+    assert spool.has_unknown
+    assert unknown_flags(spool.read(100)) == [True, False, False]
+    spool.commit(1)
+    assert not spool.has_unknown
+    assert not (spool.directory / "unknown").exists()
+    assert unknown_flags(spool.read(100)) == [False, False]
+    spool.prepend(records(1, start=20))  # a new marker covers only the new records
+    assert unknown_flags(spool.read(100)) == [True, False, False]
+
+
+def test_mark_unknown_marks_a_prefix_of_the_last_read(spool: Spool) -> None:
+    spool.append(records(6))
+    spool.read(100)
+    spool.commit(2)  # acknowledged
+    spool.mark_unknown(2)  # handed over, no answer
+    got = spool.read(100)
+    assert values(got) == values(records(4, start=2))
+    assert unknown_flags(got) == [True, True, False, False]
+    spool.read(100)
+    spool.mark_unknown(0)
+    assert unknown_flags(spool.read(100)) == [True, True, False, False]
+
+
+def test_unknown_outcome_survives_reopen(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=1 << 20, segment_bytes=256)
+    spool.open()
+    spool.append(records(30))
+    spool.read(100)
+    spool.mark_unknown(25)  # spans segments
+    spool.close()
+    again = Spool(tmp_path / "s", max_bytes=1 << 20, segment_bytes=256)
+    again.open()
+    assert again.has_unknown
+    assert unknown_flags(again.read(100)) == [True] * 25 + [False] * 5
+    again.close()
+
+
+def test_a_damaged_unknown_file_means_none_is_unknown(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=1 << 20)
+    spool.open()
+    spool.prepend(records(2))
+    spool.close()
+    (tmp_path / "s" / "unknown").write_bytes(b"{not json")
+    again = Spool(tmp_path / "s", max_bytes=1 << 20)
+    again.open()
+    assert not again.has_unknown
+    assert unknown_flags(again.read(100)) == [False, False]
+    again.close()
