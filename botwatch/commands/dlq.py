@@ -431,6 +431,8 @@ class _Bar:
             return
         self.last = now
         done = counts.sent + counts.already_sent + counts.quarantined + counts.skipped
+        if not plan.counted:  # the total is the window's size: count what was read of it
+            done = counts.read
         share = done / self.total if self.total else 1.0
         bar = "#" * int(share * 30)
         click.echo(
@@ -552,33 +554,47 @@ def replay(  # noqa: PLR0917 - one parameter per option
         max_records=max_records,
         restart=restart,
     )
-    plan = _run(settings, dl.plan_replay(options))
+    # Counted first (a read of the whole window) only for a dry run, or to ask: when more
+    # than the threshold could be sent and --yes was not given. Else the run decides as it
+    # reads, and the window's size bounds what it sends.
+    threshold = config.dlq_confirm_above
+    plan = _run(
+        settings,
+        dl.plan_replay(options, count=lambda bound: dry_run or (not yes and bound > threshold)),
+    )
     held = plan.actions["quarantine"] + plan.actions["skip"]
     if dry_run:
         click.echo("dry run: nothing is sent")
         _print_plan(plan, group)
         ctx.exit(EXIT_NOT_ALL if held else 0)
-    if not plan.selected.total:
-        click.echo(f"nothing to replay ({selection.describe()}); consumer group {group}")
+    if not plan.total:
+        _nothing(selection, group)
         if not restart:
             _run(settings, dl.run_replay(options, plan))  # records the window as done
         ctx.exit(0)
-    if not _confirm(plan.to_send, config.dlq_confirm_above, yes):
+    if plan.counted and not _confirm(plan.to_send, threshold, yes):
         click.echo("nothing sent")
         ctx.exit(EXIT_STOPPED)
-    bar = _Bar(plan.selected.total)
+    bar = _Bar(plan.total)
     try:
         counts = _run(settings, _replay(options, plan, bar))
     finally:
         bar.end()
-    _report(counts, plan)
+    if not counts.selected and not counts.stopped_early:
+        _nothing(selection, group)
+        ctx.exit(0)
+    _report(counts)
     if counts.stopped_early:
         click.echo("stopped before the end: run the same command again to continue")
         ctx.exit(EXIT_STOPPED)
     ctx.exit(EXIT_NOT_ALL if counts.quarantined or counts.skipped else 0)
 
 
-def _report(counts: dl.ReplayCounts, plan: dl.ReplayPlan) -> None:
+def _nothing(selection: Selection, group: str) -> None:
+    click.echo(f"nothing to replay ({selection.describe()}); consumer group {group}")
+
+
+def _report(counts: dl.ReplayCounts) -> None:
     parts = [f"sent {counts.sent:,}"]
     parts += [f"{n:,} to {t}" for t, n in sorted(counts.sent_by_target.items())]
     click.echo(", ".join(parts) + f" in {counts.seconds:.1f} s ({counts.rate:,.0f}/s)")
@@ -590,5 +606,5 @@ def _report(counts: dl.ReplayCounts, plan: dl.ReplayPlan) -> None:
             "stay on the dead-letter topic: `botwatch dlq list`)"
         )
     if counts.skipped:
-        reasons = "; ".join(f"{n} {why}" for why, n in plan.skipped_why.most_common())
+        reasons = "; ".join(f"{n} {why}" for why, n in counts.skipped_why.most_common())
         click.echo(f"skipped: {counts.skipped:,} ({reasons})")

@@ -30,6 +30,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.deadletters.plan import (
     REPLAY_SOURCE,
@@ -43,15 +44,17 @@ from streams.deadletters.plan import (
     decide,
     replay_headers,
     resume_from,
+    triage,
     window,
 )
-from streams.deadletters.records import Letter, decode
+from streams.deadletters.records import Letter, decode, source_id
 from streams.deadletters.select import Selection, Summary
 
 POLL_MS: Final = 500
-CHUNK: Final = 2000
+CHUNK: Final = 5000
 MIN_SLEEP_S: Final = 0.005
 PREVIEW: Final = 20
+PARTITIONER: Final = DefaultPartitioner()
 
 
 class KafkaUnavailable(RuntimeError):
@@ -118,12 +121,15 @@ async def partitions(c: AIOKafkaConsumer, topic: str, role: str) -> list[TopicPa
     """The partitions of ``topic`` from a fresh metadata read; ``TopicMissing`` when absent.
 
     (The consumer's own cluster view only knows topics it was given; a read of all metadata
-    is one request and tells a missing topic apart without waiting for it.)
+    is one request and tells a missing topic apart without waiting for it. The topic found
+    is then added to that view: asked for offsets of a topic it does not know, the consumer
+    refreshes its metadata only after a retry back-off of 100 ms.)
     """
     cluster = await c._client.fetch_all_metadata()
     found = cluster.partitions_for_topic(topic)
     if not found:
         raise TopicMissing(topic, role)
+    await c._client.add_topic(topic)
     return [TopicPartition(topic, p) for p in sorted(found)]
 
 
@@ -242,10 +248,21 @@ class ReplayPlan:
     targets: Counter[str] = field(default_factory=Counter)
     skipped_why: Counter[str] = field(default_factory=Counter)
     preview: list[tuple[Letter, Decision]] = field(default_factory=list)
+    counted: bool = True  # every record read, decoded and counted (else windows and targets)
 
     @property
     def to_send(self) -> int:
         return self.actions[Action.SEND.value]
+
+    @property
+    def bound(self) -> int:
+        """At most this many records are selected: the size of the windows."""
+        return sum(w.stop - w.start for w in self.windows.values())
+
+    @property
+    def total(self) -> int:
+        """The records selected when counted, else the bound."""
+        return self.selected.total if self.counted else self.bound
 
 
 @dataclass
@@ -259,6 +276,8 @@ class ReplayCounts:
     stopped_early: bool = False
     sending_seconds: float = 0.0  # from the first send to the last acknowledgement
     sent_by_target: Counter[str] = field(default_factory=Counter)
+    skipped_why: Counter[str] = field(default_factory=Counter)
+    read: int = 0  # records of the dead-letter topic read, selected or not
 
     @property
     def rate(self) -> float:
@@ -285,8 +304,16 @@ async def _committed(
     return {tp: (om.offset, om.metadata or "") for tp, om in found.items()}
 
 
-async def plan_replay(options: ReplayOptions) -> ReplayPlan:
+async def plan_replay(
+    options: ReplayOptions, *, count: Callable[[int], bool] | None = None
+) -> ReplayPlan:
     """Read the replay's window and decide for every selected dead letter.
+
+    ``count`` says, given the windows' size (a bound of what a run would send), whether the
+    plan must count and preview what is selected (a dry run, a confirmation); None: always.
+    An uncounted plan has windows and targets only: the window is not read with ``--to``
+    (the run decides record by record), else it is read once, on the fast path, for the
+    targets the letters name, so that a missing one is refused before anything is sent.
 
     Raises ``PlanError`` (target is the dead-letter topic), ``TopicMissing`` (the dead-letter
     topic or a target) or ``KafkaUnavailable``.
@@ -308,30 +335,60 @@ async def plan_replay(options: ReplayOptions) -> ReplayPlan:
         plan = ReplayPlan(windows, checkpoints, any(w.resumed for w in windows.values()))
         if options.to is not None and options.to not in await existing_topics(c):
             raise TopicMissing(options.to, "target")
+        plan.counted = count is None or count(plan.bound)
+        if not plan.counted and options.to is not None:
+            if plan.bound:
+                plan.targets[options.to] = 0  # how many is decided while sending
+            return plan
+        fast = not plan.counted and options.selection.everything
         async for chunk in read(c, windows):
             for tp, record in chunk:
-                letter = letter_of(tp, record)
-                if not options.selection.matches(letter):
+                found = _classify(options, tp, record, fast=fast)
+                if found is None:
                     continue
-                decision = decide(
-                    letter,
-                    to=options.to,
-                    dlq_topic=options.dlq_topic,
-                    max_replays=options.max_replays,
-                )
-                plan.selected.add(letter)
+                decision, _, letter = found
                 plan.actions[decision.action.value] += 1
                 if decision.action is Action.SKIP:
                     plan.skipped_why[decision.why] += 1
                 elif decision.action is Action.SEND and decision.target is not None:
                     plan.targets[decision.target] += 1
-                if len(plan.preview) < PREVIEW:
-                    plan.preview.append((letter, decision))
+                if plan.counted and letter is not None:
+                    plan.selected.add(letter)
+                    if len(plan.preview) < PREVIEW:
+                        plan.preview.append((letter, decision))
         existing = await existing_topics(c)
         for target in plan.targets:
             if target not in existing:
                 raise TopicMissing(target, "target")
     return plan
+
+
+Replayed = list[tuple[str, bytes]]
+
+
+def _classify(
+    options: ReplayOptions, tp: TopicPartition, record: Any, *, fast: bool
+) -> tuple[Decision, Replayed, Letter | None] | None:
+    """What a replay does with one record of the dead-letter topic, and the headers it sends
+    (empty unless sent); None when the selection does not take it. ``fast``: from the raw
+    headers when they suffice (no filter), with no ``Letter``."""
+    if fast:
+        found = triage(
+            record.headers,
+            source_id(tp.topic, tp.partition, record.offset),
+            to=options.to,
+            dlq_topic=options.dlq_topic,
+            max_replays=options.max_replays,
+        )
+        if found is not None:
+            return found[0], found[1], None
+    letter = letter_of(tp, record)
+    if not options.selection.matches(letter):
+        return None
+    decision = decide(
+        letter, to=options.to, dlq_topic=options.dlq_topic, max_replays=options.max_replays
+    )
+    return decision, replay_headers(letter) if decision.action is Action.SEND else [], letter
 
 
 async def _already_sent(bootstrap: str, since: dict[str, dict[int, int]]) -> set[str]:
@@ -429,7 +486,8 @@ class _Run:
         self.positions = {tp: w.start for tp, w in plan.windows.items()}
         self.targets: dict[str, dict[int, int]] = {}
         self.done = False
-        self.futures: list[asyncio.Future[Any]] = []
+        self.futures: list[tuple[asyncio.Future[Any], int]] = []  # (batch, records)
+        self.partitions: dict[str, list[int]] = {}
         self.clock = clock
         self.first_send: float | None = None
 
@@ -438,7 +496,9 @@ class _Run:
     ) -> set[TopicPartition]:
         """Send the chunk's selected records; returns partitions cut short by ``--max``."""
         options, counts = self.options, self.counts
+        fast = options.selection.everything
         cut: set[TopicPartition] = set()
+        sending: list[tuple[str, Any, Replayed]] = []
         for tp, record in chunk:
             if tp in cut:
                 continue
@@ -447,44 +507,87 @@ class _Run:
                 cut.add(tp)
                 continue
             self.positions[tp] = record.offset + 1
-            letter = letter_of(tp, record)
-            if not options.selection.matches(letter):
+            counts.read += 1
+            found = _classify(options, tp, record, fast=fast)
+            if found is None:
                 continue
+            decision, headers, _ = found
             counts.selected += 1
-            decision = decide(
-                letter, to=options.to, dlq_topic=options.dlq_topic, max_replays=options.max_replays
-            )
             if decision.action is Action.SKIP:
                 counts.skipped += 1
+                counts.skipped_why[decision.why] += 1
             elif decision.action is Action.QUARANTINE:
                 counts.quarantined += 1
-            elif letter.source_id in self.already:
+            elif self.already and source_id(tp.topic, tp.partition, record.offset) in self.already:
                 counts.already_sent += 1
             elif decision.target is not None:
-                await self._send(p, letter, decision.target)
+                sending.append((decision.target, record, headers))
+                counts.sent += 1
+                counts.sent_by_target[decision.target] += 1
+        await self._send(p, sending)
         return cut
 
-    async def _send(self, p: AIOKafkaProducer, letter: Letter, target: str) -> None:
-        if self.bucket is not None:
-            delay = self.bucket.reserve()
-            if delay > MIN_SLEEP_S:
-                await asyncio.sleep(delay)
-        headers = replay_headers(letter)
-        if self.first_send is None:
-            self.first_send = self.clock()
-        self.futures.append(
-            await p.send(target, value=letter.value, key=letter.key, headers=headers)
-        )
-        self.counts.sent += 1
-        self.counts.sent_by_target[target] += 1
+    async def _send(self, p: AIOKafkaProducer, sending: list[tuple[str, Any, Replayed]]) -> None:
+        """Hand the records to the producer as one batch per target partition, in order;
+        at the rate limit, in slices of the bucket's burst, each after its wait."""
+        step = max(1, len(sending) if self.bucket is None else int(self.bucket.burst))
+        for start in range(0, len(sending), step):
+            piece = sending[start : start + step]
+            if self.bucket is not None:
+                delay = self.bucket.reserve(len(piece))
+                if delay > MIN_SLEEP_S:
+                    await asyncio.sleep(delay)
+            if self.first_send is None:
+                self.first_send = self.clock()
+            by_partition: dict[tuple[str, int], list[tuple[Any, Replayed]]] = {}
+            for target, record, headers in piece:
+                part = await self._partition(p, target, record.key)
+                by_partition.setdefault((target, part), []).append((record, headers))
+            for (target, part), records in by_partition.items():
+                await self._send_batches(p, target, part, records)
+
+    async def _partition(self, p: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
+        """The partition the producer's default partitioner would choose."""
+        parts = self.partitions.get(topic)
+        if parts is None:
+            parts = self.partitions[topic] = sorted(await p.partitions_for(topic))
+        return int(PARTITIONER(key, parts, parts))
+
+    async def _send_batches(
+        self, p: AIOKafkaProducer, topic: str, part: int, records: list[tuple[Any, Replayed]]
+    ) -> None:
+        batch = p.create_batch()
+        for record, headers in records:
+            added = batch.append(key=record.key, value=record.value, timestamp=None,
+                                 headers=headers)  # fmt: skip
+            if added is not None:
+                continue
+            if batch.record_count():  # full: send it, start the next
+                self.futures.append((await p.send_batch(batch, topic, partition=part),
+                                     batch.record_count()))  # fmt: skip
+                batch = p.create_batch()
+                added = batch.append(key=record.key, value=record.value, timestamp=None,
+                                     headers=headers)  # fmt: skip
+                if added is not None:
+                    continue
+            # Larger than a batch: the producer sizes a batch for it.
+            future = await p.send(
+                topic, value=record.value, key=record.key, headers=headers, partition=part
+            )
+            self.futures.append((future, 1))
+        if batch.record_count():
+            batch.close()
+            self.futures.append((await p.send_batch(batch, topic, partition=part),
+                                 batch.record_count()))  # fmt: skip
 
     async def settle(self, c: AIOKafkaConsumer, cut: set[TopicPartition]) -> None:
         """Wait for the broker's acknowledgements; note how far the targets and the
         partitions got."""
         futures, self.futures = self.futures, []
-        for meta in await asyncio.gather(*futures):
+        acked = await asyncio.gather(*(f for f, _ in futures))
+        for meta, (_, n) in zip(acked, futures, strict=True):
             parts = self.targets.setdefault(meta.topic, {})
-            parts[meta.partition] = max(parts.get(meta.partition, 0), meta.offset + 1)
+            parts[meta.partition] = max(parts.get(meta.partition, 0), meta.offset + n)
         if futures and self.first_send is not None:
             self.counts.sending_seconds = self.clock() - self.first_send
         # A partition read to the end of its window has no record left below its stop.

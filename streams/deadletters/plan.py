@@ -11,10 +11,12 @@ again but quarantined (the loop guard).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
@@ -65,27 +67,88 @@ def decide(letter: Letter, *, to: str | None, dlq_topic: str, max_replays: int) 
     target = to or letter.original_topic
     if letter.stage == "?" or target is None:
         return Decision(Action.SKIP, None, "; ".join(letter.problems) or "no original topic")
+    return _decide(letter.stage, target, letter.replay_count, to, dlq_topic, max_replays)
+
+
+def _decide(  # noqa: PLR0917 - the parts of a decision
+    stage: str, target: str, replay_count: int, to: str | None, dlq_topic: str, max_replays: int
+) -> Decision:
     if target == dlq_topic:
         return Decision(Action.SKIP, None, "its original topic is the dead-letter topic")
-    if letter.stage == "job_failure" and to is None:
+    if stage == "job_failure" and to is None:
         return Decision(
             Action.SKIP, None, "a job_failure is a processed event: replay it only with --to"
         )
-    if letter.replay_count >= max_replays:
-        return Decision(
-            Action.QUARANTINE, target, f"replayed {letter.replay_count} time(s) already"
-        )
+    if replay_count >= max_replays:
+        return Decision(Action.QUARANTINE, target, f"replayed {replay_count} time(s) already")
+    return _send(target)
+
+
+@functools.lru_cache(maxsize=256)
+def _send(target: str) -> Decision:
     return Decision(Action.SEND, target)
 
 
 def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
     """The headers of the replayed record (see the module docstring)."""
     headers = letter.own_headers
-    if letter.first_failed_at:
-        headers.append((dlq.FIRST_FAILED_AT, letter.first_failed_at.encode()))
-    headers.append((dlq.REPLAY_COUNT, str(letter.replay_count + 1).encode()))
-    headers.append((REPLAY_SOURCE, letter.source_id.encode()))
+    _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id)
     return headers
+
+
+def _tail(headers: list[tuple[str, bytes]], first_failed_at: str, replay_count: int,
+          source: str) -> None:  # fmt: skip
+    if first_failed_at:
+        headers.append((dlq.FIRST_FAILED_AT, first_failed_at.encode()))
+    headers.append((dlq.REPLAY_COUNT, str(replay_count + 1).encode()))
+    headers.append((REPLAY_SOURCE, source.encode()))
+
+
+def triage(
+    raw_headers: Iterable[tuple[str, bytes | None]] | None,
+    source: str,
+    *,
+    to: str | None,
+    dlq_topic: str,
+    max_replays: int,
+) -> tuple[Decision, list[tuple[str, bytes]]] | None:
+    """``decide`` and ``replay_headers`` of a dead letter from its raw Kafka headers, without
+    decoding a ``Letter`` (the replay's per-record path when no filter needs one): one loop
+    over the headers, reading only stage, original topic, replay count and first failure.
+
+    ``source``: the dead letter's ``topic:partition:offset``. The headers are those of the
+    replayed record when the decision is to send, else empty. None for a letter that is not
+    a botwatch dead letter or names no target: ``decode`` it for the reason.
+    """
+    own: list[tuple[str, bytes]] = []
+    stage = original = first = count = None
+    for name, value in raw_headers or ():
+        if value.__class__ is not bytes:
+            value = b"" if value is None else bytes(value)  # noqa: PLW2901 - as decode()
+        if not name.startswith(dlq.PREFIX):
+            own.append((name, value))
+        elif name == dlq.STAGE:
+            stage = value
+        elif name == dlq.ORIGINAL_TOPIC:
+            original = value
+        elif name == dlq.FIRST_FAILED_AT:
+            first = value
+        elif name == dlq.REPLAY_COUNT:
+            count = value
+    target = to or (original.decode("utf-8", "replace") if original else None)
+    if stage is None or stage == b"?" or target is None:
+        return None
+    replay_count = 0
+    if count:
+        with contextlib.suppress(ValueError):
+            replay_count = int(count.decode("utf-8", "replace"))
+    decision = _decide(
+        stage.decode("utf-8", "replace"), target, replay_count, to, dlq_topic, max_replays
+    )
+    if decision.action is not Action.SEND:
+        return decision, []
+    _tail(own, first.decode("utf-8", "replace") if first else "", replay_count, source)
+    return decision, own
 
 
 def replay_group(dlq_topic: str, arguments: Mapping[str, Any]) -> str:

@@ -33,6 +33,12 @@ class Selection:
     until_ms: int | None = None
     reason: re.Pattern[str] | None = None
 
+    @property
+    def everything(self) -> bool:
+        """No filter: every letter matches (and none needs decoding to tell)."""
+        return not (self.stages or self.bots or self.reason is not None
+                    or self.since_ms is not None or self.until_ms is not None)  # fmt: skip
+
     def matches(self, letter: Letter) -> bool:
         if self.stages and letter.stage not in self.stages:
             return False

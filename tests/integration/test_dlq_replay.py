@@ -185,6 +185,19 @@ def test_dry_run_changes_nothing_and_the_loop_guard_quarantines(
     assert "skip 5: a job_failure is a processed event" in jobs.output
     nowhere = dlq_cli(env, "replay", "--dry-run")  # the original topic is gone
     assert "target topic 'botwatch-test.nowhere' does not exist" in nowhere.output
+    # Not counted first (--yes), the targets the letters name are still checked before
+    # anything is sent or committed.
+    uncounted = dlq_cli(env, "replay", "--yes")
+    assert uncounted.exit_code == 1, uncounted.output
+    assert "target topic 'botwatch-test.nowhere' does not exist" in uncounted.output
+    assert end_offsets(bootstrap, [letters, target]) == before
+    assert groups(bootstrap) == known
+    # Decided while sending: job failures without --to are skipped, and said why.
+    skipped = dlq_cli(env, "replay", "--stage", "job_failure", "--yes")
+    assert skipped.exit_code == 2, skipped.output
+    assert "skipped: 5 (5 a job_failure is a processed event" in skipped.output
+    nobody = dlq_cli(env, "replay", "--to", target, "--bot", "nobody", "--yes")
+    assert nobody.exit_code == 0 and "nothing to replay (bot nobody)" in nobody.output
 
     real = dlq_cli(env, "replay", "--to", target, "--yes")
     assert real.exit_code == 2, real.output

@@ -24,6 +24,7 @@ from streams.deadletters.plan import (
     replay_group,
     replay_headers,
     resume_from,
+    triage,
     window,
 )
 from streams.deadletters.records import Letter, decode, parse_position
@@ -206,6 +207,56 @@ def test_decide_targets_guards_and_quarantine() -> None:
     assert decide(stray, to="x", **kw).action is Action.SKIP
     loop = decode("d", 0, 0, 0, None, b"", [(dlq.STAGE, b"sink"), (dlq.ORIGINAL_TOPIC, b"d")])
     assert decide(loop, to=None, dlq_topic="d", max_replays=3).action is Action.SKIP
+
+
+def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
+    """The replay's fast path gives ``decide`` and ``replay_headers`` of the decoded letter,
+    or declines (None) where only a decoded letter can say why it is skipped."""
+    base = letter(own=[("trace", b"abc"), ("empty", b"")]).headers
+    cases: list[list[tuple[str, Any]]] = [
+        list(base),
+        list(letter(replays=2).headers),
+        list(letter(replays=3).headers),
+        list(letter("job_failure").headers),
+        list(letter("sink", own=[]).headers),
+        [*base, (dlq.REPLAY_COUNT, b"x")],  # not an integer: 0, as decode() reads it
+        [*base, (dlq.REPLAY_COUNT, b"")],
+        [*base, (dlq.STAGE, b"job_failure")],  # the last header of a name wins
+        [*base, (dlq.ORIGINAL_TOPIC, b"botwatch.dlq")],  # loops back into the DLQ
+        [*base, ("tombstone", None)],
+        [(n, v) for n, v in base if n != dlq.FIRST_FAILED_AT],
+        [(n, v) for n, v in base if n != dlq.ORIGINAL_PARTITION],  # no effect on a replay
+        [(dlq.STAGE, b"\xff\xfe"), (dlq.ORIGINAL_TOPIC, b"t"), (dlq.FIRST_FAILED_AT, b"\xff")],
+    ]
+    for to in (None, "fixed"):
+        for max_replays in (0, 3):
+            kw: dict[str, Any] = {"to": to, "dlq_topic": "botwatch.dlq", "max_replays": max_replays}
+            for headers in cases:
+                x = decode("botwatch.dlq", 1, 7, 0, b"k", b"v", headers)
+                found = triage(headers, x.source_id, **kw)
+                assert found is not None, headers
+                decision, sent = found
+                assert decision == decide(x, **kw), headers
+                assert sent == (replay_headers(x) if decision.action is Action.SEND else [])
+    declined: list[list[tuple[str, bytes]] | None] = [
+        [],
+        [(n, v) for n, v in base if n != dlq.STAGE],
+        [(n, v) for n, v in base if n != dlq.ORIGINAL_TOPIC],
+        [*base, (dlq.ORIGINAL_TOPIC, b"")],
+        [*base, (dlq.STAGE, b"?")],
+        None,
+    ]
+    for raw in declined:
+        assert triage(raw, "d:0:0", to=None, dlq_topic="d", max_replays=3) is None
+        x = decode("d", 0, 0, 0, None, b"", raw)
+        assert decide(x, to=None, dlq_topic="d", max_replays=3).action is Action.SKIP
+
+
+def test_a_selection_without_filters_is_everything() -> None:
+    assert Selection().everything
+    for kw in ({"stages": ["sink"]}, {"bots": ["b"]}, {"since": "1h"}, {"until": "1h"},
+               {"reason": "x"}):  # fmt: skip
+        assert not make_selection(now_ms=NOW_MS, **kw).everything, kw
 
 
 def test_replaying_into_the_dead_letter_topic_is_refused() -> None:
