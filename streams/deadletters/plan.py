@@ -92,16 +92,19 @@ def _send(target: str) -> Decision:
 def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
     """The headers of the replayed record (see the module docstring)."""
     headers = letter.own_headers
-    _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id)
+    stage = letter.stage.encode()
+    _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id, stage)
     return headers
 
 
 def _tail(headers: list[tuple[str, bytes]], first_failed_at: str, replay_count: int,
-          source: str) -> None:  # fmt: skip
+          source: str, stage: bytes) -> None:  # fmt: skip
     if first_failed_at:
         headers.append((dlq.FIRST_FAILED_AT, first_failed_at.encode()))
     headers.append((dlq.REPLAY_COUNT, str(replay_count + 1).encode()))
     headers.append((REPLAY_SOURCE, source.encode()))
+    # The worker indexes a record replayed from stage sink without counting it again.
+    headers.append((dlq.REPLAYED_STAGE, stage))
 
 
 def triage(
@@ -147,7 +150,8 @@ def triage(
     )
     if decision.action is not Action.SEND:
         return decision, []
-    _tail(own, first.decode("utf-8", "replace") if first else "", replay_count, source)
+    stage_text = stage.decode("utf-8", "replace").encode()  # as a decoded Letter has it
+    _tail(own, first.decode("utf-8", "replace") if first else "", replay_count, source, stage_text)
     return decision, own
 
 

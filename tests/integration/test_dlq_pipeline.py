@@ -124,6 +124,8 @@ def test_inspect_fix_and_replay(pipeline: dict[str, Any], opensearch: Any) -> No
         indexed = event_ids(opensearch, prefix)
         assert set(indexed) == set(truth["event_ids"])
         assert set(indexed.values()) == {1}
+        # Each replayed sink letter was indexed again, never counted in a window again.
+        assert w.metric("botwatch_replayed_reindexed_total") == 2 * expected_sink
 
         # -- export, edit, import --------------------------------------------------------
         out = pipeline["dir"] / "colour.jsonl"

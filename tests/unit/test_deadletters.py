@@ -275,9 +275,10 @@ def test_replayed_headers_carry_the_count_forward_and_the_worker_keeps_it() -> N
         (dlq.FIRST_FAILED_AT, b"2026-11-23T10:00:00.123Z"),
         (dlq.REPLAY_COUNT, b"2"),
         (REPLAY_SOURCE, b"botwatch.dlq:1:7"),
+        (dlq.REPLAYED_STAGE, b"validate"),
     ]
     # The worker dead-letters the replayed record again: count and first failure survive,
-    # the replay source does not.
+    # the replay source and stage do not.
     again = dlq.dlq_headers(
         "validate", "still bad", None, original_topic="botwatch.events", partition=0,
         offset=99, timestamp_ms=1, original_headers=headers,
@@ -287,6 +288,7 @@ def test_replayed_headers_carry_the_count_forward_and_the_worker_keeps_it() -> N
     assert back.replay_count == 2
     assert back.first_failed_at == "2026-11-23T10:00:00.123Z"
     assert REPLAY_SOURCE not in dict(back.headers)
+    assert dlq.REPLAYED_STAGE not in dict(back.headers)
     assert decide(back, to=None, dlq_topic="botwatch.dlq", max_replays=2).action is (
         Action.QUARANTINE
     )
