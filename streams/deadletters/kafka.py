@@ -74,30 +74,37 @@ class TopicMissing(LookupError):
 
 
 @contextlib.asynccontextmanager
+async def _running(client: Any, bootstrap: str) -> AsyncIterator[Any]:
+    """``client`` started (or ``KafkaUnavailable``), and stopped on exit."""
+    try:
+        await client.start()
+    except (KafkaError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+@contextlib.asynccontextmanager
 async def consumer(bootstrap: str, group_id: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer that commits nothing by itself; stopped on exit."""
-    c = AIOKafkaConsumer(
+    client = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    try:
-        await c.start()
-    except (KafkaError, OSError) as exc:
-        with contextlib.suppress(Exception):
-            await c.stop()
-        raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
-    try:
+    async with _running(client, bootstrap) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 @contextlib.asynccontextmanager
 async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(
+    client = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
@@ -105,16 +112,8 @@ async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         max_batch_size=1024 * 1024,
         max_request_size=8 * 1024 * 1024,
     )
-    try:
-        await p.start()
-    except (KafkaError, OSError) as exc:
-        with contextlib.suppress(Exception):
-            await p.stop()
-        raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
-    try:
+    async with _running(client, bootstrap) as p:
         yield p
-    finally:
-        await p.stop()
 
 
 async def partitions(c: AIOKafkaConsumer, topic: str, role: str) -> list[TopicPartition]:
