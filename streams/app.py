@@ -130,13 +130,13 @@ def _record(rec: Any) -> Record:
     """An aiokafka ``ConsumerRecord`` as the processor's ``Record``."""
     headers = rec.headers
     return Record(
-        topic=rec.topic,
-        partition=rec.partition,
-        offset=rec.offset,
-        timestamp_ms=rec.timestamp or 0,
-        key=rec.key,
-        value=rec.value,
-        headers=[(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers]
+        rec.topic,
+        rec.partition,
+        rec.offset,
+        rec.timestamp or 0,
+        rec.key,
+        rec.value,
+        [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers]
         if headers
         else [],
     )

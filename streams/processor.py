@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -35,12 +36,15 @@ from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
 from streams.dlq import DlqStage, dlq_headers
-from streams.metrics import WorkerMetrics
+from streams.metrics import WorkerMetrics, observe_many
 
 
-@dataclass(frozen=True)
-class Record:
-    """One Kafka record as the processor needs it (decoupled from faust's types)."""
+class Record(NamedTuple):
+    """One Kafka record as the processor needs it (decoupled from faust's types).
+
+    A named tuple (immutable, and ~3x cheaper to build than a frozen dataclass): one is made
+    per record read.
+    """
 
     topic: str
     partition: int
@@ -287,16 +291,17 @@ class BatchProcessor:
             batch.duplicates += 1
         batch.touched.add((rec.partition, bot_id))
         batch.partitions.add(rec.partition)
+        # Positional: keyword arguments double the cost of building it, once per event.
         batch.valid.append(
             SinkRecord(
-                raw=rec.value or b"",
-                event=event,
-                topic=rec.topic,
-                partition=rec.partition,
-                offset=rec.offset,
-                timestamp_ms=rec.timestamp_ms,
-                key=rec.key,
-                headers=rec.headers,
+                rec.value or b"",
+                event,
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                rec.timestamp_ms,
+                rec.key,
+                rec.headers,
             )
         )
         if event.get("status") == "failure":
@@ -312,12 +317,13 @@ class BatchProcessor:
             m.late_events.inc(batch.late)
         if batch.duplicates:
             m.duplicates_skipped.inc(batch.duplicates)
-        for letter in batch.letters:
-            m.dead_letters.labels(stage=letter.stage).inc()
-        end_s = time.time()
-        observe = m.processing_latency.observe
-        for rec in records:
-            observe(max(0.0, end_s - rec.timestamp_ms / 1000))
+        if batch.letters:
+            for stage, n in Counter(letter.stage for letter in batch.letters).items():
+                m.dead_letters.labels(stage=stage).inc(n)
+        end_ms = time.time() * 1000
+        observe_many(
+            m.processing_latency, [max(0.0, end_ms - rec.timestamp_ms) / 1000 for rec in records]
+        )
 
     def _close_due(
         self, partitions: set[int], touched: set[tuple[int, str]]
