@@ -309,18 +309,17 @@ class Worker:
                 return
 
     def _ack(self, records: Sequence[Record]) -> None:
-        offsets: dict[TP, list[int]] = {}
-        topic = self.config.events_topic
+        by_partition: dict[int, list[int]] = {}
         for rec in records:
-            tp = TP(topic, rec.partition)
-            found = offsets.get(tp)
+            found = by_partition.get(rec.partition)
             if found is None:
-                offsets[tp] = [rec.offset]
+                by_partition[rec.partition] = [rec.offset]
             else:
                 found.append(rec.offset)
+        topic = self.config.events_topic
         consumer = self.app.consumer
         assert isinstance(consumer, BatchConsumer)
-        consumer.ack_offsets(offsets)
+        consumer.ack_offsets({TP(topic, p): offsets for p, offsets in by_partition.items()})
 
     async def _owned(self, epoch: int, fetched: list[Any]) -> list[Any]:
         """The records of partitions this worker owns, once their state is recovered.
