@@ -19,6 +19,10 @@ of order after a rebalance:
   again from the committed offset once the partitions are recovered, in order; a batch
   taken before the revocation is dropped un-acked unless it is already being processed
   (the processor finishes it before the revocation proceeds);
+- a fetch is stamped with the epoch in the consumer's thread, as aiokafka hands it over:
+  one that reaches the main thread after a revocation is dropped (the next assignment
+  starts at the committed offsets), and one stamped after it is kept (dropping those
+  would lose them: nothing would read them again);
 - a full intake holds the fetch loop (backpressure) only while no rebalance is under way:
   a revocation empties the intake, and recovery needs the fetch loop.
 """
@@ -137,11 +141,29 @@ class BatchIntake:
 FETCH_MAX_WAIT_MS = 100
 
 
+class _Fetched(dict[Any, list[Any]]):
+    """A fetch result, stamped with the intake's epoch when aiokafka handed it over."""
+
+    epoch = -1
+
+
 class _ConsumerThread(AIOKafkaConsumerThread):
+    consumer: BatchConsumer
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
         return consumer
+
+    async def _fetch_records(self, *args: Any, **kwargs: Any) -> _Fetched:
+        records = await super()._fetch_records(*args, **kwargs)
+        # Runs in the consumer's thread. aiokafka only hands over records of the assignment
+        # in force, and deactivates it before faust's revocation (which bumps the epoch)
+        # runs: records stamped with the current epoch belong to the current assignment.
+        # Stamped here, not when the main thread resumes: a revocation can run in between.
+        fetched = _Fetched(records)
+        fetched.epoch = self.consumer.intake.epoch
+        return fetched
 
 
 class BatchConsumer(AIOKafkaConsumer):
@@ -158,8 +180,6 @@ class BatchConsumer(AIOKafkaConsumer):
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         intake = self.intake
-        epoch = intake.epoch
-        generation = self.app.consumer_generation_id
         got, active = await super()._wait_next_records(timeout)
         records = cast(dict[Any, list[Any]], got)  # aiokafka's dict; faust says Mapping
         if not records:
@@ -170,13 +190,15 @@ class BatchConsumer(AIOKafkaConsumer):
             return records, active
         # faust's own loop must never see these: nothing reads the topic's channel.
         fetched = [(tp, records.pop(tp)) for tp in mine]
-        if (
-            self.should_stop
-            or not self.flow_active
-            or intake.epoch != epoch
-            or self.app.consumer_generation_id != generation
-        ):
-            return records, active  # read again from the committed offset
+        epoch = getattr(got, "epoch", -1)
+        if epoch != intake.epoch:
+            # Fetched before a revocation: the next assignment reads them again (aiokafka
+            # starts a new assignment at the committed offsets).
+            return records, active
+        if self.should_stop or not self.flow_active:
+            # As faust's getmany: it seeks back to the committed offsets when the flow is
+            # stopped (the partitions are paused then, so this is not expected).
+            return records, active
         taken: list[Any] = []
         monitor = self.app.monitor
         for tp, batch in fetched:
