@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -146,6 +146,13 @@ class _App(faust.App):
     """A faust app whose consumer hands the events topic over in batches."""
 
     intake: BatchIntake | None = None
+    #: Called first when the app stops, before faust stops its consumer (and commits).
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
 
     def _new_consumer(self) -> Any:
         if self.intake is None:
@@ -195,6 +202,8 @@ class Worker:
             stream_wait_empty=False,
         )
         self.app.intake = self.intake
+        self.app.before_stop = self._stop_batches
+        self._batches: asyncio.Task[Any] | None = None
         self.events_topic = self.app.topic(
             config.events_topic,
             key_serializer="raw",
@@ -228,9 +237,17 @@ class Worker:
 
         @app.task
         async def process() -> None:
-            while True:
-                epoch, batch = await self.intake.take(config.batch_max, config.batch_within_s)
-                await self._process_batch(epoch, batch)
+            self._batches = asyncio.current_task()
+            try:
+                while True:
+                    epoch, batch = await self.intake.take(config.batch_max, config.batch_within_s)
+                    await self._process_batch(epoch, batch)
+            except Exception as exc:
+                # Not expected (a batch's failures are retried in place). Going on with the
+                # next batch would commit past this one: stop the worker instead.
+                log.exception("the batch loop failed")
+                await app.crash(exc)
+                raise
 
         @app.timer(interval=2.0)
         async def close_idle_windows() -> None:
@@ -285,9 +302,8 @@ class Worker:
             return
         records = [_record(rec) for rec in batch]
         delay = 0.5
-        await self.sink.start()  # idempotent; a batch may arrive before the web task ran
         while self.intake.epoch == epoch:
-            job = asyncio.ensure_future(self.processor.process(records))
+            job = asyncio.ensure_future(self._run(records))
             try:
                 await asyncio.shield(job)
             except asyncio.CancelledError:
@@ -308,6 +324,10 @@ class Worker:
                 self._ack(records)
                 return
 
+    async def _run(self, records: Sequence[Record]) -> None:
+        await self.sink.start()  # idempotent; a batch may arrive before the web task ran
+        await self.processor.process(records)
+
     def _ack(self, records: Sequence[Record]) -> None:
         by_partition: dict[int, list[int]] = {}
         for rec in records:
@@ -322,23 +342,37 @@ class Worker:
         consumer.ack_offsets({TP(topic, p): offsets for p, offsets in by_partition.items()})
 
     async def _owned(self, epoch: int, fetched: list[Any]) -> list[Any]:
-        """The records of partitions this worker owns, once their state is recovered.
+        """The batch once its partitions' state is recovered; nothing if it is stale.
 
         Records fetched before a rebalance (an older epoch) are dropped un-acked: they are
-        read again from the committed offset, in order. Records of a partition still ours
-        wait until the table has recovered it, so they are applied to its restored state.
+        read again from the committed offset, in order. Records of the current epoch are
+        of partitions assigned to this worker (aiokafka hands over no others), perhaps not
+        yet announced or recovered: they wait, so they are applied, in order, to the
+        restored state. None is skipped: a later record of its partition would be acked
+        and committed past it.
         """
         partitions = {rec.partition for rec in fetched}
-        while any(p in self.assigned and p not in self.ready for p in partitions):
+        while not partitions <= self.ready:
             if self.intake.epoch != epoch:
                 return []
             await asyncio.sleep(0.05)
-        if self.intake.epoch != epoch:
-            return []
-        ready = self.ready
-        if partitions <= ready:
-            return fetched
-        return [rec for rec in fetched if rec.partition in ready]
+        return fetched if self.intake.epoch == epoch else []
+
+    async def _stop_batches(self) -> None:
+        """Stop taking batches; the one in flight finishes (or not) and is acked first.
+
+        Runs before faust stops its consumer, whose last commit then includes it.
+        """
+        task = self._batches
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("the batch loop failed while stopping")
 
     async def _finish_on_shutdown(self, job: asyncio.Future[None], size: int) -> bool:
         """Give the batch in flight the grace period; True if it finished (then it is acked)."""

@@ -117,10 +117,17 @@ class _Batch:
     partitions: set[int] = field(default_factory=set)
     late: int = 0
     duplicates: int = 0
+    # Windows closed while routing, in record order (see ``_route_all``).
+    closed: list[dict[str, Any]] = field(default_factory=list)
 
 
 _LATE = Outcome.LATE
 _DUPLICATE = Outcome.DUPLICATE
+_NEVER = 1 << 62  # later than any window end
+
+
+def _next_due(part: PartitionState) -> int:
+    return min(part.next_close.values(), default=_NEVER)
 
 
 class BatchProcessor:
@@ -230,7 +237,8 @@ class BatchProcessor:
     async def _process(self, records: Sequence[Record]) -> None:
         batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
         self._route_all(records, batch)
-        closed = self._close_due(batch.partitions, batch.touched)
+        closed = batch.closed
+        closed += self._close_due(batch.partitions, batch.touched)
 
         result = await self.sink.write_events(batch.valid)
         for rejected in result.rejected:
@@ -283,6 +291,8 @@ class BatchProcessor:
         current = -1
         bots: dict[str, BotState] = {}
         clock: PartitionClock | None = None
+        part: PartitionState | None = None
+        due_at = _NEVER  # the partition's earliest window end: windows close when it passes
         for rec in records:
             value = rec.value
             try:
@@ -298,11 +308,16 @@ class BatchProcessor:
             partition = rec.partition
             try:
                 ts = ts_of(event["timestamp"])
-                if partition != current or clock is None:
-                    clock = self._partition(partition, now).clock
+                if partition != current or clock is None or part is None:
+                    part = self._partition(partition, now)
+                    clock = part.clock
                     bots = bots_of[partition]
                     current = partition
+                    due_at = _next_due(part)
                 clock.observe(ts, now)
+                if clock.watermark >= due_at:
+                    self._close_now(partition, part, batch)
+                    due_at = _next_due(part)
                 bot_id = event["bot_id"]
                 bot = bots.get(bot_id)
                 if bot is None:
@@ -310,7 +325,12 @@ class BatchProcessor:
                 windows = bot.windows
                 before = len(windows)
                 outcome = bot.apply(rec.offset, event, ts, clock)
-                opened += len(windows) - before
+                if len(windows) != before:
+                    opened += len(windows) - before
+                    end = bot.next_close_ms
+                    part.track(bot_id, end)
+                    if end is not None and end < due_at:
+                        due_at = end
             except Exception as exc:  # dead-letter it, keep going
                 reason = f"windowing failed for a valid event: {exc}"
                 letters.append(self._letter(rec, "validate", reason, exc, stamp))
@@ -356,6 +376,27 @@ class BatchProcessor:
         observe_many(
             m.processing_latency, [max(0.0, end_ms - rec.timestamp_ms) / 1000 for rec in records]
         )
+
+    def _close_now(self, partition: int, part: PartitionState, batch: _Batch) -> None:
+        """Close the partition's windows that its watermark passed, before the next record.
+
+        Closing as soon as the watermark passes a window's end (not at the end of the
+        batch) makes what a closed window reports independent of where batches begin and
+        end: the late events counted into it (``late_events_excluded``) are those read
+        before that point, so a replay after a crash, cut into other batches, publishes
+        the same record.
+        """
+        watermark = part.clock.watermark
+        bots = self._bots[partition]
+        for bot_id in part.due():
+            bot = bots.get(bot_id)
+            if bot is None:
+                bot = self._bot(partition, bot_id)
+            windows = bot.close_ready(watermark)
+            self._open_windows -= len(windows)
+            batch.closed.extend(windows)
+            batch.touched.add((partition, bot_id))
+            part.track(bot_id, bot.next_close_ms)
 
     def _close_due(
         self, partitions: set[int], touched: set[tuple[int, str]]
