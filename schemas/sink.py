@@ -9,12 +9,15 @@ bulk request per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class SinkRecord:
-    """One validated event, with where it came from (for dead letters and idempotent ids)."""
+class SinkRecord(NamedTuple):
+    """One validated event, with where it came from (for dead letters and idempotent ids).
+
+    A named tuple, not a frozen dataclass: the worker makes one per event, and a frozen
+    dataclass costs ~0.8 us to build against ~0.25 us.
+    """
 
     raw: bytes
     event: dict[str, Any]

@@ -5,11 +5,14 @@ changelog-backed tables with recovery, offset commits after a producer flush); t
 logic lives in ``streams.processor`` and the window logic in plain classes. Two of faust's
 sharp edges are handled here:
 
-- an exception escaping an agent, or a cancelled agent, acks the events it held: the batch
-  runs shielded, is retried in place on failure, and on shutdown is finished (or, past the
-  grace period, held back un-acked so its offsets are never committed);
+- a batch is acked only once it is durable: it runs shielded, is retried in place on
+  failure, and on shutdown is finished (or, past the grace period, left un-acked so its
+  offsets are never committed);
 - table writes pick their partition from faust's "current event", which a batch does not
   have: ``streams.partition_context`` names the partition explicitly;
+- faust's per-message consumer path (a message, an event, a queue and a task per record)
+  cost most of the worker's CPU: records of the events topic bypass it in whole fetched
+  batches (``streams.batch_consumer``) and are acked in bulk once their batch is durable;
 - faust's worker drives a terminal spinner from log records: to feed it, it lowers the root
   logger to DEBUG, and every ``log.debug`` of aiokafka and faust (several per record sent)
   then builds a record nobody prints. ``Worker.run`` keeps the spinner, and so the root
@@ -21,16 +24,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from schemas.sink import Sink
 from streams.alerting import AlertStage, Receivers
 from streams.alerts import Rule, Silences, load_rules
+from streams.batch_consumer import BatchConsumer, BatchIntake
 from streams.config import StreamsConfig
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
@@ -136,31 +141,46 @@ class KafkaOutputs:
         await asyncio.gather(*pending)
 
 
-def _record(event: Any) -> Record:
-    msg = event.message
-    headers = msg.headers
-    if isinstance(headers, dict):
-        headers = list(headers.items())
+def _record(rec: Any) -> Record:
+    """An aiokafka ``ConsumerRecord`` as the processor's ``Record``."""
+    headers = rec.headers
     return Record(
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        timestamp_ms=int((msg.timestamp or 0) * 1000),
-        key=msg.key,
-        value=msg.value,
-        headers=[(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers or ()],
+        rec.topic,
+        rec.partition,
+        rec.offset,
+        rec.timestamp or 0,
+        rec.key,
+        rec.value,
+        [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers]
+        if headers
+        else [],
     )
 
 
-def _hold_back(events: Sequence[Any]) -> None:
-    """Keep these events from ever being acked, so their offsets are not committed.
+class _App(faust.App):
+    """A faust app whose consumer hands the events topic over in batches."""
 
-    Marking a message as already acked makes faust skip the consumer bookkeeping that
-    would let the committed offset move past it; the records are read again after a
-    restart.
-    """
-    for event in events:
-        event.message.acked = True
+    intake: BatchIntake | None = None
+    #: Called first when the app stops, before faust stops its consumer (and commits).
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
+
+    def _new_consumer(self) -> Any:
+        if self.intake is None:
+            return super()._new_consumer()
+        return BatchConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.transport.loop,
+            intake=self.intake,
+        )
 
 
 class Worker:
@@ -190,7 +210,8 @@ class Worker:
         # left un-acked and read again from the committed offset.
         self.ready: set[int] = set()
         self.joined = False
-        self.app = faust.App(
+        self.intake = BatchIntake(config.events_topic, high_water=max(4 * config.batch_max, 8192))
+        self.app = _App(
             config.app_id,
             broker=broker_urls(config.kafka_bootstrap),
             store=config.store,
@@ -207,6 +228,9 @@ class Worker:
             broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4),
             stream_wait_empty=False,
         )
+        self.app.intake = self.intake
+        self.app.before_stop = self._stop_batches
+        self._batches: asyncio.Task[Any] | None = None
         self.events_topic = self.app.topic(
             config.events_topic,
             key_serializer="raw",
@@ -241,10 +265,22 @@ class Worker:
         config = self.config
         app = self.app
 
-        @app.agent(self.events_topic, name="botwatch.process")
-        async def process(stream: Any) -> None:
-            async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
-                await self._process_batch(batch)
+        # Subscribed like an agent's topic; its records reach ``process`` through the intake.
+        app.topics.add(self.events_topic)
+
+        @app.task
+        async def process() -> None:
+            self._batches = asyncio.current_task()
+            try:
+                while True:
+                    epoch, batch = await self.intake.take(config.batch_max, config.batch_within_s)
+                    await self._process_batch(epoch, batch)
+            except Exception as exc:
+                # Not expected (a batch's failures are retried in place). Going on with the
+                # next batch would commit past this one: stop the worker instead.
+                log.exception("the batch loop failed")
+                await app.crash(exc)
+                raise
 
         @app.timer(interval=2.0)
         async def close_idle_windows() -> None:
@@ -260,17 +296,7 @@ class Worker:
         async def update_lag() -> None:
             self._update_lag()
 
-        @app.timer(interval=config.alert_tick_s)
-        async def tick_alerts() -> None:
-            if not self.ready:
-                return
-            try:
-                await self.processor.tick_alerts(behind=await self._partitions_behind())
-            except Exception:
-                # Retried by the next tick: the state it changed was not saved, and is
-                # rebuilt from the table when its partition is next loaded.
-                log.exception("evaluating alert rules on the tick failed; retrying next tick")
-            self.metrics.silences.set(len(self.silences))
+        self._wire_alerts()
 
         @app.task
         async def serve_web() -> None:
@@ -306,70 +332,113 @@ class Worker:
         app.on_partitions_revoked.connect(on_revoked)
         app.on_partitions_assigned.connect(on_assigned)
 
-    async def _process_batch(self, events: Sequence[Any]) -> None:
-        try:
-            batch = await self._owned(events)
-        except asyncio.CancelledError:
-            _hold_back(events)
-            raise
+    def _wire_alerts(self) -> None:
+        @self.app.timer(interval=self.config.alert_tick_s)
+        async def tick_alerts() -> None:
+            if not self.ready:
+                return
+            try:
+                await self.processor.tick_alerts(behind=await self._partitions_behind())
+            except Exception:
+                # Retried by the next tick: the state it changed was not saved, and is
+                # rebuilt from the table when its partition is next loaded.
+                log.exception("evaluating alert rules on the tick failed; retrying next tick")
+            self.metrics.silences.set(len(self.silences))
+
+    async def _process_batch(self, epoch: int, fetched: list[Any]) -> None:
+        """Process one batch of fetched records and ack it once it is durable.
+
+        Nothing is acked otherwise: a batch that fails, is cancelled, or belongs to an
+        assignment a rebalance ended is read again from the committed offset.
+        """
+        batch = await self._owned(epoch, fetched)
         if not batch:
             return
-        records = [_record(event) for event in batch]
+        records = [_record(rec) for rec in batch]
         delay = 0.5
-        job: asyncio.Future[None] | None = None
-        try:
-            await self.sink.start()  # idempotent; a batch may arrive before the web task ran
-            while True:
-                job = asyncio.ensure_future(self.processor.process(records))
-                try:
-                    await asyncio.shield(job)
-                    return
-                except asyncio.CancelledError:
-                    await self._finish_on_shutdown(job, batch)
-                    raise
-                except Exception:
-                    log.exception(
-                        "processing a batch of %d records failed; retrying in %.1f s "
-                        "(state reloaded from the table)",
-                        len(records),
-                        delay,
-                    )
-                    self.processor.forget(sorted({r.partition for r in records}))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_S)
-        except asyncio.CancelledError:
-            # Stopped between attempts: the batch is not done, so it must not be acked
-            # (faust would ack it on the way out and commit offsets of unsaved records).
-            if job is None or not job.done() or job.cancelled() or job.exception() is not None:
-                _hold_back(batch)
-            raise
+        while self.intake.epoch == epoch:
+            job = asyncio.ensure_future(self._run(records))
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                if await self._finish_on_shutdown(job, len(records)):
+                    self._ack(records)
+                raise
+            except Exception:
+                log.exception(
+                    "processing a batch of %d records failed; retrying in %.1f s "
+                    "(state reloaded from the table)",
+                    len(records),
+                    delay,
+                )
+                self.processor.forget(sorted({r.partition for r in records}))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+            else:
+                self._ack(records)
+                return
 
-    async def _owned(self, events: Sequence[Any]) -> list[Any]:
-        """The events of partitions this worker owns, once their state is recovered.
+    async def _run(self, records: Sequence[Record]) -> None:
+        await self.sink.start()  # idempotent; a batch may arrive before the web task ran
+        await self.processor.process(records)
 
-        A batch can hold records fetched before a rebalance. Records of a partition that
-        moved away are left un-acked for its new owner, who reads them again from the
-        committed offset; records of a partition still ours wait until the table has
-        recovered it, so they are applied to its restored state.
+    def _ack(self, records: Sequence[Record]) -> None:
+        by_partition: dict[int, list[int]] = {}
+        for rec in records:
+            found = by_partition.get(rec.partition)
+            if found is None:
+                by_partition[rec.partition] = [rec.offset]
+            else:
+                found.append(rec.offset)
+        topic = self.config.events_topic
+        consumer = self.app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        consumer.ack_offsets({TP(topic, p): offsets for p, offsets in by_partition.items()})
+
+    async def _owned(self, epoch: int, fetched: list[Any]) -> list[Any]:
+        """The batch once its partitions' state is recovered; nothing if it is stale.
+
+        Records fetched before a rebalance (an older epoch) are dropped un-acked: they are
+        read again from the committed offset, in order. Records of the current epoch are
+        of partitions assigned to this worker (aiokafka hands over no others), perhaps not
+        yet announced or recovered: they wait, so they are applied, in order, to the
+        restored state. None is skipped: a later record of its partition would be acked
+        and committed past it.
         """
-        partitions = {event.message.partition for event in events}
-        while any(p in self.assigned and p not in self.ready for p in partitions):
+        partitions = {rec.partition for rec in fetched}
+        while not partitions <= self.ready:
+            if self.intake.epoch != epoch:
+                return []
             await asyncio.sleep(0.05)
-        ready = self.ready
-        owned = [event for event in events if event.message.partition in ready]
-        if len(owned) < len(events):
-            _hold_back([event for event in events if event.message.partition not in ready])
-        return owned
+        return fetched if self.intake.epoch == epoch else []
 
-    async def _finish_on_shutdown(self, job: asyncio.Future[None], batch: Sequence[Any]) -> None:
+    async def _stop_batches(self) -> None:
+        """Stop taking batches; the one in flight finishes (or not) and is acked first.
+
+        Runs before faust stops its consumer, whose last commit then includes it.
+        """
+        task = self._batches
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("the batch loop failed while stopping")
+
+    async def _finish_on_shutdown(self, job: asyncio.Future[None], size: int) -> bool:
+        """Give the batch in flight the grace period; True if it finished (then it is acked)."""
         try:
             await asyncio.wait_for(asyncio.shield(job), timeout=SHUTDOWN_GRACE_S)
         except BaseException:
             log.warning(
                 "shutting down with a batch of %d records unfinished: not committing them",
-                len(batch),
+                size,
             )
-            _hold_back(batch)
+            return False
+        return True
 
     async def _partitions_behind(self) -> set[int]:
         """Owned partitions with records in Kafka not yet processed (or not known yet).

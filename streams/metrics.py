@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 STAGES = ("decode", "validate", "sink", "job_failure")
@@ -79,3 +82,29 @@ class WorkerMetrics:
         )
         for stage in STAGES:
             self.dead_letters.labels(stage=stage)
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """``histogram.observe(a)`` for each amount, in one pass (one lock per bucket touched).
+
+    ``Histogram.observe`` costs ~1 us (a lock and a bucket scan per call); the worker
+    observes one latency per record. This updates the same bucket counters and sum through
+    prometheus_client's internals (``_upper_bounds``, ``_buckets``, ``_sum``), and falls back
+    to ``observe`` per amount if they are not there.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    added = 0.0
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount, as observe
+        added += amount
+    total.inc(added)
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)

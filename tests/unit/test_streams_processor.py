@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -221,7 +220,7 @@ async def test_a_record_replayed_from_a_sink_dead_letter_is_indexed_not_counted_
     failure = event("b", T0, "error", status="failure", job_id="j-1")
     replayed = [("botwatch.dlq.replay_count", b"1"), ("botwatch.dlq.replay.stage", b"sink")]
     record = feed(failure)
-    await processor.process([replace(record, headers=replayed), feed(event("b", T0 + 1))])
+    await processor.process([record._replace(headers=replayed), feed(event("b", T0 + 1))])
     assert sink.events == 2  # both indexed
     assert outputs.letters == []  # its job failure was copied the first time
     await processor.process([feed(event("b", T0 + W + 30_000))])
@@ -294,3 +293,32 @@ async def test_open_windows_gauge_follows_forget_and_reload(forget: bool) -> Non
         assert value(metrics, "botwatch_open_windows") == 0
     await processor.process([feed(event("b", T0 + 2))])  # reloads b (and its window) if forgotten
     assert value(metrics, "botwatch_open_windows") == (1 if forget else 2)
+
+
+def _stream_with_late_events() -> list[bytes]:
+    """Two bots over five minutes of event time, some events arriving late."""
+    values = []
+    for i in range(300):
+        ts = T0 + i * 1000
+        values.append(event(f"bot-{i % 2}", ts, level="error" if i % 7 == 0 else "info"))
+        if i % 13 == 12:  # 45 s behind: its window has closed once the watermark passed it
+            values.append(event(f"bot-{i % 2}", ts - 45_000, message="late"))
+    return values
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 50, 1000])
+async def test_published_windows_do_not_depend_on_batch_boundaries(size: int) -> None:
+    """A replay after a crash cuts the records into other batches: same windows, same counts."""
+    values = _stream_with_late_events()
+
+    async def run(batch: int) -> dict[tuple[str, str], dict[str, Any]]:
+        processor, _, outputs, _, _ = make()
+        feed = Feed()
+        records = [feed(v) for v in values]
+        for start in range(0, len(records), batch):
+            await processor.process(records[start : start + batch])
+        return {(w["bot_id"], w["window_start"]): w for w in outputs.windows}
+
+    whole = await run(len(values))
+    assert sum(w["late_events_excluded"] for w in whole.values()) > 0
+    assert await run(size) == whole
