@@ -112,6 +112,13 @@ def split(items: Sequence[BulkItem], max_docs: int, max_bytes: int) -> Iterator[
         yield chunk
 
 
+def request_docs(count: int, max_docs: int, concurrency: int, min_docs: int = 250) -> int:
+    """Documents per request so that ``count`` go out in about ``concurrency`` requests,
+    none above ``max_docs`` nor (unless all fit in one) below ``min_docs``."""
+    share = -(-count // max(concurrency, 1))
+    return max(1, min(max_docs, max(share, min_docs)))
+
+
 def body(items: Sequence[BulkItem]) -> bytes:
     parts: list[bytes] = []
     for item in items:

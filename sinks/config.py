@@ -43,6 +43,12 @@ class SinkConfig:
     bulk_max_bytes: int = setting(
         5 * 1024 * 1024, "BOTWATCH_BULK_MAX_BYTES", "Largest _bulk request body, in bytes."
     )
+    bulk_concurrency: int = setting(
+        4,
+        "BOTWATCH_BULK_CONCURRENCY",
+        "_bulk requests one write is split into and sent at once (a single request keeps "
+        "one node core busy).",
+    )
     request_timeout_s: float = setting(
         30.0, "BOTWATCH_OPENSEARCH_TIMEOUT_S", "Timeout of one request to OpenSearch."
     )

@@ -47,6 +47,7 @@ from sinks.bulk import (
     classify,
     dlq_item,
     event_item,
+    request_docs,
     split,
     stats_item,
 )
@@ -198,30 +199,63 @@ class OpenSearchSink:
         position = {id(item): n for n, item in enumerate(items)}
         pending = items
         attempt = 0
+        config = self.config
         while pending:
             retry: list[BulkItem] = []
-            for chunk in split(pending, self.config.bulk_max_docs, self.config.bulk_max_bytes):
-                payload = await self._request("POST", BULK_PATH, body(chunk), _NDJSON)
-                written: Counter[str] = Counter()
-                for item, result in zip(chunk, classify(orjson.loads(payload), chunk), strict=True):
-                    if result.outcome is Outcome.RETRY:
-                        retry.append(item)
-                        continue
-                    results[position[id(item)]] = result
-                    if result.outcome is Outcome.WRITTEN:
-                        written[item.family] += 1
-                    elif result.outcome is Outcome.DUPLICATE:
-                        self.metrics.duplicates.inc()
-                    else:
-                        self.metrics.rejected.labels(family=item.family).inc()
-                for family, n in written.items():  # per family, not per document
-                    self.metrics.docs_written.labels(family=family).inc(n)
+            per_request = request_docs(len(pending), config.bulk_max_docs, config.bulk_concurrency)
+            chunks = list(split(pending, per_request, config.bulk_max_bytes))
+            # Concurrent requests, at most ``bulk_concurrency`` at once; each answer is
+            # applied as it comes (results are per item, so order does not matter).
+            gate = asyncio.Semaphore(max(config.bulk_concurrency, 1))
+            outcomes = await asyncio.gather(
+                *(self._send(chunk, gate, results, position, retry) for chunk in chunks),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:  # every request has ended; the first failure is raised
+                if isinstance(outcome, BaseException):
+                    raise outcome
             if retry:
                 self.metrics.retries.labels(scope="item").inc(len(retry))
                 await self._pause(self._backoff(attempt))
                 attempt += 1
             pending = retry
         return [r for r in results if r is not None]
+
+    async def _send(
+        self,
+        chunk: list[BulkItem],
+        gate: asyncio.Semaphore,
+        results: list[ItemResult | None],
+        position: dict[int, int],
+        retry: list[BulkItem],
+    ) -> None:
+        async with gate:
+            payload = await self._request("POST", BULK_PATH, body(chunk), _NDJSON)
+        self._apply(chunk, payload, results, position, retry)
+
+    def _apply(
+        self,
+        chunk: list[BulkItem],
+        payload: bytes,
+        results: list[ItemResult | None],
+        position: dict[int, int],
+        retry: list[BulkItem],
+    ) -> None:
+        """Record each item's outcome from a ``_bulk`` answer; items to retry go to ``retry``."""
+        written: Counter[str] = Counter()
+        for item, result in zip(chunk, classify(orjson.loads(payload), chunk), strict=True):
+            if result.outcome is Outcome.RETRY:
+                retry.append(item)
+                continue
+            results[position[id(item)]] = result
+            if result.outcome is Outcome.WRITTEN:
+                written[item.family] += 1
+            elif result.outcome is Outcome.DUPLICATE:
+                self.metrics.duplicates.inc()
+            else:
+                self.metrics.rejected.labels(family=item.family).inc()
+        for family, n in written.items():  # per family, not per document
+            self.metrics.docs_written.labels(family=family).inc(n)
 
     def _log_rejected(self, what: str, items: list[BulkItem], results: list[ItemResult]) -> None:
         reasons = [r.reason for r in results if r.outcome is Outcome.REJECTED]

@@ -17,6 +17,7 @@ from sinks.bulk import (
     classify,
     dlq_item,
     event_item,
+    request_docs,
     split,
     stats_item,
 )
@@ -228,3 +229,19 @@ def test_dead_letter_of_an_oversize_message_stays_indexable() -> None:
     # The searchable copy is cut below Lucene's 32 KiB term limit; the full record is kept.
     assert len(doc["event"]["message"]) == FLAT_LEAF_MAX_CHARS
     assert doc["value"] == raw.decode()
+
+
+@pytest.mark.parametrize(
+    ("count", "max_docs", "concurrency", "expected"),
+    [
+        (2000, 5000, 4, 500),  # four requests of 500
+        (100, 5000, 4, 250),  # small writes are not cut below 250 documents
+        (40_000, 5000, 4, 5000),  # never above the request limit
+        (7, 5000, 1, 250),
+        (1, 5000, 0, 250),  # a concurrency of 0 counts as 1
+    ],
+)
+def test_a_write_is_cut_into_about_concurrency_requests(
+    count: int, max_docs: int, concurrency: int, expected: int
+) -> None:
+    assert request_docs(count, max_docs, concurrency) == expected
