@@ -4,14 +4,14 @@ Everything that touches Kafka or OpenSearch comes in through ``Outputs`` and ``S
 so this module is tested directly with in-memory doubles and runs unchanged in the Faust
 agent. Order of effects per batch, and why:
 
-1. events to the sink (it retries transient failures itself; rejected ones dead-letter);
-2. closed windows published to the stats topic and the sink, delivery awaited;
-3. alert records (of the closed windows and the batch's events) published to the alerts topic
-   and the sink, delivery awaited;
-4. dead letters published, delivery awaited, and handed to the sink;
-5. state written to the changelog-backed table (bot and alert entries first, partition entries
+1. at once, each awaited: events to the sink (it retries transient failures itself),
+   closed windows to the stats topic and the sink, alert records (of the closed windows
+   and the batch's events) to the alerts topic and the sink, and dead letters to the
+   dead-letter topic and the sink;
+2. events the sink rejected, as dead letters (stage ``sink``), the same way;
+3. state written to the changelog-backed table (bot and alert entries first, partition entries
    last) and the changelog's acknowledgements awaited;
-6. alert notifications queued for the receivers (Alertmanager, webhook, Slack).
+4. alert notifications queued for the receivers (Alertmanager, webhook, Slack).
 
 The table goes last so that a crash anywhere before it replays the batch from the same
 state (deterministically, so a re-published window or alert record is identical). Receivers
@@ -23,7 +23,7 @@ after its bots' entries on the same changelog partition, so a restored partition
 never ahead of the bot states it governs. A partition entry equal to the one this processor
 last wrote for the partition (since it was assigned) is not written again: the table holds
 it already, and skipping it cannot put it ahead of any bot entry. Offsets are committed by
-faust only after the batch (the agent acks it afterwards) and after its producer is flushed.
+faust only after the batch (the worker acks it afterwards) and after its producer is flushed.
 """
 
 from __future__ import annotations
@@ -267,18 +267,21 @@ class BatchProcessor:
         closed = batch.closed
         closed += self._close_due(batch.partitions, batch.touched, alerts)
 
-        result = await self.sink.write_events(batch.valid)
-        for rejected in result.rejected:
+        # Independent writes go out together; each is idempotent, and all have ended before
+        # the table is written. Only the events' sink rejections wait for their answer.
+        written, *_ = await _all(
+            self.sink.write_events(batch.valid),
+            self._publish_windows(closed),
+            self._publish_alerts(alerts),
+            self._publish_letters(batch.letters),
+        )
+        rejections = []
+        for rejected in written.rejected:
             r = rejected.record
             source = Record(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.raw, r.headers)
-            batch.letters.append(self._letter(source, "sink", rejected.reason, None, batch.stamp))
-        await self._publish_windows(closed)
-        await self._publish_alerts(alerts)
-        if batch.letters:
-            await self.outputs.dead_letters(batch.letters)
-            await self.sink.write_dead_letters(
-                [DeadLetterRecord(x.key, x.value, x.headers) for x in batch.letters]
-            )
+            rejections.append(self._letter(source, "sink", rejected.reason, None, batch.stamp))
+        await self._publish_letters(rejections)
+        batch.letters += rejections
         seen = self._advance_offsets(records, batch.now)
         await self._save(batch.touched, batch.partitions | seen)
         self._notify(alerts)
@@ -491,6 +494,14 @@ class BatchProcessor:
         await self.sink.write_stats(closed)
         self.metrics.windows_closed.inc(len(closed))
 
+    async def _publish_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        await self.outputs.dead_letters(letters)
+        await self.sink.write_dead_letters(
+            [DeadLetterRecord(x.key, x.value, x.headers) for x in letters]
+        )
+
     async def _publish_alerts(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
@@ -639,6 +650,15 @@ class BatchProcessor:
 
     def last_offsets(self) -> dict[int, int]:
         return dict(self._last_offset)
+
+
+async def _all(*steps: Awaitable[Any]) -> list[Any]:
+    """Run ``steps`` concurrently; once every one has ended, raise the first failure."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
 
 
 def _sink_record(rec: Record, event: dict[str, Any]) -> SinkRecord:
