@@ -8,6 +8,7 @@ and dead-letter topics back with kcat and compares them with the truth.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,9 @@ def test_kill_9_twice_mid_stream_changes_nothing(pipeline: dict[str, Any]) -> No
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known defect: in about one run of six the handover of a gracefully stopped "
-    "worker's partitions loses a few events of the window in progress (undercount); "
-    "the kill -9 path is exact. Tracked on the stream-processing issue.",
+    reason="known defect: under CPU load (3 runs at once: 3 failures in 9; alone: 0 in 16) "
+    "the early windows of one bot of a partition handed over by a gracefully stopped worker "
+    "are never published (its later windows are). Tracked on the stream-processing issue.",
 )
 def test_two_workers_one_stopped_mid_run(pipeline: dict[str, Any]) -> None:
     a = worker(pipeline, "a").start()
@@ -85,11 +86,15 @@ def test_two_workers_one_stopped_mid_run(pipeline: dict[str, Any]) -> None:
     try:
         a.wait_ready()
         b.wait_ready()
-        truth = generate(pipeline, 60_000)
-        deadline = time.monotonic() + 120
-        while a.metric("botwatch_records_in_total") < 3_000 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert a.stop() == 0, a.tail()
+        # Generated while the workers read, so that the stop falls early in the stream,
+        # with windows open on every partition of the worker that stops.
+        with ThreadPoolExecutor(1) as pool:
+            generating = pool.submit(generate, pipeline, 60_000)
+            deadline = time.monotonic() + 120
+            while a.metric("botwatch_records_in_total") < 3_000 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert a.stop() == 0, a.tail()
+            truth = generating.result()
         stats = collect_stats(pipeline, len(truth_windows(truth)))
         assert_stats_match(truth, stats)
         assert_dead_letters_match(pipeline, truth)
