@@ -210,6 +210,7 @@ class Worker:
         # left un-acked and read again from the committed offset.
         self.ready: set[int] = set()
         self.joined = False
+        self.stopping = False
         self.intake = BatchIntake(config.events_topic, high_water=max(4 * config.batch_max, 8192))
         self.app = _App(
             config.app_id,
@@ -282,21 +283,13 @@ class Worker:
                 await app.crash(exc)
                 raise
 
-        @app.timer(interval=2.0)
-        async def close_idle_windows() -> None:
-            await self.processor.close_idle(busy=await self._partitions_behind())
-
         @self.table.on_recover
         async def adopt_recovered() -> None:
             # The table now holds the changelog of every partition we own.
             await self.processor.adopt_owned(sorted(self.assigned))
             self.ready = set(self.assigned)
 
-        @app.timer(interval=5.0)
-        async def update_lag() -> None:
-            self._update_lag()
-
-        self._wire_alerts()
+        self._wire_timers()
 
         @app.task
         async def serve_web() -> None:
@@ -332,10 +325,20 @@ class Worker:
         app.on_partitions_revoked.connect(on_revoked)
         app.on_partitions_assigned.connect(on_assigned)
 
-    def _wire_alerts(self) -> None:
+    def _wire_timers(self) -> None:
+        @self.app.timer(interval=2.0)
+        async def close_idle_windows() -> None:
+            if self.stopping:
+                return
+            await self.processor.close_idle(busy=await self._partitions_behind())
+
+        @self.app.timer(interval=5.0)
+        async def update_lag() -> None:
+            self._update_lag()
+
         @self.app.timer(interval=self.config.alert_tick_s)
         async def tick_alerts() -> None:
-            if not self.ready:
+            if not self.ready or self.stopping:
                 return
             try:
                 await self.processor.tick_alerts(behind=await self._partitions_behind())
@@ -415,8 +418,11 @@ class Worker:
     async def _stop_batches(self) -> None:
         """Stop taking batches; the one in flight finishes (or not) and is acked first.
 
-        Runs before faust stops its consumer, whose last commit then includes it.
+        Runs before faust stops its consumer, whose last commit then includes it. From now
+        on the timers change no state either: a worker on its way out must not close
+        windows as idle (or write anything) that its partitions' next owner recovers.
         """
+        self.stopping = True
         task = self._batches
         if task is None or task.done():
             return
@@ -450,7 +456,9 @@ class Worker:
         consumer = self.app.consumer
         tps = [tp for tp in consumer.assignment() if tp.topic == self.config.events_topic]
         if not tps:
-            return set()
+            # Nothing assigned right now (a rebalance, or stopping): nothing can be shown to
+            # be quiet, so every partition with state counts as busy.
+            return set(self.processor.partitions())
         try:
             ends = await consumer.highwaters(*tps)
         except Exception:  # broker busy or rebalancing: nothing counts as quiet now

@@ -648,6 +648,10 @@ class BatchProcessor:
             for p, part in sorted(self._parts.items())
         }
 
+    def partitions(self) -> list[int]:
+        """Partitions whose state is loaded."""
+        return sorted(self._parts)
+
     def last_offsets(self) -> dict[int, int]:
         return dict(self._last_offset)
 
