@@ -171,9 +171,8 @@ async def run(incidents: int) -> dict[str, Any]:
             await asyncio.gather(*body)
             closing = event(bot, window + WINDOW_MS + LATENESS_S * 1000, "info")
             await asyncio.sleep(0.6)  # the window's own events are in a batch of their own
-            sent = await producer.send_and_wait(topics.events, closing, key=b"b")
+            await producer.send_and_wait(topics.events, closing, key=b"b")
             closed_at = time.time()
-            del sent
             trips.append(await bare_trip(consumer, closed_at, closing))
             arrived, status = await inbox.wait(step + 1)
             expected = "firing" if step % 2 == 0 else "resolved"

@@ -466,16 +466,12 @@ class BatchProcessor:
     ) -> list[dict[str, Any]]:
         """Close the windows the watermarks passed; their alert records go to ``alerts``.
 
-        Bots touched by the batch are tracked first, so a window whose end the batch's own
-        events carried the watermark past closes now, not with the next batch.
+        Routing tracks every bot whose windows it opened, so ``due`` already knows them.
         """
-        parts, bots = self._parts, self._bots
-        for partition, bot_id in touched:
-            parts[partition].track(bot_id, bots[partition][bot_id].next_close_ms)
         closed: list[dict[str, Any]] = []
         stage = self.alerts
         for partition in sorted(partitions):
-            part = parts[partition]
+            part = self._parts[partition]
             for bot_id in part.due():
                 bot = self._bot(partition, bot_id)
                 windows = bot.close_ready(part.clock.watermark)

@@ -12,13 +12,12 @@ import getpass
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from typing import Any
 
 import click
 import orjson
 
-from botwatch.commands.common import BotwatchError, settings_of
+from botwatch.commands.common import BotwatchError, kafka_unreachable, print_table, settings_of
 from botwatch.commands.setup import opensearch_client, opensearch_unreachable
 from botwatch.settings import Settings
 from streams.alerts import Silence, Silences, format_duration, parse_duration
@@ -36,19 +35,6 @@ def _duration_ms(text: str, option: str) -> int:
     if ms <= 0:
         raise BotwatchError(f"error: {option} must be longer than 0, got {text!r}.")
     return ms
-
-
-def _kafka_unreachable(settings: Settings, exc: BaseException) -> BotwatchError:
-    return BotwatchError(
-        f"error: Kafka at {settings.streams.kafka_bootstrap} is not reachable ({exc}).\n"
-        "  fix: start it (`botwatch stack up`) or point BOTWATCH_KAFKA_BOOTSTRAP at it."
-    )
-
-
-def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
 def _number(value: Any) -> str:
@@ -117,7 +103,7 @@ def list_alerts(ctx: click.Context, workers: tuple[str, ...], as_json: bool) -> 
         )
         for a in found
     ]
-    _table(rows, ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "THRESHOLD", "WINDOW", "SINCE"))
+    print_table(rows, ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "THRESHOLD", "WINDOW", "SINCE"))
 
 
 # -- history ------------------------------------------------------------------------------
@@ -202,7 +188,7 @@ def history(  # noqa: PLR0917 - one parameter per option
         )
         for r in records
     ]
-    _table(rows, ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "WINDOW", "STARTS", "ENDS"))
+    print_table(rows, ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "WINDOW", "STARTS", "ENDS"))
 
 
 # -- silences -----------------------------------------------------------------------------
@@ -219,7 +205,7 @@ def _read_silences(settings: Settings) -> Silences:
     except LookupError as exc:
         raise BotwatchError(f"error: {exc}") from None
     except (KafkaError, OSError, TimeoutError) as exc:
-        raise _kafka_unreachable(settings, exc) from None
+        raise kafka_unreachable(settings.streams.kafka_bootstrap, exc) from None
 
 
 def _publish(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> None:
@@ -235,7 +221,7 @@ def _publish(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> N
         asyncio.run(ensure_topics(config.kafka_bootstrap, spec))
         asyncio.run(topic.publish(config.kafka_bootstrap, config.silences_topic, records))
     except (KafkaError, OSError) as exc:
-        raise _kafka_unreachable(settings, exc) from None
+        raise kafka_unreachable(settings.streams.kafka_bootstrap, exc) from None
 
 
 def _silence_row(s: Silence, now_ms: int) -> tuple[str, ...]:
@@ -301,4 +287,4 @@ def list_silences(ctx: click.Context, show_all: bool) -> None:
         click.echo("no silence is in force")
         return
     rows = [_silence_row(s, now_ms) for s in held]
-    _table(rows, ("ID", "RULE", "BOT", "UNTIL", "LEFT", "BY", "REASON"))
+    print_table(rows, ("ID", "RULE", "BOT", "UNTIL", "LEFT", "BY", "REASON"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import IO, Any
 
 import click
@@ -27,3 +28,19 @@ def settings_of(ctx: click.Context) -> Settings:
     """The settings the top-level group loaded from environment and flags."""
     settings: Settings = ctx.find_root().obj
     return settings
+
+
+def kafka_unreachable(bootstrap: str, exc: BaseException) -> BotwatchError:
+    """The error every command gives when the broker does not answer."""
+    return BotwatchError(
+        f"error: Kafka at {bootstrap} is not reachable ({exc or type(exc).__name__}).\n"
+        "  fix: start it (`botwatch stack up`) or point BOTWATCH_KAFKA_BOOTSTRAP at it."
+    )
+
+
+def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
+    """Rows under a header, each column as wide as its widest cell."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)]
+        click.echo("  ".join(cells).rstrip())

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 import click
 import orjson
 
-from botwatch.commands.common import BotwatchError, settings_of
+from botwatch.commands.common import BotwatchError, print_table, settings_of
 from botwatch.settings import Settings
 from streams.deadletters import jsonl
 from streams.deadletters import kafka as dl
@@ -119,13 +119,6 @@ async def _collect(source: Any, limit: int | None, summary: Summary | None) -> t
     return [item[3] for item in sorted(kept, key=lambda i: i[:3])], total
 
 
-def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)]
-        click.echo("  ".join(cells).rstrip())
-
-
 def _short(text: str, width: int = REASON_CHARS) -> str:
     line = text.splitlines()[0] if text else ""
     return line if len(line) <= width else line[: width - 1] + "…"
@@ -191,7 +184,7 @@ def list_letters(  # noqa: PLR0917 - one parameter per option
     if not total:
         click.echo(f"no dead letter on {config.dlq_topic} matches ({selection.describe()})")
         return
-    _table([_row(x) for x in letters], ROW_HEADER)
+    print_table([_row(x) for x in letters], ROW_HEADER)
     if total > len(letters):
         click.echo(f"({len(letters)} newest of {total}; --limit N shows more)")
 
@@ -460,7 +453,7 @@ def _print_plan(plan: dl.ReplayPlan, group: str) -> None:
         for letter, decision in plan.preview
     ]
     if rows:
-        _table(rows, ("POSITION", "BOT", "STAGE", "REPLAYS", "ACTION", "TARGET"))
+        print_table(rows, ("POSITION", "BOT", "STAGE", "REPLAYS", "ACTION", "TARGET"))
         if plan.selected.total > len(rows):
             click.echo(f"(first {len(rows)} of {plan.selected.total})")
     for target, n in sorted(plan.targets.items()):

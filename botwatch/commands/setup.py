@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from botwatch.commands.common import BotwatchError, settings_of
+from botwatch.commands.common import BotwatchError, kafka_unreachable, settings_of
 from sinks.config import SinkConfig
 from sinks.opensearch import display_url
 from sinks.retention import has_ism, install_ism_policies, retention_days
@@ -51,11 +51,7 @@ def setup(ctx: click.Context) -> None:
             asyncio.wait_for(ensure_topics(streams.kafka_bootstrap, specs), KAFKA_TIMEOUT_S)
         )
     except (KafkaError, OSError, TimeoutError) as exc:
-        raise BotwatchError(
-            f"error: Kafka at {streams.kafka_bootstrap} is not reachable "
-            f"({exc or type(exc).__name__}).\n"
-            "  fix: start it (`botwatch stack up`) or point BOTWATCH_KAFKA_BOOTSTRAP at it."
-        ) from None
+        raise kafka_unreachable(streams.kafka_bootstrap, exc) from None
     for spec in specs:
         what = "created" if spec.name in created else "exists: "
         click.echo(f"topic {what} {spec.name} ({spec.partitions} partitions)")

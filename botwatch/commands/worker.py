@@ -7,7 +7,7 @@ import asyncio
 import click
 from prometheus_client import CollectorRegistry
 
-from botwatch.commands.common import BotwatchError, settings_of
+from botwatch.commands.common import BotwatchError, kafka_unreachable, settings_of
 from botwatch.settings import Settings
 from schemas.sink import Sink
 from sinks.discard import DiscardSink
@@ -73,10 +73,7 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
     try:
         created = asyncio.run(ensure_topics(config.kafka_bootstrap, topic_specs(config)))
     except (KafkaError, OSError) as exc:
-        raise BotwatchError(
-            f"error: Kafka at {config.kafka_bootstrap} is not reachable ({exc}).\n"
-            "  fix: start it (`botwatch stack up`) or point BOTWATCH_KAFKA_BOOTSTRAP at it."
-        ) from None
+        raise kafka_unreachable(config.kafka_bootstrap, exc) from None
     for name in created:
         click.echo(f"created topic {name} ({config.partitions} partitions)")
     config.state_dir.mkdir(parents=True, exist_ok=True)
