@@ -120,18 +120,24 @@ class AlertStage:
 
     def save(self, partition: int) -> list[Awaitable[object]]:
         """Write the entries of bots whose alert state changed; awaitables of the writes."""
-        engine = self._engines.get(partition)
-        if engine is None:
-            return []
         pending: list[Awaitable[object]] = []
-        for bot_id in sorted(engine.take_dirty()):
-            data = engine.bot_to_dict(bot_id)
-            if data is None:
-                continue
-            done = self.table.save(partition, alert_key(partition, bot_id), orjson.dumps(data))
+        for _, key, value in self.dirty_entries(partition):
+            done = self.table.save(partition, key, value)
             if done is not None:
                 pending.append(done)
         return pending
+
+    def dirty_entries(self, partition: int) -> list[tuple[int, str, bytes]]:
+        """(partition, key, value) of bots whose alert state changed, serialized now."""
+        engine = self._engines.get(partition)
+        if engine is None:
+            return []
+        entries: list[tuple[int, str, bytes]] = []
+        for bot_id in sorted(engine.take_dirty()):
+            data = engine.bot_to_dict(bot_id)
+            if data is not None:
+                entries.append((partition, alert_key(partition, bot_id), orjson.dumps(data)))
+        return entries
 
     def active(self) -> list[dict[str, Any]]:
         """Pending and firing alerts of every owned partition (for ``alerts list``)."""

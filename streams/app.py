@@ -5,9 +5,10 @@ changelog-backed tables with recovery, offset commits after a producer flush); t
 logic lives in ``streams.processor`` and the window logic in plain classes. Two of faust's
 sharp edges are handled here:
 
-- a batch is acked only once it is durable: it runs shielded, is retried in place on
-  failure, and on shutdown is finished (or, past the grace period, left un-acked so its
-  offsets are never committed);
+- a batch is acked only once it is durable: its writes run in a task of their own (the
+  next batch is routed meanwhile, ``BatchProcessor.submit``), a failed one is retried in
+  place with every batch after it, and on shutdown the batches in flight are finished (or,
+  past the grace period, left un-acked so their offsets are never committed);
 - table writes pick their partition from faust's "current event", which a batch does not
   have: ``streams.partition_context`` names the partition explicitly;
 - faust's per-message consumer path (a message, an event, a queue and a task per record)
@@ -24,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import orjson
@@ -48,6 +50,15 @@ log = logging.getLogger("botwatch.worker")
 
 SHUTDOWN_GRACE_S = 30.0
 RETRY_MAX_S = 30.0
+# Batches whose writes are in flight at once: one is routed while the previous one is written,
+# so the worker's CPU and OpenSearch's work overlap.
+PIPELINE_DEPTH = 2
+
+
+class _InFlight(NamedTuple):
+    epoch: int
+    records: list[Record]
+    task: asyncio.Task[None]
 
 
 def broker_urls(bootstrap: str) -> str:
@@ -232,6 +243,7 @@ class Worker:
         self.app.intake = self.intake
         self.app.before_stop = self._stop_batches
         self._batches: asyncio.Task[Any] | None = None
+        self._inflight: deque[_InFlight] = deque()
         self.events_topic = self.app.topic(
             config.events_topic,
             key_serializer="raw",
@@ -275,7 +287,7 @@ class Worker:
             try:
                 while True:
                     epoch, batch = await self.intake.take(config.batch_max, config.batch_within_s)
-                    await self._process_batch(epoch, batch)
+                    await self._submit(epoch, batch)
             except Exception as exc:
                 # Not expected (a batch's failures are retried in place). Going on with the
                 # next batch would commit past this one: stop the worker instead.
@@ -348,8 +360,8 @@ class Worker:
                 log.exception("evaluating alert rules on the tick failed; retrying next tick")
             self.metrics.silences.set(len(self.silences))
 
-    async def _process_batch(self, epoch: int, fetched: list[Any]) -> None:
-        """Process one batch of fetched records and ack it once it is durable.
+    async def _submit(self, epoch: int, fetched: list[Any]) -> None:
+        """Route one batch of fetched records; it is acked by its task once it is durable.
 
         Nothing is acked otherwise: a batch that fails, is cancelled, or belongs to an
         assignment a rebalance ended is read again from the committed offset.
@@ -358,32 +370,70 @@ class Worker:
         if not batch:
             return
         records = [_record(rec) for rec in batch]
-        delay = 0.5
-        while self.intake.epoch == epoch:
-            job = asyncio.ensure_future(self._run(records))
-            try:
-                await asyncio.shield(job)
-            except asyncio.CancelledError:
-                if await self._finish_on_shutdown(job, len(records)):
-                    self._ack(records)
-                raise
-            except Exception:
-                log.exception(
-                    "processing a batch of %d records failed; retrying in %.1f s "
-                    "(state reloaded from the table)",
-                    len(records),
-                    delay,
-                )
-                self.processor.forget(sorted({r.partition for r in records}))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-            else:
-                self._ack(records)
-                return
-
-    async def _run(self, records: Sequence[Record]) -> None:
         await self.sink.start()  # idempotent; a batch may arrive before the web task ran
-        await self.processor.process(records)
+        await self._settle(PIPELINE_DEPTH - 1)
+        try:
+            task = await self.processor.submit(records, then=lambda: self._ack(records))
+        except Exception:
+            log.exception("routing a batch of %d records failed", len(records))
+            await self._settle(0)  # the batches before it: durable, or redone
+            self.processor.forget(sorted({r.partition for r in records}))
+            await self._redo(epoch, records)
+            return
+        self._inflight.append(_InFlight(epoch, records, task))
+
+    async def _settle(self, keep: int) -> None:
+        """Wait until at most ``keep`` batches are in flight; failed ones are redone here."""
+        inflight = self._inflight
+        while inflight and (len(inflight) > keep or inflight[0].task.done()):
+            head = inflight[0]
+            await asyncio.wait([head.task])
+            if head.task.cancelled() or head.task.exception() is not None:
+                failed = list(inflight)
+                inflight.clear()
+                await self._recover(failed)
+            else:
+                inflight.popleft()
+
+    async def _recover(self, failed: list[_InFlight]) -> None:
+        """Redo failed batches one by one, from the table's state, until each is durable.
+
+        Every batch after a failed one fails too (its state waits for its predecessor's), so
+        the processor's cache is ahead of the table for all of their partitions.
+        """
+        await asyncio.wait([f.task for f in failed])
+        error = next((f.task.exception() for f in failed if not f.task.cancelled()), None)
+        log.error(
+            "writing %d batch(es) of %d records failed (%s); redoing them from the table's state",
+            len(failed),
+            sum(len(f.records) for f in failed),
+            f"{type(error).__name__}: {error}" if error is not None else "cancelled",
+        )
+        self.processor.forget(sorted({r.partition for f in failed for r in f.records}))
+        for f in failed:
+            await self._redo(f.epoch, f.records)
+
+    async def _redo(self, epoch: int, records: list[Record]) -> None:
+        delay = 0.5
+        while self.intake.epoch == epoch:  # else: revoked, read again from the commit
+            try:
+                task = await self.processor.submit(records, then=lambda: self._ack(records))
+                await asyncio.wait([task])
+                error = "cancelled" if task.cancelled() else task.exception()
+            except Exception as exc:
+                error = exc
+            if error is None:
+                return
+            log.error(
+                "processing a batch of %d records failed (%s); retrying in %.1f s "
+                "(state reloaded from the table)",
+                len(records),
+                error if isinstance(error, str) else f"{type(error).__name__}: {error}",
+                delay,
+            )
+            self.processor.forget(sorted({r.partition for r in records}))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
     def _ack(self, records: Sequence[Record]) -> None:
         by_partition: dict[int, list[int]] = {}
@@ -424,27 +474,22 @@ class Worker:
         """
         self.stopping = True
         task = self._batches
-        if task is None or task.done():
-            return
-        task.cancel()
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("the batch loop failed while stopping")
+        # The batches in flight ack themselves once durable; faust's last commit follows.
         try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("the batch loop failed while stopping")
-
-    async def _finish_on_shutdown(self, job: asyncio.Future[None], size: int) -> bool:
-        """Give the batch in flight the grace period; True if it finished (then it is acked)."""
-        try:
-            await asyncio.wait_for(asyncio.shield(job), timeout=SHUTDOWN_GRACE_S)
-        except BaseException:
+            await asyncio.wait_for(self.processor.drain(), timeout=SHUTDOWN_GRACE_S)
+        except TimeoutError:
             log.warning(
-                "shutting down with a batch of %d records unfinished: not committing them",
-                size,
+                "shutting down with %d batch(es) unfinished: not committing them",
+                len(self._inflight),
             )
-            return False
-        return True
 
     async def _partitions_behind(self) -> set[int]:
         """Owned partitions with records in Kafka not yet processed (or not known yet).

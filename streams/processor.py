@@ -2,14 +2,18 @@
 
 Everything that touches Kafka or OpenSearch comes in through ``Outputs`` and ``StateTable``,
 so this module is tested directly with in-memory doubles and runs unchanged in the Faust
-agent. Order of effects per batch, and why:
+agent. A batch is routed (decoded, validated, windowed, its closed windows and alert records
+made, its changed state serialized) as soon as it is submitted; its writes then run in a task
+of their own while the next batch is routed, so the worker's CPU and the sink's I/O overlap.
+Order of the effects of one batch, and why:
 
 1. at once, each awaited: events to the sink (it retries transient failures itself),
    closed windows to the stats topic and the sink, alert records (of the closed windows
    and the batch's events) to the alerts topic and the sink, and dead letters to the
    dead-letter topic and the sink;
 2. events the sink rejected, as dead letters (stage ``sink``), the same way;
-3. state written to the changelog-backed table (bot and alert entries first, partition entries
+3. once every earlier batch's state is written: the state serialized when the batch was routed
+   written to the changelog-backed table (bot and alert entries first, partition entries
    last) and the changelog's acknowledgements awaited;
 4. alert notifications queued for the receivers (Alertmanager, webhook, Slack).
 
@@ -24,6 +28,7 @@ never ahead of the bot states it governs. A partition entry equal to the one thi
 last wrote for the partition (since it was assigned) is not written again: the table holds
 it already, and skipping it cannot put it ahead of any bot entry. Offsets are committed by
 faust only after the batch (the worker acks it afterwards) and after its producer is flushed.
+Timers and rebalances wait for the batches in flight before they touch the state.
 """
 
 from __future__ import annotations
@@ -115,6 +120,9 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
     return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
 
 
+_Entry = tuple[int, str, bytes]  # (partition, key, value) of the state table
+
+
 @dataclass
 class _Batch:
     """What routing one batch produced, before any of it is written."""
@@ -136,6 +144,14 @@ class _Batch:
     envs: dict[tuple[int, str], str] = field(default_factory=dict)
     errors: list[tuple[int, str, str, int]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Prepared(NamedTuple):
+    """A routed batch: what it writes, and its state entries serialized when it was routed."""
+
+    records: Sequence[Record]
+    batch: _Batch
+    state: list[_Entry]
 
 
 _LATE = Outcome.LATE
@@ -178,11 +194,24 @@ class BatchProcessor:
         # The partition entry last written per partition: an unchanged one is not written again.
         self._saved_partition: dict[int, bytes] = {}
         self._lock = asyncio.Lock()
+        # The last submitted batch's task: the next one writes its state after it.
+        self._tail: asyncio.Task[None] | None = None
+        # Partitions of submitted batches that failed: the cache holds changes the table does
+        # not, and the timers write nothing until the caller ``forget``s them.
+        self._broken: set[int] = set()
 
     # -- state cache -----------------------------------------------------------------
 
     def forget(self, partitions: Sequence[int]) -> None:
-        """Drop cached state of partitions this worker no longer (or newly) owns."""
+        """Drop cached state of partitions this worker no longer (or newly) owns.
+
+        Also how a caller recovers from a failed batch: once every task in flight ended, it
+        forgets their partitions (state is reloaded from the table) and submits them again.
+        """
+        self._broken.difference_update(partitions)
+        tail = self._tail
+        if tail is not None and tail.done():
+            self._tail = None  # a new chain: the next batch must not wait on a failed one
         for partition in partitions:
             self._parts.pop(partition, None)
             self._saved_partition.pop(partition, None)
@@ -201,11 +230,13 @@ class BatchProcessor:
         half-way, and a worker stopping right then could ack records it never saved.
         """
         async with self._lock:
+            await self.drain()
             self.forget(partitions)
 
     async def adopt_owned(self, partitions: Sequence[int]) -> None:
         """``adopt`` between batches (see ``release``)."""
         async with self._lock:
+            await self.drain()
             self.adopt(partitions)
 
     def adopt(self, partitions: Sequence[int]) -> None:
@@ -256,22 +287,65 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[Record]) -> None:
         """Process one batch. Never raises for a bad record: it becomes a dead letter."""
-        async with self._lock:
-            await self._process(records)
+        await (await self.submit(records))
 
-    async def _process(self, records: Sequence[Record]) -> None:
+    async def submit(
+        self, records: Sequence[Record], then: Callable[[], None] | None = None
+    ) -> asyncio.Task[None]:
+        """Route the batch now; return the task that writes it out, then calls ``then``.
+
+        The pipeline (see the module doc): the next batch is routed while this one's writes
+        are in flight. What this batch changed is serialized before ``submit`` returns, so
+        later batches cannot leak into its table entries, and the task writes them only
+        after every earlier batch's table writes (a task whose predecessor failed fails too,
+        without writing state). A failed task leaves the processor's cache ahead of the
+        table: the caller waits for every task in flight, ``forget``s their partitions and
+        submits them again.
+        """
+        async with self._lock:
+            prepared = self._prepare(records)
+            task = asyncio.ensure_future(self._finish(prepared, self._tail, then))
+            self._tail = task
+        return task
+
+    async def drain(self) -> None:
+        """Wait until every submitted batch has ended (its outcome is the submitter's)."""
+        tail = self._tail
+        if tail is not None:
+            await asyncio.wait([tail])
+
+    def _prepare(self, records: Sequence[Record]) -> _Prepared:
         batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
         self._route_all(records, batch)
         alerts = batch.alerts
         alerts += self._observe(batch)
-        closed = batch.closed
-        closed += self._close_due(batch.partitions, batch.touched, alerts)
+        batch.closed += self._close_due(batch.partitions, batch.touched, alerts)
+        seen = self._advance_offsets(records, batch.now)
+        state = self._snapshot(batch.touched, batch.partitions | seen)
+        return _Prepared(records, batch, state)
 
+    async def _finish(
+        self,
+        prepared: _Prepared,
+        before: asyncio.Task[None] | None,
+        then: Callable[[], None] | None,
+    ) -> None:
+        try:
+            await self._write_out(prepared, before)
+        except BaseException:
+            self._broken.update(r.partition for r in prepared.records)
+            raise
+        if then is not None:
+            then()
+
+    async def _write_out(self, prepared: _Prepared, before: asyncio.Task[None] | None) -> None:
+        batch = prepared.batch
+        alerts = batch.alerts
         # Independent writes go out together; each is idempotent, and all have ended before
         # the table is written. Only the events' sink rejections wait for their answer.
         written, *_ = await _all(
             self.sink.write_events(batch.valid),
-            self._publish_windows(closed),
+            self._publish_windows(batch.closed),
             self._publish_alerts(alerts),
             self._publish_letters(batch.letters),
         )
@@ -282,10 +356,11 @@ class BatchProcessor:
             rejections.append(self._letter(source, "sink", rejected.reason, None, batch.stamp))
         await self._publish_letters(rejections)
         batch.letters += rejections
-        seen = self._advance_offsets(records, batch.now)
-        await self._save(batch.touched, batch.partitions | seen)
+        if before is not None:
+            await before  # raises when the batch before failed: this one's state waits too
+        await self._write(prepared.state)
         self._notify(alerts)
-        self._count(records, batch)
+        self._count(prepared.records, batch)
 
     def _advance_offsets(self, records: Sequence[Record], now: int) -> set[int]:
         """Record how far each partition was processed; it is stored with the partition entry.
@@ -513,36 +588,47 @@ class BatchProcessor:
         for record in records:
             self.notify.submit(record)
 
-    async def _save(self, touched: set[tuple[int, str]], partitions: set[int]) -> None:
-        """Write the batch's state and wait until the changelog holds it.
+    def _snapshot(self, touched: set[tuple[int, str]], partitions: set[int]) -> list[_Entry]:
+        """The table entries the batch changed, serialized now, in the order they are written.
 
-        Waiting here, before the batch is acked, keeps the state durable whatever order the
-        framework later stops its producer and commits offsets in (a graceful stop or a
-        rebalance right after this batch must not commit offsets whose state was lost).
+        Bot and alert entries go before their partition's entry (module doc).
         """
-        pending: list[Awaitable[object]] = []
-        save = self.table.save
+        entries: list[_Entry] = []
         for partition, bot_id in sorted(touched):
             state = self._bots[partition][bot_id]
-            done = save(partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict()))
-            if done is not None:
-                pending.append(done)
+            entries.append((partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict())))
         if self.alerts is not None:
             for partition in sorted(partitions):
-                pending += self.alerts.save(partition)
+                entries += self.alerts.dirty_entries(partition)
         saved = self._saved_partition
         for partition in sorted(partitions):
             entry = self._parts[partition].to_dict()
             entry["offset"] = self._last_offset.get(partition)
             value = orjson.dumps(entry)
             if saved.get(partition) != value:
-                done = save(partition, _partition_key(partition), value)
-                if done is not None:
-                    pending.append(done)
+                entries.append((partition, _partition_key(partition), value))
                 saved[partition] = value
         self.metrics.open_windows.set(self._open_windows)
+        return entries
+
+    async def _write(self, entries: list[_Entry]) -> None:
+        """Write table entries and wait until the changelog holds them.
+
+        Waiting here, before the batch is acked, keeps the state durable whatever order the
+        framework later stops its producer and commits offsets in (a graceful stop or a
+        rebalance right after this batch must not commit offsets whose state was lost).
+        """
+        save = self.table.save
+        pending: list[Awaitable[object]] = []
+        for partition, key, value in entries:
+            done = save(partition, key, value)
+            if done is not None:
+                pending.append(done)
         if pending:
             await asyncio.gather(*pending)
+
+    async def _save(self, touched: set[tuple[int, str]], partitions: set[int]) -> None:
+        await self._write(self._snapshot(touched, partitions))
 
     async def close_idle(self, busy: set[int] | frozenset[int] = frozenset()) -> int:
         """Close windows of partitions quiet for the idle time (wall clock). Returns count.
@@ -551,6 +637,9 @@ class BatchProcessor:
         behind, so they count as active and their windows wait for their records.
         """
         async with self._lock:
+            await self.drain()
+            if self._broken:
+                return 0
             now = self.now_ms()
             moved = set()
             for partition, part in self._parts.items():
@@ -579,6 +668,9 @@ class BatchProcessor:
         if self.alerts is None:
             return 0
         async with self._lock:
+            await self.drain()
+            if self._broken:
+                return 0
             now = self.now_ms()
             records: list[dict[str, Any]] = []
             ticked: list[int] = []

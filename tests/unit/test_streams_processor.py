@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -322,3 +323,83 @@ async def test_published_windows_do_not_depend_on_batch_boundaries(size: int) ->
     whole = await run(len(values))
     assert sum(w["late_events_excluded"] for w in whole.values()) > 0
     assert await run(size) == whole
+
+
+class GatedSink(DiscardSink):
+    """Holds every ``write_events`` until released; can fail the next one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: list[asyncio.Event] = []
+        self.fail_next = False
+
+    async def write_events(self, records: list[SinkRecord]) -> SinkResult:
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("OpenSearch went away")
+        return await super().write_events(records)
+
+
+async def _until(predicate: Any) -> None:
+    for _ in range(200):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def test_a_submitted_batch_is_routed_at_once_and_its_state_written_in_order() -> None:
+    sink = GatedSink()
+    processor, table, outputs, _, _ = make(sink=sink)
+    feed = Feed()
+    acked: list[str] = []
+    first = await processor.submit(
+        [feed(event("b", T0 + 1_000))], then=lambda: acked.append("first")
+    )
+    # Routed already: the next batch sees its effects, before anything was written.
+    second = await processor.submit(
+        [feed(event("b", T0 + W + 30_000))], then=lambda: acked.append("second")
+    )
+    await _until(lambda: len(sink.gates) == 2)
+    assert table.writes == []
+    sink.gates[1].set()  # the second batch's writes end first ...
+    await _until(lambda: len(outputs.windows) == 1)
+    assert table.writes == [] and acked == []  # ... but its state waits for the first's
+    sink.gates[0].set()
+    await asyncio.gather(first, second)
+    assert acked == ["first", "second"]
+    # Each batch wrote the state it had when it was routed, the first one first.
+    assert [key for _, key in table.writes] == ["b|0|b", "p|0", "b|0|b", "p|0"]
+    assert orjson.loads(table.data[(0, "b|0|b")])["last_offset"] == 1
+
+
+async def test_a_failed_batch_fails_the_ones_after_it_without_writing_state() -> None:
+    sink = GatedSink()
+    processor, table, _, _, _ = make(sink=sink)
+    feed = Feed()
+    acked: list[int] = []
+    records = [feed(event("b", T0 + 1_000)), feed(event("b", T0 + 2_000))]
+    first = await processor.submit(records[:1], then=lambda: acked.append(1))
+    second = await processor.submit(records[1:], then=lambda: acked.append(2))
+    await _until(lambda: len(sink.gates) == 2)
+    sink.fail_next = True
+    sink.gates[0].set()
+    sink.gates[1].set()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert acked == [] and table.writes == []
+    # Timers write nothing from a cache ahead of the table ...
+    assert await processor.close_idle() == 0
+    assert table.writes == []
+    # ... until the caller forgets those partitions and submits the batches again.
+    processor.forget([0])
+    sink.gates.clear()
+    redo = asyncio.ensure_future(processor.process(records))
+    await _until(lambda: len(sink.gates) == 1)
+    sink.gates[0].set()
+    await redo
+    state = orjson.loads(table.data[(0, "b|0|b")])
+    assert state["last_offset"] == 1
