@@ -66,6 +66,7 @@ from opensearchpy.helpers import async_bulk
 from bench._harness import RESULTS, print_table, write_results
 from bench.bench_worker import Topics, cpu_seconds, free_port, memory_mb, metric
 from botwatch.settings import Settings
+from botwatch.stack.manager import Stack
 from producers.generator import LATE, VALID, Generator, GeneratorConfig, format_timestamp
 from producers.loadgen import LoadOptions, send
 from schemas import timestamp_ms
@@ -142,25 +143,54 @@ def generator_config(start_ms: int, rate: float, late: float) -> GeneratorConfig
 # --- the count watcher -------------------------------------------------------------------
 
 
+class StackCpu:
+    """CPU seconds of the local stack's processes (OpenSearch, Kafka), when they run here.
+
+    Every process of the benchmark shares the machine's cores: what the node and the broker
+    spend per document bounds what is left for the worker."""
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}
+
+    def find(self, settings: Settings) -> None:
+        stack = Stack(settings.stack_config())
+        for name in ("opensearch", "kafka"):
+            pid = stack.node(name).running_pid()
+            if pid is not None:
+                self.pids[name] = pid
+
+    def __call__(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                out[name] = cpu_seconds(pid)
+        return out
+
+
+STACK_CPU = StackCpu()
+
+
 class CountWatcher(threading.Thread):
     """Refreshes ``pattern`` and reads its ``_count`` every POLL_S until it reaches the target.
 
-    ``probe`` (e.g. the worker's CPU seconds) is read with every sample. The target may be
-    set later (the naive loader knows how many documents it wrote only at its end)."""
+    ``probe`` (CPU seconds of the processes taking part, by name) is read with every sample;
+    the result has its change over the measured span. The target may be set later (the naive
+    loader knows how many documents it wrote only at its end)."""
 
     def __init__(
         self,
         url: str,
         pattern: str,
         target: int | None,
-        probe: Callable[[], float] | None = None,
+        probe: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         super().__init__(daemon=True)
         self.client = OpenSearch(hosts=[url], timeout=60)
         self.pattern = pattern
         self.target = target
         self.probe = probe
-        self.samples: list[tuple[float, int, float]] = []  # (perf_counter, count, probe)
+        # (perf_counter, count, probe)
+        self.samples: list[tuple[float, int, dict[str, float]]] = []
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
@@ -171,7 +201,7 @@ class CountWatcher(threading.Thread):
                 self.client.indices.refresh(index=self.pattern, allow_no_indices=True)
                 count = int(self.client.count(index=self.pattern)["count"])
                 now = time.perf_counter()
-                self.samples.append((now, count, self.probe() if self.probe else 0.0))
+                self.samples.append((now, count, self.probe() if self.probe else {}))
                 target = self.target
                 if target is not None and count >= target:
                     return
@@ -186,7 +216,7 @@ class CountWatcher(threading.Thread):
         if self.error is not None:
             raise self.error
         target = self.target
-        last = self.samples[-1] if self.samples else (0.0, 0, 0.0)
+        last = self.samples[-1] if self.samples else (0.0, 0, {})
         if target is None or last[1] < target:
             raise RuntimeError(f"{self.pattern}: {last[1]} documents, expected {target}")
         first = next(s for s in self.samples if s[1] > 0)
@@ -199,7 +229,7 @@ class CountWatcher(threading.Thread):
             "seconds": seconds,
             "events_per_s": (c1 - c0) / seconds if seconds > 0 else float("nan"),
             "first_seen_at": t0,
-            "probe_delta": p1 - p0,
+            "probe_delta": {name: p1[name] - p0[name] for name in p1},
         }
 
 
@@ -263,7 +293,7 @@ def run_raw(url: str, records: list[Doc], cleanup: Cleanup) -> dict[str, Any]:
     finally:
         client.close()
     bodies = raw_bodies(prefix, records)
-    watcher = CountWatcher(url, events_pattern(prefix), len(records))
+    watcher = CountWatcher(url, events_pattern(prefix), len(records), probe=STACK_CPU)
     watcher.start()
     cpu0 = time.process_time()
     began = time.perf_counter()
@@ -271,7 +301,8 @@ def run_raw(url: str, records: list[Doc], cleanup: Cleanup) -> dict[str, Any]:
     sent_s = time.perf_counter() - began
     cpu = time.process_time() - cpu0
     result = watcher.result()
-    del result["first_seen_at"], result["probe_delta"]
+    del result["first_seen_at"]
+    result["stack_cpu_s"] = result.pop("probe_delta")
     result.update(
         {
             "prefix": prefix,
@@ -372,14 +403,16 @@ def run_botwatch(
     prefix = new_prefix(cleanup)
     worker = Worker(bootstrap, url, topics, prefix, workdir, cleanup)
     try:
-        watcher = CountWatcher(url, events_pattern(prefix), valid, probe=worker.cpu)
+        probe = lambda: {**STACK_CPU(), "worker": worker.cpu()}  # noqa: E731
+        watcher = CountWatcher(url, events_pattern(prefix), valid, probe=probe)
         watcher.start()
         while watcher.is_alive():
             worker.check()
             watcher.join(1.0)
         result = watcher.result()
         memory = memory_mb(worker.proc.pid)
-        cpu = result.pop("probe_delta")
+        cpu = result["probe_delta"].pop("worker")
+        result["stack_cpu_s"] = result.pop("probe_delta")
         result.update(
             {
                 "prefix": prefix,
@@ -472,7 +505,7 @@ def run_naive(
         client.close()
     group = f"botwatch-bench-naive-{uuid.uuid4().hex[:8]}"
     cleanup.groups.append(group)
-    watcher = CountWatcher(url, events_pattern(prefix), None)
+    watcher = CountWatcher(url, events_pattern(prefix), None, probe=STACK_CPU)
     watcher.start()
     cpu0 = time.process_time()
     loaded = asyncio.run(naive_loader(bootstrap, url, topic, records, prefix, group))
@@ -481,7 +514,8 @@ def run_naive(
     # records are indexed too, others are rejected by the mappings).
     watcher.target = loaded["indexed"]
     result = watcher.result()
-    del result["first_seen_at"], result["probe_delta"]
+    del result["first_seen_at"]
+    result["stack_cpu_s"] = result.pop("probe_delta")
     result.update({"prefix": prefix, "batch": NAIVE_BATCH, "client_cpu_s": cpu, **loaded})
     return result
 
@@ -727,6 +761,18 @@ def chart(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def cpu_row(name: str, result: dict[str, Any], own: str) -> list[Any]:
+    """CPU per document of the variant's own process and of the stack's, over its span.
+
+    The loaders' own CPU is over their whole run (their documents are all they did)."""
+    docs = max(result["measured_documents"], 1)
+    stack = result.get("stack_cpu_s", {})
+    own_per_doc = result[own] / result["documents"] * 1e6
+    per_doc = [stack.get(n, float("nan")) / docs * 1e6 for n in ("opensearch", "kafka")]
+    busy = sum(stack.values()) / result["seconds"] + own_per_doc * result["events_per_s"] / 1e6
+    return [name, own_per_doc, *per_doc, busy]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -734,6 +780,7 @@ def main() -> None:
     parser.add_argument("--markers", type=int, default=200)
     args = parser.parse_args()
     settings = Settings.load()
+    STACK_CPU.find(settings)
     bootstrap, url = settings.kafka_bootstrap, settings.opensearch_url.rstrip("/")
     cleanup = Cleanup()
     try:
@@ -785,6 +832,15 @@ def main() -> None:
             ["naive aiokafka + helpers.async_bulk", naive["measured_documents"],
              naive["seconds"], naive["events_per_s"], to_naive, naive["client_cpu_s"]],
         ],
+    )  # fmt: skip
+    print()
+    print_table(
+        ["CPU per document (µs)", "loader/worker", "OpenSearch", "Kafka", "cores busy"],
+        [cpu_row(name, result, key) for name, result, key in (
+            ("raw _bulk ceiling", raw, "client_cpu_s"),
+            ("botwatch worker", bw, "worker_cpu_s"),
+            ("naive loader", naive, "client_cpu_s"),
+        )],
     )  # fmt: skip
     print()
     print_table(

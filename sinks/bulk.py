@@ -160,7 +160,7 @@ class ItemResult:
     reason: str = ""
 
 
-_WRITTEN: Final = ItemResult(Outcome.WRITTEN, 200)
+WRITTEN: Final = ItemResult(Outcome.WRITTEN, 200)
 
 
 class BulkResponseError(ValueError):
@@ -175,7 +175,7 @@ def classify(response: dict[str, Any], items: Sequence[BulkItem]) -> list[ItemRe
     for good, with OpenSearch's error type and reason.
     """
     if not response.get("errors"):
-        return [_WRITTEN] * len(items)
+        return [WRITTEN] * len(items)
     answers = response.get("items")
     if not isinstance(answers, list) or len(answers) != len(items):
         got = len(answers) if isinstance(answers, list) else "no"

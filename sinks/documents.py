@@ -150,8 +150,9 @@ def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
         parsed = orjson.loads(value)
     fields: dict[str, Any] = {"value_encoding": encoding}
     if isinstance(parsed, dict):
-        redacted = redactor.redact_value(parsed)
+        redacted = parsed
         if redactor.needs_redaction(value):
+            redacted = redactor.redact_value(parsed)
             text = orjson.dumps(redacted).decode()
         # flat_object indexes every leaf as one term, and Lucene refuses terms over 32 KiB
         # (an oversize message is a typical dead letter): the full text stays in `value`.

@@ -39,6 +39,7 @@ from sinks.backoff import backoff_s
 from sinks.breaker import CircuitBreaker, State
 from sinks.bulk import (
     BULK_PATH,
+    WRITTEN,
     BulkItem,
     ItemResult,
     Outcome,
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 
 _NDJSON: Final = {"Content-Type": "application/x-ndjson"}
 _JSON: Final = {"Content-Type": "application/json"}
+# How a ``_bulk`` answer (filtered by BULK_PATH) begins when every item was written.
+_NO_ERRORS: Final = b'{"errors":false'
 _POLL_S: Final = 0.25
 _TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
 
@@ -243,6 +246,13 @@ class OpenSearchSink:
     ) -> None:
         """Record each item's outcome from a ``_bulk`` answer; items to retry go to ``retry``."""
         written: Counter[str] = Counter()
+        if payload.startswith(_NO_ERRORS):  # the usual answer: every item written
+            for item in chunk:
+                results[position[id(item)]] = WRITTEN
+            written.update(item.family for item in chunk)
+            for family, n in written.items():
+                self.metrics.docs_written.labels(family=family).inc(n)
+            return
         for item, result in zip(chunk, classify(orjson.loads(payload), chunk), strict=True):
             if result.outcome is Outcome.RETRY:
                 retry.append(item)

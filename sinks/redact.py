@@ -89,6 +89,9 @@ class Redactor:
         return any(name in normalized for name in self.keys)
 
     def redact_text(self, text: str) -> str:
+        # Every rule needs one of the needles: text without any is returned as it is.
+        if not self._scan.find_matches_as_indexes(text.lower().encode()):
+            return text
         text = self._header.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._pair.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
         text = self._bearer.sub(lambda m: m.group(1) + REDACTED, text)
