@@ -23,6 +23,10 @@ of order after a rebalance:
   one that reaches the main thread after a revocation is dropped (the next assignment
   starts at the committed offsets), and one stamped after it is kept (dropping those
   would lose them: nothing would read them again);
+- a fetch in flight across a rebalance can hand over records of the new assignment
+  while its recovery still holds the flow: those are not taken, and their partitions are
+  sought back to them (faust's seek to the committed offsets leaves a partition that has
+  none where aiokafka's fetch left it, past records nobody processed);
 - a full intake holds the fetch loop (backpressure) only while no rebalance is under way:
   a revocation empties the intake, and recovery needs the fetch loop.
 """
@@ -195,9 +199,13 @@ class BatchConsumer(AIOKafkaConsumer):
             # Fetched before a revocation: the next assignment reads them again (aiokafka
             # starts a new assignment at the committed offsets).
             return records, active
-        if self.should_stop or not self.flow_active:
-            # As faust's getmany: it seeks back to the committed offsets when the flow is
-            # stopped (the partitions are paused then, so this is not expected).
+        if self.should_stop or self.app.should_stop:
+            return records, active  # stopping: this consumer reads nothing more
+        if not self.flow_active:
+            # Recovery of a new assignment holds the flow; a fetch in flight since before
+            # the rebalance brings its records nonetheless (under load). Read them again
+            # once the flow resumes.
+            await self._rewind(epoch, fetched)
             return records, active
         taken: list[Any] = []
         monitor = self.app.monitor
@@ -213,6 +221,32 @@ class BatchConsumer(AIOKafkaConsumer):
             # empties the intake) or a stop frees this loop at once.
             await intake.wait_for_room(self._must_not_wait)
         return records, active
+
+    async def _rewind(self, epoch: int, fetched: list[tuple[Any, list[Any]]]) -> None:
+        """Seek each partition back to the first of its records that were not taken.
+
+        aiokafka moved past them as it handed them over. faust's seek to the committed
+        offsets when the flow resumes does not help a partition that has no committed
+        offset yet (aiokafka seeks only to an offset above 0): without this, its records up
+        to there would never be read, and the first commit after its later records would go
+        past them. Runs in the consumer's thread, and only while the assignment they were
+        fetched under is in force: a revocation bumps the epoch before aiokafka takes a new
+        assignment, whose positions start at the committed offsets anyway.
+        """
+        thread = self._thread
+        intake = self.intake
+        offsets = {tp: batch[0].offset for tp, batch in fetched}
+
+        async def seek() -> None:
+            if intake.epoch != epoch:
+                return
+            consumer = thread._ensure_consumer()
+            assigned = consumer.assignment()
+            for tp, offset in offsets.items():
+                if tp in assigned:
+                    consumer.seek(tp, offset)
+
+        await thread.call_thread(seek)
 
     def _must_not_wait(self) -> bool:
         return bool(self.should_stop or not self.flow_active or self.app.rebalancing)

@@ -74,13 +74,6 @@ def test_kill_9_twice_mid_stream_changes_nothing(pipeline: dict[str, Any]) -> No
         w.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: under CPU load (3 runs at once: 4 failures in 18; alone: 0 in 16; "
-    "once in a full-suite run) "
-    "the early windows of one bot of a partition handed over by a gracefully stopped worker "
-    "are never published (its later windows are). Tracked on the stream-processing issue.",
-)
 def test_two_workers_one_stopped_mid_run(pipeline: dict[str, Any]) -> None:
     a = worker(pipeline, "a").start()
     b = worker(pipeline, "b").start()
