@@ -47,7 +47,7 @@ class WorkerMetrics:
         self.processing_latency = Histogram(
             "botwatch_processing_latency_seconds",
             "From the record's Kafka timestamp to the end of its batch's processing.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 5, 10, 30, 60),
             registry=r,
         )
         self.batch_size = Histogram(
