@@ -75,17 +75,20 @@ class TopicMissing(LookupError):
 
 @contextlib.asynccontextmanager
 async def _running(client: Any, bootstrap: str) -> AsyncIterator[Any]:
-    """``client`` started (or ``KafkaUnavailable``), and stopped on exit."""
+    """``client`` started (or ``KafkaUnavailable``), and stopped on exit.
+
+    Consumers and producers stop with ``stop()``, the admin client with ``close()``."""
+    stop = client.stop if hasattr(client, "stop") else client.close
     try:
         await client.start()
     except (KafkaError, OSError) as exc:
         with contextlib.suppress(Exception):
-            await client.stop()
+            await stop()
         raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
     try:
         yield client
     finally:
-        await client.stop()
+        await stop()
 
 
 @contextlib.asynccontextmanager
@@ -289,17 +292,8 @@ Progress = Callable[[ReplayCounts, ReplayPlan], None]
 async def _committed(
     bootstrap: str, group: str, tps: list[TopicPartition]
 ) -> dict[TopicPartition, tuple[int, str]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-    except (KafkaError, OSError) as exc:
-        with contextlib.suppress(Exception):
-            await admin.close()
-        raise KafkaUnavailable(f"Kafka at {bootstrap} is not reachable ({exc})") from exc
-    try:
+    async with _running(AIOKafkaAdminClient(bootstrap_servers=bootstrap), bootstrap) as admin:
         found = await admin.list_consumer_group_offsets(group, partitions=tps)
-    finally:
-        await admin.close()
     return {tp: (om.offset, om.metadata or "") for tp, om in found.items()}
 
 
