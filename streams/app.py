@@ -23,6 +23,7 @@ sharp edges are handled here:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import deque
@@ -163,6 +164,26 @@ class KafkaOutputs:
             for key, value in keyed
         ]
         await asyncio.gather(*pending)
+
+
+# Young-generation collections every this many container allocations (CPython: 700).
+GC_YOUNG_THRESHOLD = 100_000
+
+
+def tune_gc() -> None:
+    """Make the cyclic collector rare: it cost a fifth of the worker's CPU per event.
+
+    Per record the worker allocates some twenty dicts, tuples and lists, all freed by
+    reference counting (none is in a cycle). At CPython's default a young collection ran
+    every ~35 records, and the full ones walked every object loaded at start-up: measured
+    4.5 s of CPU for 300,000 records before, 3.6 s after (``bench/bench_worker.py``).
+    ``gc.freeze`` moves the objects of start-up (modules, the faust app) out of every
+    later collection; cycles are still collected, only later.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _record(rec: Any) -> Record:
@@ -559,6 +580,7 @@ class Worker:
                 # No spinner: faust would set the root logger to DEBUG to animate it.
                 self.spinner = None
 
+        tune_gc()
         _Runner(self.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
     def readiness(self) -> tuple[bool, str]:
