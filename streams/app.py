@@ -166,6 +166,14 @@ class KafkaOutputs:
         await asyncio.gather(*pending)
 
 
+# A batch writes its table entries, dead letters and windows as a burst of sends. With no
+# linger the producer ships whatever is queued each time the loop turns, a request of a few
+# records each: with 10,000 bots (a state entry per bot per batch) that was a third of the
+# worker's CPU. Measured (bench_worker, 10,000 bots): 6.2k -> 9.1k events/s; the 50-bot run
+# is unchanged. The linger adds at most 1 ms to each batch's writes.
+PRODUCER_LINGER_S = 0.001
+PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+
 # Young-generation collections every this many container allocations (CPython: 700).
 GC_YOUNG_THRESHOLD = 100_000
 
@@ -268,6 +276,8 @@ class Worker:
             topic_replication_factor=1,
             table_standby_replicas=0,
             producer_acks=-1,
+            producer_linger=PRODUCER_LINGER_S,
+            producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
             broker_session_timeout=config.session_timeout_s,
