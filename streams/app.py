@@ -27,7 +27,7 @@ import gc
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import faust
@@ -194,6 +194,14 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def uncommitted(highwater: int, committed: int | None) -> int:
+    """Records between a partition's committed offset (the next to read) and its end.
+
+    Nothing committed yet means everything the partition holds.
+    """
+    return max(highwater - (committed or 0), 0)
+
+
 def _record(rec: Any) -> Record:
     """An aiokafka ``ConsumerRecord`` as the processor's ``Record``."""
     headers = rec.headers
@@ -264,7 +272,9 @@ class Worker:
         self.ready: set[int] = set()
         self.joined = False
         self.stopping = False
-        self.intake = BatchIntake(config.events_topic, high_water=max(4 * config.batch_max, 8192))
+        # Room for the next two batches while three are in flight: records held beyond that
+        # only cost memory (Kafka keeps the backlog).
+        self.intake = BatchIntake(config.events_topic, high_water=max(2 * config.batch_max, 8192))
         self.app = _App(
             config.app_id,
             broker=broker_urls(config.kafka_bootstrap),
@@ -567,19 +577,24 @@ class Worker:
         return behind
 
     def _update_lag(self) -> None:
+        """Records of each owned partition not yet committed, i.e. not yet durable.
+
+        Measured from the committed offset, not from what was routed: during an outage the
+        batches in flight hold records that are read but not written anywhere, and they are
+        exactly the backlog that waits in Kafka.
+        """
         consumer = self.app.consumer
         if consumer is None:
             return
-        last = self.processor.last_offsets()
+        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
         for tp in consumer.assignment():
             if tp.topic != self.config.events_topic:
                 continue
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            done = last.get(tp.partition)
-            lag = highwater - (done + 1) if done is not None else highwater
-            self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(lag, 0))
+            lag = uncommitted(highwater, committed.get(tp))
+            self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(lag)
 
     def run(self, loglevel: str = "warn") -> None:
         """Run the worker until SIGTERM or Ctrl-C (logging at ``loglevel``), then return."""
