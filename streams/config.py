@@ -62,7 +62,7 @@ class StreamsConfig:
         5000, "BOTWATCH_BATCH_MAX", "Most records the worker processes in one batch."
     )
     batch_within_s: float = setting(
-        0.25, "BOTWATCH_BATCH_WITHIN_S", "Longest wait to fill a batch before processing it."
+        0.5, "BOTWATCH_BATCH_WITHIN_S", "Longest wait to fill a batch before processing it."
     )
     session_timeout_s: float = setting(
         30.0,
