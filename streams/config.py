@@ -59,7 +59,7 @@ class StreamsConfig:
         "Wall-clock seconds without records after which a quiet partition's windows close.",
     )
     batch_max: int = setting(
-        5000, "BOTWATCH_BATCH_MAX", "Most records the worker processes in one batch."
+        2000, "BOTWATCH_BATCH_MAX", "Most records the worker processes in one batch."
     )
     batch_within_s: float = setting(
         0.5, "BOTWATCH_BATCH_WITHIN_S", "Longest wait to fill a batch before processing it."
