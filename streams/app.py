@@ -272,9 +272,7 @@ class Worker:
         self.ready: set[int] = set()
         self.joined = False
         self.stopping = False
-        # Room for the next two batches while three are in flight: records held beyond that
-        # only cost memory (Kafka keeps the backlog).
-        self.intake = BatchIntake(config.events_topic, high_water=max(2 * config.batch_max, 8192))
+        self.intake = BatchIntake(config.events_topic, high_water=max(4 * config.batch_max, 8192))
         self.app = _App(
             config.app_id,
             broker=broker_urls(config.kafka_bootstrap),
