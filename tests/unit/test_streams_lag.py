@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from streams.app import uncommitted
-
-pytestmark = pytest.mark.unit
 
 
 def test_lag_runs_from_the_committed_offset_to_the_end() -> None:
