@@ -36,9 +36,13 @@ DEFAULT_BATCH_BYTES: Final = 512 * 1024
 _CHUNK: Final = 2048
 # Batches sent but not yet acknowledged before the loop waits for the oldest one.
 _MAX_IN_FLIGHT: Final = 64
-# When paced, the loop wakes at least this often and ships what is due (bounded latency).
+# When paced, records go out in steps of this much send time (at most 5 ms late), the loop
+# sleeping in between. Shipping whatever was due at every turn of the loop sent a batch of
+# one or two records per partition ~1,400 times a second at 15,000 records/s: 0.7 of a core
+# for what costs 0.13 unpaced, most of it in the produce requests' socket writes.
+_STEP_S: Final = 0.005
+# ... and never sleeps longer than this (a slow rate still ships each record when due).
 _TICK_S: Final = 0.05
-_MIN_SLEEP_S: Final = 0.002
 _METADATA_TIMEOUT_S: Final = 15.0
 
 
@@ -257,16 +261,12 @@ async def _loop(
     done = 0
     while done < total and not stop.is_set():
         if paced:
-            elapsed = time.monotonic() - started
-            due = min(total, int(elapsed * rate) + 1)
-            if due <= done:
-                # Ship what is due now, then sleep until the next record is.
+            count, wait = paced_step(time.monotonic() - started, done, total, rate)
+            if not count:
                 await sender.ship_all()
                 await sender.settle()
-                wait = (done / rate) - elapsed
-                await asyncio.sleep(min(_TICK_S, max(_MIN_SLEEP_S, wait)))
+                await asyncio.sleep(wait)
                 continue
-            count = min(due - done, _CHUNK)
         else:
             count = min(total - done, _CHUNK)
         await sender.add(generator.take(count))
@@ -276,6 +276,21 @@ async def _loop(
         await sender.settle()
         # Let the producer's sender task run even when no await above had to wait.
         await asyncio.sleep(0)
+
+
+def paced_step(elapsed_s: float, done: int, total: int, rate: float) -> tuple[int, float]:
+    """How many records to generate now, or else how long to sleep first.
+
+    Record ``i`` (from 0) is due ``i / rate`` seconds into the run. Records are taken once a
+    step's worth (``_STEP_S`` of them, at least one) is due, or the last ones are: ``(n, 0)``
+    with ``n`` at most ``_CHUNK``; otherwise ``(0, s)``, ``s`` the time until they are.
+    """
+    due = min(total, int(elapsed_s * rate) + 1)
+    step = max(1, int(rate * _STEP_S))
+    if due - done >= step or (due == total and due > done):
+        return min(due - done, _CHUNK), 0.0
+    until = (min(done + step, total) - 1) / rate - elapsed_s
+    return 0, min(_TICK_S, max(until, 0.0005))
 
 
 async def _report(stats: LoadStats, progress: Callable[[LoadStats], None], every_s: float) -> None:
