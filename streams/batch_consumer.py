@@ -130,9 +130,10 @@ class BatchIntake:
             if timeout is None:
                 await waiter
             else:
-                await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            pass
+                # Not ``asyncio.wait_for``: on Python 3.11 it returns instead of raising when
+                # the waiter is notified as a cancellation arrives (CPython gh-86296), and the
+                # batch loop, its cancellation lost, kept a stopping worker from exiting.
+                await asyncio.wait([waiter], timeout=timeout)
         finally:
             setattr(self, name, None)
 
