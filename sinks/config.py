@@ -44,10 +44,10 @@ class SinkConfig:
         5 * 1024 * 1024, "BOTWATCH_BULK_MAX_BYTES", "Largest _bulk request body, in bytes."
     )
     bulk_concurrency: int = setting(
-        4,
+        2,
         "BOTWATCH_BULK_CONCURRENCY",
-        "_bulk requests one write is split into and sent at once (a single request keeps "
-        "one node core busy).",
+        "_bulk requests one write is split into and sent at once (three batches' writes are "
+        "in flight already; two requests each keep a second node core busy).",
     )
     request_timeout_s: float = setting(
         30.0, "BOTWATCH_OPENSEARCH_TIMEOUT_S", "Timeout of one request to OpenSearch."

@@ -144,6 +144,13 @@ class BatchIntake:
 # fetch of events waits behind it. 100 ms keeps that stall short; idle, it costs ten small
 # requests a second.
 FETCH_MAX_WAIT_MS = 100
+# aiokafka asks for at least 1 byte, so under a steady stream every fetch returns at once with
+# the few records that arrived since the last one: hundreds of small fetches a second, each
+# costing the worker (a thread hand-over, faust's bookkeeping) and the broker. Asking for
+# 256 KiB lets the broker gather about 40 ms of a 15k events/s stream (and never holds a fetch
+# past FETCH_MAX_WAIT_MS). Measured (bench_e2e latency run, 15k events/s, same 2 cores as
+# the stack): worker CPU 51% -> 34% of a core, produce-to-searchable p99 4.3 s -> 2.1 s.
+FETCH_MIN_BYTES = 256 * 1024
 
 
 class _Fetched(dict[Any, list[Any]]):
@@ -157,7 +164,9 @@ class _ConsumerThread(AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
+        # Both are read when the consumer starts; faust passes neither.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES
         return consumer
 
     async def _fetch_records(self, *args: Any, **kwargs: Any) -> _Fetched:

@@ -59,10 +59,10 @@ class StreamsConfig:
         "Wall-clock seconds without records after which a quiet partition's windows close.",
     )
     batch_max: int = setting(
-        2000, "BOTWATCH_BATCH_MAX", "Most records the worker processes in one batch."
+        5000, "BOTWATCH_BATCH_MAX", "Most records the worker processes in one batch."
     )
     batch_within_s: float = setting(
-        0.5, "BOTWATCH_BATCH_WITHIN_S", "Longest wait to fill a batch before processing it."
+        0.25, "BOTWATCH_BATCH_WITHIN_S", "Longest wait to fill a batch before processing it."
     )
     session_timeout_s: float = setting(
         30.0,
