@@ -8,6 +8,8 @@ Each run gets a fresh 6-partition topic (deleted afterwards). Rows:
 - in process: ``producers.loadgen.send`` with truth accounting, unpaced;
 - command: ``botwatch generate --rate 0 --truth ...`` as a user runs it (process start,
   truth file write included);
+- paced: ``botwatch generate --rate R --duration S`` (default 15,000 records/s for 10 s), the
+  way the latency benchmark and the demo send: its CPU time says what pacing costs;
 - kcat -P: librdkafka producing the same pre-generated records from a file, acks=all.
 
 Every Kafka row checks that the topic holds exactly the records sent.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import subprocess
 import sys
 import tempfile
@@ -109,7 +112,13 @@ async def bench_in_process(args: argparse.Namespace, bootstrap: str) -> dict[str
     return {"name": "loadgen.send in process (+truth)", "records": args.events, "seconds": seconds}
 
 
-async def bench_command(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Any]:
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_generate(bootstrap: str, records: int, *options: str) -> dict[str, Any]:
+    """``botwatch generate`` as a process into a fresh topic; its wall and CPU time."""
     topic = await create_topic(bootstrap)
     try:
         command = [
@@ -119,17 +128,36 @@ async def bench_command(args: argparse.Namespace, bootstrap: str, workdir: Path)
             "--kafka-bootstrap",
             bootstrap,
             "generate",
-            *("--topic", topic, "--events", str(args.events), "--rate", "0"),
-            *("--bots", str(args.bots), "--malformed", "0.01", "--late", "0.01"),
-            *("--seed", "1", "--start", START, "--truth", str(workdir / "truth.json")),
+            *("--topic", topic, *options),
         ]
-        began = time.perf_counter()
+        cpu0, began = children_cpu_s(), time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
-        seconds = time.perf_counter() - began
-        assert await stored(bootstrap, topic) == args.events
+        seconds, cpu = time.perf_counter() - began, children_cpu_s() - cpu0
+        assert await stored(bootstrap, topic) == records
     finally:
         await delete_topic(bootstrap, topic)
-    return {"name": "botwatch generate (process)", "records": args.events, "seconds": seconds}
+    return {"records": records, "seconds": seconds, "cpu_s": cpu}
+
+
+async def bench_command(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Any]:
+    row = await run_generate(
+        bootstrap,
+        args.events,
+        *("--events", str(args.events), "--rate", "0"),
+        *("--bots", str(args.bots), "--malformed", "0.01", "--late", "0.01"),
+        *("--seed", "1", "--start", START, "--truth", str(workdir / "truth.json")),
+    )
+    return {"name": "botwatch generate (process)", **row}
+
+
+async def bench_paced(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    rate, duration = args.paced_rate, args.paced_s
+    row = await run_generate(
+        bootstrap,
+        int(rate * duration),
+        *("--rate", str(rate), "--duration", str(duration), "--bots", str(args.bots)),
+    )
+    return {"name": f"botwatch generate paced at {rate:,.0f}/s (process)", **row}
 
 
 async def bench_kcat(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Any]:
@@ -164,8 +192,12 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(await bench_in_process(args, bootstrap))
         rows.append(await bench_command(args, bootstrap, workdir))
         rows.append(await bench_kcat(args, bootstrap, workdir))
+        rows.append(await bench_paced(args, bootstrap))
     for row in rows:
         row["records_per_s"] = row["records"] / row["seconds"]
+        if "cpu_s" in row:
+            row["cpu_us_per_record"] = 1e6 * row["cpu_s"] / row["records"]
+            row["cores"] = row["cpu_s"] / row["seconds"]
     return rows
 
 
@@ -173,12 +205,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--bots", type=int, default=50)
+    parser.add_argument("--paced-rate", type=float, default=15_000.0)
+    parser.add_argument("--paced-s", type=float, default=10.0)
     args = parser.parse_args()
     rows = asyncio.run(main_async(args))
-    print(f"{args.events:,} records, {args.bots} bots, {PARTITIONS} partitions, unpaced, acks=all")
+    print(f"{args.events:,} records, {args.bots} bots, {PARTITIONS} partitions, acks=all")
     print_table(
-        ["path", "records", "seconds", "records/s"],
-        [[r["name"], r["records"], r["seconds"], r["records_per_s"]] for r in rows],
+        ["path", "records", "seconds", "records/s", "CPU us/record", "cores"],
+        [
+            [
+                r["name"],
+                r["records"],
+                r["seconds"],
+                r["records_per_s"],
+                r.get("cpu_us_per_record", "-"),
+                r.get("cores", "-"),
+            ]
+            for r in rows
+        ],
     )
     command_rate = rows[2]["records_per_s"]
     print(f"\ngoal {GOAL:,} records/s: {'met' if command_rate >= GOAL else 'NOT met'}")
@@ -189,6 +233,8 @@ def main() -> None:
             "bots": args.bots,
             "partitions": PARTITIONS,
             "goal_records_per_s": GOAL,
+            "paced_rate": args.paced_rate,
+            "paced_s": args.paced_s,
             "rows": rows,
         },
     )
