@@ -288,8 +288,14 @@ class Engine:
         if self._queue or self._wakeup.is_set():
             self._idle = False
         else:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), _TICK_S)
+            # Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives
+            # as the wake-up does (CPython gh-86296), and ``close()`` would wait for this loop
+            # forever.
+            woken = asyncio.ensure_future(self._wakeup.wait())
+            try:
+                await asyncio.wait([woken], timeout=_TICK_S)
+            finally:
+                woken.cancel()
         self._idle = False
         self._wakeup.clear()
 

@@ -338,7 +338,10 @@ class OpenSearchSink:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, unless ``stop()`` comes first."""
+        # Not ``asyncio.wait_for``, which on Python 3.11 can swallow a cancellation that
+        # arrives as ``stop()`` does (CPython gh-86296).
+        stopped = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            return
+            await asyncio.wait([stopped], timeout=seconds)
+        finally:
+            stopped.cancel()
