@@ -47,7 +47,7 @@ from sinks.bulk import (
     body,
     classify,
     dlq_item,
-    event_item,
+    event_items,
     request_docs,
     split,
     stats_item,
@@ -157,8 +157,7 @@ class OpenSearchSink:
     # -- the Sink interface --------------------------------------------------------------
 
     async def write_events(self, records: list[SinkRecord]) -> SinkResult:
-        prefix, redactor = self.config.index_prefix, self.redactor
-        items = [event_item(r, i, prefix, redactor) for i, r in enumerate(records)]
+        items = event_items(records, self.config.index_prefix, self.redactor)
         results = await self._write(items)
         rejected = [
             Rejected(records[item.ref], f"OpenSearch rejected the event: {result.reason}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -108,3 +109,45 @@ def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
     for i, n in enumerate(counts):
         if n:
             buckets[i].inc(n)
+
+
+def observe_ages(histogram: Histogram, now_ms: int, stamps_ms: Iterable[int]) -> None:
+    """``histogram.observe(max(0, now_ms - stamp) / 1000)`` for each stamp, in seconds.
+
+    The worker observes the age of every record it processed. Sorting the stamps (mostly in
+    order already) and bisecting once per bucket replaces a division and a bucket search per
+    record; the counts are those ``observe`` would make, the sum equal up to rounding.
+    """
+    stamps = sorted(stamps_ms)
+    if not stamps:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        observe_many(histogram, [max(0, now_ms - stamp) / 1000 for stamp in stamps])
+        return
+    n = len(stamps)
+    past = bisect_right(stamps, now_ms)  # the stamps not in the future: ages above zero
+    total.inc((now_ms * past - sum(stamps[:past])) / 1000)
+    below = 0
+    for bound, bucket in zip(bounds, buckets, strict=True):
+        if bound == math.inf:
+            within = n
+        elif bound < 0:
+            within = 0
+        else:  # age <= bound  <=>  now_ms - stamp <= the most whole ms within the bound
+            within = n - bisect_left(stamps, now_ms - _whole_ms_within(bound))
+        if within > below:
+            bucket.inc(within - below)
+            below = within
+
+
+def _whole_ms_within(bound_s: float) -> int:
+    """The largest whole number of milliseconds ``ms`` with ``ms / 1000 <= bound_s``."""
+    ms = math.floor(bound_s * 1000)
+    while (ms + 1) / 1000 <= bound_s:
+        ms += 1
+    while ms / 1000 > bound_s:
+        ms -= 1
+    return ms

@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -49,7 +50,7 @@ from streams.alerting import AlertStage, Notify
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
 from streams.dlq import REPLAYED_STAGE, DlqStage, dlq_headers
-from streams.metrics import WorkerMetrics, observe_many
+from streams.metrics import WorkerMetrics, observe_ages
 from streams.watermark import NO_TIME, PartitionClock
 
 
@@ -154,6 +155,7 @@ class _Prepared(NamedTuple):
     state: list[_Entry]
 
 
+_timestamp_of = attrgetter("timestamp_ms")
 _LATE = Outcome.LATE
 _DUPLICATE = Outcome.DUPLICATE
 _NEVER = 1 << 62  # later than any window end
@@ -387,6 +389,7 @@ class BatchProcessor:
         """
         decode = decode_event
         ts_of = timestamp_ms
+        new_tuple = tuple.__new__
         load_bot = self._bot
         bots_of = self._bots
         now = batch.now
@@ -465,7 +468,9 @@ class BatchProcessor:
                 error = event.get("error")
                 if error is not None and error.get("type"):
                     errors.append((partition, bot_id, error["type"], ts))
-            valid.append(_sink_record(rec, event))
+            # ``_sink_record`` inlined (a call and the named tuple's ``__new__`` per event);
+            # ``rec[:4]`` is the record's topic, partition, offset and timestamp.
+            valid.append(new_tuple(SinkRecord, (value, event, *rec[:4], rec.key, headers)))
             if event.get("status") == "failure":
                 letters.append(self._letter(rec, "job_failure", _job_failure(event), None, stamp))
         self._open_windows += opened
@@ -488,10 +493,7 @@ class BatchProcessor:
         if batch.letters:
             for stage, n in Counter(letter.stage for letter in batch.letters).items():
                 m.dead_letters.labels(stage=stage).inc(n)
-        end_ms = time.time() * 1000
-        observe_many(
-            m.processing_latency, [max(0.0, end_ms - rec.timestamp_ms) / 1000 for rec in records]
-        )
+        observe_ages(m.processing_latency, _wall_ms(), map(_timestamp_of, records))
 
     def _close_now(self, partition: int, part: PartitionState, batch: _Batch) -> None:
         """Close the partition's windows that its watermark passed, before the next record.

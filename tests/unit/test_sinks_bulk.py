@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.sink import SinkRecord
 from sinks.bulk import (
@@ -17,6 +19,7 @@ from sinks.bulk import (
     classify,
     dlq_item,
     event_item,
+    event_items,
     request_docs,
     split,
     stats_item,
@@ -49,7 +52,7 @@ def action(item: BulkItem) -> dict[str, Any]:
 def test_event_reuses_the_raw_bytes_when_nothing_needs_redaction() -> None:
     rec = record()
     item = event_item(rec, 0, "bw", R)
-    assert item.source == rec.raw + b"\n"
+    assert item.source is rec.raw
     assert action(item) == {
         "create": {"_index": "bw-events-2026.11.23", "_id": "01J0000000000000000000000A"}
     }
@@ -67,8 +70,46 @@ def test_multi_line_raw_json_becomes_one_line() -> None:
     rec = record()
     pretty = orjson.dumps(rec.event, option=orjson.OPT_INDENT_2)
     item = event_item(record(pretty), 0, "bw", R)
-    assert item.source.count(b"\n") == 1
+    assert b"\n" not in item.source
     assert orjson.loads(item.source) == rec.event
+
+
+def test_a_batch_rewrites_exactly_the_records_that_need_it() -> None:
+    secret_last = record(message="ok", meta={"api_key": "k1"})
+    pretty = orjson.dumps(record().event, option=orjson.OPT_INDENT_2)
+    batch = [
+        record(message="token=abc at the very start"),
+        record(message="nothing to hide"),
+        record(pretty),
+        record(message="also clean"),
+        secret_last,
+    ]
+    items = event_items(batch, "bw", R)
+    assert [i.ref for i in items] == list(range(5))
+    reused = [item.source is rec.raw for item, rec in zip(items, batch, strict=True)]
+    assert reused == [False, True, False, True, False]
+    assert b"abc" not in items[0].source
+    assert b"\n" not in items[2].source
+    assert orjson.loads(items[4].source)["meta"] == {"api_key": "[REDACTED]"}
+
+
+def test_an_empty_batch_has_no_items() -> None:
+    assert event_items([], "bw", R) == []
+
+
+words = st.sampled_from(["done", "Bearer", "x://y", "tok", "en", "\\u0041", "pass", "word"])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.lists(words, max_size=4).map(" ".join), max_size=8))
+def test_a_batch_reuses_raw_bytes_exactly_where_one_record_alone_would(
+    messages: list[str],
+) -> None:
+    batch = [record(message=m) for m in messages]
+    items = event_items(batch, "bw", R)
+    for item, rec in zip(items, batch, strict=True):
+        assert (item.source is rec.raw) == (not R.needs_redaction(rec.raw))
+        assert item == event_item(rec, item.ref, "bw", R)
 
 
 def test_error_events_go_to_the_errors_family_by_utc_day() -> None:
@@ -140,7 +181,7 @@ def test_non_utf8_dead_letter_value_is_kept_as_replaced_text() -> None:
 
 
 def items(n: int, size: int) -> list[BulkItem]:
-    return [BulkItem(b"a" * 10, b"s" * (size - 10), "events", "create", i) for i in range(n)]
+    return [BulkItem(b"a" * 10, b"s" * (size - 11), "events", "create", i) for i in range(n)]
 
 
 def test_split_by_count() -> None:
@@ -159,7 +200,7 @@ def test_split_by_bytes_and_oversized_items_go_alone() -> None:
 
 def test_body_is_the_concatenation() -> None:
     it = items(2, 20)
-    assert body(it) == b"".join(i.action + i.source for i in it)
+    assert body(it) == b"".join(i.action + i.source + b"\n" for i in it)
 
 
 def canned(*statuses: tuple[str, int, dict[str, Any] | None]) -> dict[str, Any]:

@@ -153,6 +153,28 @@ async def test_valid_events_are_windowed_and_close_when_the_watermark_passes() -
     assert table.writes[-2:] == [(0, "b|0|b"), (0, "p|0")]
 
 
+class RecordingSink(DiscardSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[SinkRecord] = []
+
+    async def write_events(self, records: list[SinkRecord]) -> SinkResult:
+        self.records += records
+        return await super().write_events(records)
+
+
+async def test_the_sink_gets_each_valid_record_with_its_source() -> None:
+    sink = RecordingSink()
+    processor, *_ = make(sink=sink)
+    feed = Feed(partition=3)
+    feed.offset = 17
+    raw = event("b", T0 + 1_000)
+    await processor.process([feed(raw), feed(b"{not json")])
+    assert sink.records == [
+        SinkRecord(raw, orjson.loads(raw), TOPIC, 3, 17, T0, b"b", [("trace", b"t1")])
+    ]
+
+
 async def test_malformed_records_are_dead_lettered_with_stage_and_path() -> None:
     processor, _, outputs, sink, metrics = make()
     feed = Feed()
