@@ -45,11 +45,6 @@ class BulkItem(NamedTuple):
     op: Op
     ref: int
 
-    @property
-    def size(self) -> int:
-        """Bytes it takes in a request body."""
-        return len(self.action) + len(self.source) + 1
-
 
 def action_line(op: Op, index: str, doc_id: str) -> bytes:
     return orjson.dumps({op: {"_index": index, "_id": doc_id}}) + b"\n"
@@ -161,7 +156,7 @@ def split(items: Sequence[BulkItem], max_docs: int, max_bytes: int) -> Iterator[
     chunk: list[BulkItem] = []
     size = 0
     for item in items:
-        took = len(item.action) + len(item.source) + 1  # ``item.size``, without the call
+        took = len(item.action) + len(item.source) + 1  # its bytes in the body
         if chunk and (len(chunk) >= max_docs or size + took > max_bytes):
             yield chunk
             chunk, size = [], 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -93,13 +94,12 @@ def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
     prometheus_client's internals (``_upper_bounds``, ``_buckets``, ``_sum``), and falls back
     to ``observe`` per amount if they are not there.
     """
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+    parts = _internals(histogram)
+    if parts is None:
         for amount in amounts:
             histogram.observe(amount)
         return
+    bounds, buckets, total = parts
     counts = [0] * len(bounds)
     added = 0.0
     for amount in amounts:
@@ -121,12 +121,11 @@ def observe_ages(histogram: Histogram, now_ms: int, stamps_ms: Iterable[int]) ->
     stamps = sorted(stamps_ms)
     if not stamps:
         return
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+    parts = _internals(histogram)
+    if parts is None:
         observe_many(histogram, [max(0, now_ms - stamp) / 1000 for stamp in stamps])
         return
+    bounds, buckets, total = parts
     n = len(stamps)
     past = bisect_right(stamps, now_ms)  # the stamps not in the future: ages above zero
     total.inc((now_ms * past - sum(stamps[:past])) / 1000)
@@ -151,3 +150,13 @@ def _whole_ms_within(bound_s: float) -> int:
     while ms / 1000 > bound_s:
         ms -= 1
     return ms
+
+
+def _internals(histogram: Histogram) -> tuple[Any, Any, Any] | None:
+    """prometheus_client's bucket bounds, bucket counters and sum, or None if they changed."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        return None
+    return bounds, buckets, total
