@@ -12,11 +12,9 @@ hot path encodes only the small action line. Ids make every write idempotent:
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from itertools import accumulate
 from typing import Any, Final, Literal, NamedTuple
 
 import orjson
@@ -24,7 +22,7 @@ import orjson
 from schemas.sink import SinkRecord
 from sinks.documents import DeadLetterDoc, dlq_document, failed_at
 from sinks.indices import Family, day_of_ms, day_of_timestamp, event_family, index_name
-from sinks.redact import Redactor
+from sinks.redact import RECORD_SEPARATOR, Redactor
 
 Op = Literal["create", "index"]
 
@@ -84,11 +82,9 @@ def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) 
     The batch's raw bytes are joined once, so that the redaction scan and the line-break
     test each run once for the batch, not once per record (the per-event path is hot).
     """
-    raws = [r.raw for r in records]
-    joined = b"\n".join(raws)
-    hits = redactor.needle_offsets(joined)
-    flagged = _positions(hits, raws) if hits else ()
-    one_line = joined.count(b"\n") == len(raws) - 1  # else some record holds a line break
+    joined = RECORD_SEPARATOR.join([r.raw for r in records])
+    flagged = redactor.flagged_records(joined)
+    one_line = b"\n" not in joined  # else some record holds a line break
     actions = _EVENT_ACTIONS
     dumps = orjson.dumps
     items: list[BulkItem] = []
@@ -115,13 +111,6 @@ def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) 
 def event_item(record: SinkRecord, ref: int, prefix: str, redactor: Redactor) -> BulkItem:
     """``event_items`` of one record, at position ``ref``."""
     return event_items([record], prefix, redactor)[0]._replace(ref=ref)
-
-
-def _positions(offsets: list[int], raws: Sequence[bytes]) -> set[int]:
-    """Which of ``raws``, joined by one-byte separators, hold each offset."""
-    # Where each record's separator is; built by C-level iterators (no Python call per record).
-    ends = list(accumulate(map((1).__add__, map(len, raws))))
-    return {bisect_right(ends, offset) for offset in offsets}
 
 
 def stats_item(window: dict[str, Any], ref: int, prefix: str) -> BulkItem:

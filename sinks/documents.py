@@ -158,6 +158,6 @@ def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
         # (an oversize message is a typical dead letter): the full text stays in `value`.
         fields["event"] = _cap_leaves(redacted)
     elif redactor.needs_redaction(value):
-        text = redactor.redact_text(text)
+        text = redactor.redact_unparsed(text)
     fields["value"] = text
     return fields

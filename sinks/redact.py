@@ -3,21 +3,26 @@
 What is redacted (replaced with ``[REDACTED]``):
 
 - in ``meta``, at any depth of dicts and lists, the whole value under a key that contains
-  one of the configured names (case-insensitive, ``-`` and ``_`` alike: ``X-Api-Key``,
-  ``db_password``, ``refresh_token``);
+  one of the configured names once both are folded: ASCII case and the separators (ASCII
+  punctuation but ``"``, ``\\``, ``:`` and ``/``, and the space) do not count, so
+  ``X-Api-Key``, ``accessKey``, ``api.key``, ``API KEY`` and ``db_password`` all match;
 - in ``message``, ``error.message``, ``error.stack`` and every string in ``meta``:
   header lines such as ``Authorization: ...`` (the rest of the line), ``name=value`` and
   ``name: value`` pairs whose name contains a configured key (query strings, log lines,
-  JSON-ish text), ``Bearer <token>``, and the password of ``scheme://user:pass@host``.
+  JSON-ish text; a value opening with ``[`` or ``{`` loses the rest of its line),
+  ``Bearer <token>``, and the credentials of a URL: the password of
+  ``scheme://user:pass@host`` (up to the last ``@`` of the word), or the whole user part
+  of ``scheme://token@host``.
 
 Over-redaction is preferred to a leak: ``invalid token: expired`` loses ``expired``.
 
-The fast path: every rule needs one of a few ASCII substrings (the key names, ``bearer``,
-``://``) to be present, so when none occurs in the record's raw bytes (lower-cased) and the
-bytes hold no ``\\u`` or ``\\/`` escape that could spell one, the event needs no redaction
-and its raw bytes are indexed as they are, without decoding or re-encoding. All the needles
-are looked for in one pass (an Aho-Corasick automaton, ``ahocorasick_rs``): one ``in`` test
-per needle cost ~5 µs an event, the single pass ~0.7 µs.
+The fast path: every rule needs one of a few ASCII substrings (the folded key names,
+``bearer``, ``://``) to be present, so when none occurs in the record's raw bytes (folded
+the same way) and the bytes hold no ``\\u`` or ``\\/`` escape that could spell one, the
+event needs no redaction and its raw bytes are indexed as they are, without decoding or
+re-encoding. Folding is one ``bytes.translate``, and all the needles are looked for in one
+pass (an Aho-Corasick automaton, ``ahocorasick_rs``): one ``in`` test per needle cost ~5 µs
+an event, the single pass ~0.7 µs.
 """
 
 from __future__ import annotations
@@ -31,87 +36,127 @@ from ahocorasick_rs import MATCHKIND_LEFTMOST_FIRST, BytesAhoCorasick
 
 REDACTED: Final = "[REDACTED]"
 
-_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+# Characters a key name may hold between its words without changing what it names. Not
+# ``"`` and ``\\`` (JSON escapes them, so the raw bytes would not show them as they are), nor
+# ``:`` and ``/`` (the ``://`` needle holds them).
+SEPARATORS: Final = "".join(c for c in string.punctuation if c not in '"\\:/') + " "
+# Joins the raw records of a batch for one scan: a control character, which valid JSON
+# never holds unescaped, and which folding keeps, so no needle match spans two records.
+RECORD_SEPARATOR: Final = b"\x1e"
+
+_FOLD_TEXT: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, SEPARATORS)
+_FOLD_BYTES: Final = bytes.maketrans(
+    string.ascii_uppercase.encode(), string.ascii_lowercase.encode()
+)
+_SEPARATOR_BYTES: Final = SEPARATORS.encode()
 _ALWAYS: Final = ("bearer", "://", "authorization")
 _SCHEMES: Final = r"(?:bearer|basic|digest|token|negotiate)\s+"
 
 
-def _normalize(key: str) -> str:
-    # ASCII-only lower-casing, like bytes.lower() on the raw record: the fast path and the
-    # slow path must agree on what a key is (str.lower maps e.g. the Kelvin sign to "k").
-    return key.translate(_LOWER).replace("-", "_")
+def fold(key: str) -> str:
+    """``key`` as key names are compared: ASCII lower case, separators dropped.
+
+    ASCII-only, like the fast path's ``bytes.translate`` over the raw record: both must agree
+    on what a key is (``str.lower`` would map e.g. the Kelvin sign to ``k``).
+    """
+    return key.translate(_FOLD_TEXT)
+
+
+def _fold_bytes(raw: bytes) -> bytes:
+    return raw.translate(_FOLD_BYTES, _SEPARATOR_BYTES)
 
 
 class Redactor:
     """Compiled redaction rules for one list of key names."""
 
     def __init__(self, keys: Iterable[str]) -> None:
-        names = sorted({_normalize(k.strip()) for k in keys if k.strip()}, key=len, reverse=True)
+        spelled = [k.strip() for k in keys if k.strip()]
+        names = sorted({fold(k) for k in spelled} - {""}, key=len, reverse=True)
         if not names:
-            raise ValueError("the list of keys to redact is empty")
+            raise ValueError("the list of keys to redact is empty (or holds only separators)")
+        if any(c in n for n in names for c in "\r\n"):
+            raise ValueError("a key to redact holds a line break; list keys one per item")
         self.keys: tuple[str, ...] = tuple(names)
-        needles: set[bytes] = {n.encode() for n in _ALWAYS}
-        for name in names:
-            parts = [p for p in name.split("_") if p]
-            if len(parts) <= 2:
-                needles.add(name.encode())
-                needles.add(name.replace("_", "-").encode())
-            else:  # any spelling of the separators still contains its longest part
-                needles.add(max(parts, key=len).encode())
+        needles = {n.encode() for n in (*_ALWAYS, *names)}
         # A needle containing another is redundant: whatever holds it holds the shorter one.
         self.needles: tuple[bytes, ...] = tuple(
             sorted(n for n in needles if not any(m != n and m in n for m in needles))
         )
-        if any(b"\n" in n for n in self.needles):
-            raise ValueError("a key to redact holds a line break; list keys one per item")
         # Leftmost-first rather than standard matching: either finds a match in every record
         # that holds a needle, and leftmost-first lets the automaton skip ahead with a SIMD
         # prefilter (a scan 3.5x faster on event-sized records).
         self._scan = BytesAhoCorasick(
             [*self.needles, b"\\u", b"\\/"], matchkind=MATCHKIND_LEFTMOST_FIRST
         )
-        alternatives = "|".join(re.escape(n).replace("_", "[-_]") for n in names)
+        # In free text a name's words may be apart by one of a few separators (all of them
+        # folded away by the fast path, so whatever these match, the fast path sees).
+        split = re.compile(f"[{re.escape(SEPARATORS)}]+")
+        spellings = {
+            r"[-_. ]?".join(re.escape(w) for w in split.split(k) if w) for k in spelled
+        } - {""}
+        alternatives = "|".join(sorted(spellings, key=len, reverse=True))
         key = rf"[\w.-]*(?:{alternatives})[\w.-]*"
         flags = re.IGNORECASE | re.ASCII
         self._header = re.compile(rf"(?m)^([ \t]*{key}[ \t]*:[ \t]*)[^\r\n]+", flags)
         self._pair = re.compile(
-            rf"((?:{alternatives})[\w.-]*[\"']?\s*[:=]\s*)"
-            rf"(?:\"[^\"\r\n]*\"|'[^'\r\n]*'|(?:{_SCHEMES})?[^\s\"'&,;]+)",
+            rf"((?:{alternatives})[\w.-]*(?:\\?[\"'])?\s*[:=]\s*)"
+            r"(?:\"(?:[^\"\\\r\n]|\\.)*\"|'(?:[^'\\\r\n]|\\.)*'"  # quoted, escapes kept inside
+            r"|\\\"(?:[^\\\r\n]|\\[^\"])*\\\""  # quoted with escaped quotes: JSON within JSON
+            r"|[\[{][^\r\n]*"  # a list or an object: the rest of the line
+            rf"|(?:{_SCHEMES})?[^\s\"'&,;]+)",
             flags,
         )
         self._bearer = re.compile(r"\b(bearer\s+)[A-Za-z0-9._~+/=-]+", flags)
-        self._url = re.compile(r"\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", flags)
+        # user:password@ (the password up to the word's last "@"), or token@ with no colon.
+        self._url_password = re.compile(r"\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)\S*@", flags)
+        self._url_user = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^\s/?#@:]+@", flags)
 
     # -- the fast path -----------------------------------------------------------------
 
     def needs_redaction(self, raw: bytes) -> bool:
         """False only when no rule can match anything decoded from ``raw``."""
-        # JSON's escapes are lower-case (``\\u``, ``\\/``): lowering keeps them as they are.
-        return bool(self._scan.find_matches_as_indexes(raw.lower()))
+        # JSON's escapes are lower-case (``\\u``, ``\\/``): folding keeps them as they are.
+        return bool(self._scan.find_matches_as_indexes(_fold_bytes(raw)))
 
-    def needle_offsets(self, data: bytes) -> list[int]:
-        """Where in ``data`` a needle starts (not overlapping), for many records at once.
-
-        ``needs_redaction`` of records joined by ``\\n`` (no needle holds one, so no match
-        spans two records, and each record holding a needle yields at least one offset, its
-        leftmost match): a batch pays for one lower-casing and one scan, not a call per record.
-        """
-        return [start for _, start, _ in self._scan.find_matches_as_indexes(data.lower())]
+    def flagged_records(self, joined: bytes) -> set[int]:
+        """Which records of ``joined`` (raw records joined by ``RECORD_SEPARATOR``) need
+        redaction: ``needs_redaction`` for a whole batch, which pays for one folding and one
+        scan rather than a call per record."""
+        folded = _fold_bytes(joined)
+        flagged: set[int] = set()
+        record = position = 0
+        for _, start, _ in self._scan.find_matches_as_indexes(folded):
+            record += folded.count(RECORD_SEPARATOR, position, start)
+            position = start
+            flagged.add(record)
+        return flagged
 
     # -- the rules -----------------------------------------------------------------------
 
     def is_secret_key(self, key: str) -> bool:
-        normalized = _normalize(key)
-        return any(name in normalized for name in self.keys)
+        folded = fold(key)
+        return any(name in folded for name in self.keys)
 
     def redact_text(self, text: str) -> str:
         # Every rule needs one of the needles: text without any is returned as it is.
-        if not self._scan.find_matches_as_indexes(text.lower().encode()):
+        if not self.needs_redaction(text.encode("utf-8", "surrogatepass")):
             return text
         text = self._header.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._pair.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
         text = self._bearer.sub(lambda m: m.group(1) + REDACTED, text)
-        return self._url.sub(lambda m: m.group(1) + REDACTED + "@", text)
+        text = self._url_password.sub(lambda m: m.group(1) + REDACTED + "@", text)
+        return self._url_user.sub(lambda m: m.group(1) + REDACTED + "@", text)
+
+    def redact_unparsed(self, text: str) -> str:
+        """``redact_text`` for the text of a record that is not JSON (a dead letter).
+
+        Such text is often JSON that is broken elsewhere, whose escapes can hide a key or a
+        URL from the rules (``"pass\\u0077ord"``, ``https:\\/\\/u:p@h``): those escapes are
+        resolved first, so the indexed copy shows them resolved.
+        """
+        if "\\" in text:
+            text = _unescape(text)
+        return self.redact_text(text)
 
     def redact_value(self, value: Any) -> Any:
         """Any JSON value: dict keys checked, strings scanned, the rest kept."""
@@ -143,6 +188,23 @@ class Redactor:
         if "meta" in event:
             out["meta"] = self.redact_value(event["meta"])
         return out
+
+
+_ESCAPE: Final = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+
+
+def _unescape(text: str) -> str:
+    """``\\uXXXX`` and ``\\/`` resolved, the other escapes kept: an escaped quote still
+    ends no quoted value, so the rules still see where a value ends."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return chr(int(m.group(1), 16))
+        return "/" if m.group(2) == "/" else m.group(0)
+
+    resolved = _ESCAPE.sub(one, text)
+    # A surrogate pair arrives as two escapes: join it; a lone one becomes U+FFFD.
+    return resolved.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _keep_quotes(matched: str, head: str) -> str:

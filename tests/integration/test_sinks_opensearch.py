@@ -165,11 +165,12 @@ async def test_a_record_that_breaks_the_mapping_comes_back_rejected(
 async def test_secrets_never_reach_the_index(
     opensearch: Any, sink: OpenSearchSink, prefix: str
 ) -> None:
-    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(7)]
+    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(12)]
     event = make_event(
         1,
         level="error",
-        message=f"login as bob password={secrets[0]} via https://bob:{secrets[1]}@db.local/x",
+        message=f"login as bob password={secrets[0]} via https://bob:{secrets[1]}@db.local/x"
+        f" then https://{secrets[7]}@github.com/o/r",
         error={
             "type": "AuthError",
             "message": f"Authorization: Bearer {secrets[2]}",
@@ -179,12 +180,21 @@ async def test_secrets_never_reach_the_index(
             "password": secrets[4],
             "deep": {"list": [{"Refresh-Token": secrets[5]}]},
             "db": {"url": f"postgres://app:{secrets[6]}@db:5432/x"},
+            "aws": {"accessKey": secrets[8], "api.key": [secrets[9]]},
             "plain": "visible-value",
         },
     )
     assert (await sink.write_events([as_record(event)])).rejected == []
-    index = f"{prefix}-events-*"
-    assert count(opensearch, index) == 1
+    # A dead letter that is not JSON, its secrets behind escapes, is indexed redacted.
+    broken = (
+        f'{{"meta":{{"pass\\u0077ord":"{secrets[10]}"}},'
+        f'"message":"https:\\/\\/u:{secrets[11]}@h" cut'
+    ).encode()
+    letter = DeadLetterDoc(b"b", broken, "decode", "unexpected end", "t", 0, 1, 0, "")
+    await sink.write_dead_letters([letter])
+    assert count(opensearch, f"{prefix}-dlq-*") == 1
+    index = f"{prefix}-*"
+    assert count(opensearch, f"{prefix}-events-*") == 1
     assert count(opensearch, index, {"match": {"meta": "visible-value"}}) == 1
     for secret in secrets:
         assert count(opensearch, index, {"query_string": {"query": f"*{secret}*"}}) == 0

@@ -272,6 +272,17 @@ def test_dead_letter_of_an_oversize_message_stays_indexable() -> None:
     assert doc["value"] == raw.decode()
 
 
+def test_dead_letter_that_is_not_json_is_redacted_through_its_escapes() -> None:
+    from sinks.documents import dlq_document
+
+    raw = b'{"meta":{"pass\\u0077ord":"S1","list":{"api.key":["S2"]}},"u":"https:\\/\\/S3@h" cut'
+    letter = DeadLetterDoc(b"b", raw, "decode", "unexpected end", "t", 0, 8, 0, "")
+    doc = dlq_document(letter, Redactor(SinkConfig().redact_keys))
+    assert "event" not in doc  # not JSON: kept as text only
+    for secret in ("S1", "S2", "S3"):
+        assert secret not in doc["value"]
+
+
 @pytest.mark.parametrize(
     ("count", "max_docs", "concurrency", "expected"),
     [

@@ -24,6 +24,10 @@ SECRET_KEYS = [
     "apikey",
     "AWS_ACCESS_KEY",
     "privateKey_token",
+    "accessKey",
+    "api.key",
+    "API KEY",
+    "Db Pass-Word",
 ]
 TEXT_TEMPLATES = [
     "login failed password={s} for user",
@@ -33,6 +37,13 @@ TEXT_TEMPLATES = [
     "connect https://bob:{s}@db.example.com:5432/app",
     'payload {{"client_secret": "{s}"}}',
     "sent Bearer {s} upstream",
+    "clone https://{s}@github.com/org/repo.git",
+    "connect https://bob:pa/{s}@db.example.com",
+    "connect https://bob:p@{s}@db.example.com",
+    'config {{"password": ["{s}", "x"], "retries": 3}}',
+    'config {{"api.key": {{"value": "{s}"}}}}',
+    'quoted "token": "ab\\"{s}" tail',
+    "accessKey={s}",
 ]
 
 plain_text = st.text(
@@ -175,3 +186,60 @@ def test_configured_keys_with_many_separators_still_reach_the_slow_path() -> Non
     raw = b'{"meta":{"MY-special_KEY":"v"}}'
     assert r.needs_redaction(raw)
     assert r.redact_event(event({"MY-special_KEY": "v"}))["meta"] == {"MY-special_KEY": REDACTED}
+
+
+def test_key_names_fold_case_and_separators() -> None:
+    for key in ("accessKey", "privateKey", "api.key", "API KEY", "x_Api-Key", "pass_word"):
+        assert R.is_secret_key(key), key
+        raw = orjson.dumps(event({key: "Zq9secret"}))
+        assert R.needs_redaction(raw), key
+        assert R.redact_event(orjson.loads(raw))["meta"] == {key: REDACTED}
+    for key in ("monkey", "keyboard", "user", "pass/word", 'pass"word'):
+        assert not R.is_secret_key(key), key
+
+
+def test_url_credentials_in_every_shape() -> None:
+    assert R.redact_text("https://user:pa/ss@host/x") == "https://user:[REDACTED]@host/x"
+    assert R.redact_text("at https://u:p@ss@host ok") == "at https://u:[REDACTED]@host ok"
+    assert R.redact_text("git https://ghp_abc@github.com/o/r") == (
+        "git https://[REDACTED]@github.com/o/r"
+    )
+    # no credentials: nothing to redact
+    assert R.redact_text("see https://example.com/a?b=c, mail bob@example.com") == (
+        "see https://example.com/a?b=c, mail bob@example.com"
+    )
+
+
+def test_values_that_are_lists_objects_or_hold_escaped_quotes() -> None:
+    assert R.redact_text('{"password": ["S1", "S2"], "n": 1}') == '{"password": [REDACTED]'
+    assert R.redact_text('"token": {"v": "S1"}\nnext') == '"token": [REDACTED]\nnext'
+    assert R.redact_text('"password": "ab\\"cd" tail') == '"password": "[REDACTED]" tail'
+    assert R.redact_text('body {\\"password\\": \\"S5\\"}') == ('body {\\"password\\": [REDACTED]}')
+
+
+def test_text_that_is_not_json_has_its_escapes_resolved_before_the_rules() -> None:
+    hidden = '{"pass\\u0077ord":"S1", "m":"https:\\/\\/u:S2@h", "v":"a\\"b" broken'
+    assert R.needs_redaction(hidden.encode())
+    out = R.redact_unparsed(hidden)
+    assert "S1" not in out and "S2" not in out
+    assert out.startswith('{"password":"[REDACTED]"')
+    # an escaped backslash is not the start of an escape; a surrogate pair is joined
+    assert R.redact_unparsed("a \\\\u0077 \\ud83d\\ude00 token=x") == (
+        "a \\\\u0077 \U0001f600 token=[REDACTED]"
+    )
+
+
+def test_flagged_records_of_a_joined_batch() -> None:
+    from sinks.redact import RECORD_SEPARATOR
+
+    raws = [
+        b'{"message":"ok"}',
+        b'{"meta":{"Api.Key":"v"}}',
+        b'{\n "message": "pretty"\n}',
+        b'{"message":"a"}',
+        b'{"message":"Bearer x and token=y"}',
+        b"",
+        b'{"message":"pass\\u0077ord"}',
+    ]
+    assert R.flagged_records(RECORD_SEPARATOR.join(raws)) == {1, 4, 6}
+    assert R.flagged_records(RECORD_SEPARATOR.join(raws[:1])) == set()
