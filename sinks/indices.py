@@ -13,13 +13,18 @@ still matches ``<prefix>-events-*``, so one Dashboards index pattern finds every
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, timedelta
 from typing import Final, Literal
 
 from schemas import ERROR_LEVELS, timestamp_ms
 
 Family = Literal["events", "events-errors", "stats", "dlq", "alerts"]
 FAMILIES: Final[tuple[Family, ...]] = ("events", "events-errors", "stats", "dlq", "alerts")
+
+_DAY_MS: Final = 86_400_000
+_EPOCH_DATE: Final = date(1970, 1, 1)
+_FIRST_DAY: Final = (date.min - _EPOCH_DATE).days
+_LAST_DAY: Final = (date.max - _EPOCH_DATE).days
 
 
 def index_name(prefix: str, family: Family, day: str) -> str:
@@ -28,13 +33,20 @@ def index_name(prefix: str, family: Family, day: str) -> str:
 
 
 def day_of_ms(ms: int) -> str:
-    """The UTC day of an epoch-milliseconds instant as ``YYYY.MM.DD``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y.%m.%d")
+    """The UTC day of an epoch-milliseconds instant as ``YYYY.MM.DD``.
+
+    Instants outside years 1..9999 UTC (a valid ``0000-01-01T00:00:00+01:00``, a Kafka
+    timestamp a producer set wildly) are filed under the first or last day: a document
+    always has an index, and one a retention sweep can date.
+    """
+    days = min(max(ms // _DAY_MS, _FIRST_DAY), _LAST_DAY)
+    day = _EPOCH_DATE + timedelta(days=days)
+    return f"{day.year:04d}.{day.month:02d}.{day.day:02d}"
 
 
 def day_of_timestamp(timestamp: str) -> str:
     """The UTC day of an RFC 3339 timestamp; a ``Z`` timestamp is cut, not parsed."""
-    if timestamp.endswith("Z") and len(timestamp) >= 10:
+    if timestamp.endswith("Z") and len(timestamp) >= 10 and not timestamp.startswith("0000"):
         return f"{timestamp[0:4]}.{timestamp[5:7]}.{timestamp[8:10]}"
     return day_of_ms(timestamp_ms(timestamp))
 

@@ -28,6 +28,8 @@ class Outcome(enum.Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     LATE = "late"
+    # Not offered to a bot: the event time is out of the range windows take (the processor).
+    UNWINDOWED = "unwindowed"
 
 
 # On Python 3.11 looking a member up through the enum class costs ~80 ns: too much per event.

@@ -53,6 +53,12 @@ class StreamsConfig:
         "BOTWATCH_ALLOWED_LATENESS_S",
         "How far behind a partition's newest event time an event may be and still count.",
     )
+    max_future_s: float = setting(
+        3600.0,
+        "BOTWATCH_MAX_FUTURE_S",
+        "How far ahead of the worker's clock an event time may be and still count in the stats "
+        "(a later one is indexed and counted, and does not move the watermark).",
+    )
     idle_close_s: float = setting(
         120.0,
         "BOTWATCH_IDLE_CLOSE_S",

@@ -43,6 +43,12 @@ class WorkerMetrics:
             "Valid events whose window had closed: indexed, left out of the stats.",
             registry=r,
         )
+        self.unwindowed_events = Counter(
+            "botwatch_unwindowed_events",
+            "Valid events whose event time is too far ahead of the clock (or outside years "
+            "1..9999 UTC): indexed, left out of the stats, the watermark unmoved.",
+            registry=r,
+        )
         self.windows_closed = Counter(
             "botwatch_windows_closed", "Per-bot windows closed and published.", registry=r
         )

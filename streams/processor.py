@@ -52,6 +52,7 @@ from streams.config import StreamsConfig
 from streams.dlq import REPLAYED_STAGE, DlqStage, dlq_headers
 from streams.metrics import WorkerMetrics, observe_ages
 from streams.watermark import NO_TIME, PartitionClock
+from streams.windows import FIRST_WINDOWED_MS, LAST_WINDOWED_MS
 
 
 class Record(NamedTuple):
@@ -135,6 +136,7 @@ class _Batch:
     touched: set[tuple[int, str]] = field(default_factory=set)
     partitions: set[int] = field(default_factory=set)
     late: int = 0
+    unwindowed: int = 0
     duplicates: int = 0
     reindexed: int = 0
     # Windows closed while routing, in record order (see ``_route_all``).
@@ -158,6 +160,7 @@ class _Prepared(NamedTuple):
 _timestamp_of = attrgetter("timestamp_ms")
 _LATE = Outcome.LATE
 _DUPLICATE = Outcome.DUPLICATE
+_UNWINDOWED = Outcome.UNWINDOWED
 _NEVER = 1 << 62  # later than any window end
 
 
@@ -187,6 +190,7 @@ class BatchProcessor:
         self.notify = notify
         self.now_ms = now_ms
         self._lateness_ms = int(config.lateness_s * 1000)
+        self._future_ms = int(config.max_future_s * 1000)
         self._idle_ms = int(config.idle_close_s * 1000)
         self._parts: dict[int, PartitionState] = {}
         self._bots: dict[int, dict[str, BotState]] = {}
@@ -397,7 +401,10 @@ class BatchProcessor:
         letters = batch.letters
         valid = batch.valid
         touched = batch.touched
-        late = duplicates = opened = reindexed = 0
+        late = duplicates = opened = reindexed = unwindowed = 0
+        # Event times a window may take: not beyond the clock's future skew (one far-future
+        # event would otherwise push the watermark ahead and make every later event late).
+        horizon = min(now + self._future_ms, LAST_WINDOWED_MS)
         alerting = self.alerts is not None
         last_seen, envs, errors = batch.last_seen, batch.envs, batch.errors
         current = -1
@@ -426,48 +433,54 @@ class BatchProcessor:
                 continue
             try:
                 ts = ts_of(event["timestamp"])
-                if partition != current or clock is None or part is None:
-                    part = self._partition(partition, now)
-                    clock = part.clock
-                    bots = bots_of[partition]
-                    current = partition
-                    due_at = _next_due(part)
-                clock.observe(ts, now)
-                if clock.watermark >= due_at:
-                    self._close_now(partition, part, batch)
-                    due_at = _next_due(part)
                 bot_id = event["bot_id"]
-                bot = bots.get(bot_id)
-                if bot is None:
-                    bot = load_bot(partition, bot_id)
-                windows = bot.windows
-                before = len(windows)
-                outcome = bot.apply(rec.offset, event, ts, clock)
-                if len(windows) != before:
-                    opened += len(windows) - before
-                    end = bot.next_close_ms
-                    part.track(bot_id, end)
-                    if end is not None and end < due_at:
-                        due_at = end
+                if not FIRST_WINDOWED_MS <= ts <= horizon:
+                    outcome = _UNWINDOWED
+                else:
+                    if partition != current or clock is None or part is None:
+                        part = self._partition(partition, now)
+                        clock = part.clock
+                        bots = bots_of[partition]
+                        current = partition
+                        due_at = _next_due(part)
+                    clock.observe(ts, now)
+                    if clock.watermark >= due_at:
+                        self._close_now(partition, part, batch)
+                        due_at = _next_due(part)
+                    bot = bots.get(bot_id)
+                    if bot is None:
+                        bot = load_bot(partition, bot_id)
+                    windows = bot.windows
+                    before = len(windows)
+                    outcome = bot.apply(rec.offset, event, ts, clock)
+                    if len(windows) != before:
+                        opened += len(windows) - before
+                        end = bot.next_close_ms
+                        part.track(bot_id, end)
+                        if end is not None and end < due_at:
+                            due_at = end
             except Exception as exc:  # dead-letter it, keep going
                 reason = f"windowing failed for a valid event: {exc}"
                 letters.append(self._letter(rec, "validate", reason, exc, stamp))
                 continue
-            if outcome is _LATE:
-                late += 1
-            elif outcome is _DUPLICATE:
-                duplicates += 1
-            key = (partition, bot_id)
-            touched.add(key)
-            if alerting:
-                if last_seen.get(key, ts - 1) < ts:
-                    last_seen[key] = ts
-                env = event.get("env")
-                if env is not None:
-                    envs[key] = env
-                error = event.get("error")
-                if error is not None and error.get("type"):
-                    errors.append((partition, bot_id, error["type"], ts))
+            if outcome is _UNWINDOWED:  # no bot state read or changed: only indexed
+                unwindowed += 1
+            else:
+                if outcome is _LATE:
+                    late += 1
+                elif outcome is _DUPLICATE:
+                    duplicates += 1
+                key = (partition, bot_id)
+                touched.add(key)
+                if alerting:
+                    if last_seen.get(key, ts - 1) < ts:
+                        last_seen[key] = ts
+                    env = event.get("env")
+                    if env is not None:
+                        envs[key] = env
+                    error = event.get("error")
+                    if error is not None and error.get("type"):
+                        errors.append((partition, bot_id, error["type"], ts))
             # ``_sink_record`` inlined (a call and the named tuple's ``__new__`` per event);
             # ``rec[:4]`` is the record's topic, partition, offset and timestamp.
             valid.append(new_tuple(SinkRecord, (value, event, *rec[:4], rec.key, headers)))
@@ -475,6 +488,7 @@ class BatchProcessor:
                 letters.append(self._letter(rec, "job_failure", _job_failure(event), None, stamp))
         self._open_windows += opened
         batch.late += late
+        batch.unwindowed += unwindowed
         batch.duplicates += duplicates
         batch.reindexed += reindexed
         batch.partitions.update(partition for partition, _ in touched)
@@ -486,6 +500,8 @@ class BatchProcessor:
         m.batch_size.observe(len(records))
         if batch.late:
             m.late_events.inc(batch.late)
+        if batch.unwindowed:
+            m.unwindowed_events.inc(batch.unwindowed)
         if batch.duplicates:
             m.duplicates_skipped.inc(batch.duplicates)
         if batch.reindexed:

@@ -35,6 +35,12 @@ _NO_DURATIONS: Final[dict[str, Any]] = {
 }
 
 
+# Event times a window may hold: every window of up to a day around them starts and ends
+# within years 1..9999, which ``rfc3339`` (and OpenSearch's date fields) can write.
+FIRST_WINDOWED_MS: Final = -62_135_510_400_000  # 0001-01-02T00:00:00Z
+LAST_WINDOWED_MS: Final = 253_401_955_200_000  # 9999-12-28T00:00:00Z
+
+
 def window_start(ts_ms: int, size_ms: int) -> int:
     """Start of the window ``[start, start + size_ms)`` holding ``ts_ms``, aligned to the epoch."""
     return ts_ms - ts_ms % size_ms

@@ -203,6 +203,20 @@ async def test_secrets_never_reach_the_index(
         assert secret not in orjson.dumps(source).decode()
 
 
+@pytest.mark.asyncio(loop_scope="session")
+async def test_events_at_the_edges_of_the_timestamp_range_are_indexed(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    # Valid by the contract, but years 10000 and 0 in UTC: filed under the last and the
+    # first day, and OpenSearch's date field takes both.
+    edges = ["9999-12-31T23:30:00-01:00", "0000-01-01T00:00:00+01:00"]
+    records = [as_record(make_event(n, timestamp=t), n) for n, t in enumerate(edges)]
+    assert (await sink.write_events(records)).rejected == []
+    indices = sorted(opensearch.indices.get(index=f"{prefix}-events-*"))
+    assert indices == [f"{prefix}-events-0001.01.01", f"{prefix}-events-9999.12.31"]
+    assert count(opensearch, f"{prefix}-events-*") == 2
+
+
 def test_retention_deletes_exactly_the_old_indices(opensearch: Any, prefix: str) -> None:
     today = datetime.now(UTC).date()
 

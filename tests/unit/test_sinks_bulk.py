@@ -112,6 +112,26 @@ def test_a_batch_reuses_raw_bytes_exactly_where_one_record_alone_would(
         assert item == event_item(rec, item.ref, "bw", R)
 
 
+@pytest.mark.parametrize(
+    ("timestamp", "day"),
+    [
+        ("9999-12-31T23:30:00-01:00", "9999.12.31"),  # year 10000 in UTC: the last day
+        ("0000-01-01T00:00:00+01:00", "0001.01.01"),  # year 0 in UTC: the first day
+        ("0000-03-01T00:00:00Z", "0001.01.01"),
+        ("2026-11-23T23:30:00-01:00", "2026.11.24"),
+    ],
+)
+def test_every_valid_timestamp_has_an_index_a_retention_sweep_can_date(
+    timestamp: str, day: str
+) -> None:
+    from sinks.indices import day_of_ms, day_of_timestamp, parse_index
+
+    assert day_of_timestamp(timestamp) == day
+    assert parse_index("bw", f"bw-events-{day}") is not None
+    assert day_of_ms(-(2**62)) == "0001.01.01"
+    assert day_of_ms(2**62) == "9999.12.31"
+
+
 def test_error_events_go_to_the_errors_family_by_utc_day() -> None:
     item = event_item(record(level="critical", timestamp="2026-11-23T01:00:00+05:00"), 0, "bw", R)
     assert item.family == "events-errors"

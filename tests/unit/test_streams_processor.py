@@ -294,6 +294,44 @@ async def test_late_events_are_counted_and_reported_on_the_next_window() -> None
     assert outputs.windows[1]["count"] == 1
 
 
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        rfc3339(T0 + 3_600_001),  # just past the default future skew of an hour
+        "9999-12-31T23:30:00-01:00",  # valid, but year 10000 in UTC
+        "0000-01-01T00:00:00+01:00",  # valid, but year 0 in UTC
+    ],
+)
+async def test_an_event_time_out_of_range_is_indexed_but_never_windowed(timestamp: str) -> None:
+    processor, table, outputs, sink, metrics = make()
+    feed = Feed()
+    odd = orjson.loads(event("b", T0, "error", status="failure", job_id="j"))
+    odd["timestamp"] = timestamp
+    await processor.process([feed(event("b", T0)), feed(orjson.dumps(odd))])
+    assert sink.events == 2  # indexed
+    assert [headers(x)["botwatch.dlq.stage"] for x in outputs.letters] == ["job_failure"]
+    assert value(metrics, "botwatch_unwindowed_events_total") == 1
+    # The watermark did not move: the window of T0 is still open, and a later event still
+    # counts in it.
+    await processor.process([feed(event("b", T0 + 10_000))])
+    assert outputs.windows == []
+    assert value(metrics, "botwatch_late_events_total") == 0
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    assert [w["count"] for w in outputs.windows] == [2]
+    assert b"9999" not in b"".join(table.data.values())
+
+
+async def test_the_future_skew_is_measured_from_the_worker_clock() -> None:
+    clock = Clock()
+    processor, _, _, _, metrics = make(clock=clock)
+    feed = Feed()
+    await processor.process([feed(event("b", T0 + 3_000_000))])  # 50 minutes ahead: counted
+    assert value(metrics, "botwatch_unwindowed_events_total") == 0
+    clock.now = T0 + 2 * 3_600_000  # two hours later, 3 h ahead is out of range again
+    await processor.process([feed(event("b", T0 + 5 * 3_600_000))])
+    assert value(metrics, "botwatch_unwindowed_events_total") == 1
+
+
 async def test_an_unchanged_partition_entry_is_not_written_again() -> None:
     processor, table, *_ = make()
     feed = Feed()
