@@ -443,14 +443,22 @@ class Worker:
         await self.sink.start()  # idempotent; a batch may arrive before the web task ran
         await self._settle(PIPELINE_DEPTH - 1)
         try:
-            task = await self.processor.submit(records, then=lambda: self._ack(records))
+            task = await self.processor.submit(
+                records, then=lambda: self._ack(records), owned=self._owns(epoch, records)
+            )
         except Exception:
             log.exception("routing a batch of %d records failed", len(records))
             await self._settle(0)  # the batches before it: durable, or redone
             self.processor.forget(sorted({r.partition for r in records}))
             await self._redo(epoch, records)
             return
-        self._inflight.append(_InFlight(epoch, records, task))
+        if task is not None:  # else revoked while waiting: read again by the next owner
+            self._inflight.append(_InFlight(epoch, records, task))
+
+    def _owns(self, epoch: int, records: Sequence[Record]) -> Callable[[], bool]:
+        """Whether the batch's assignment still holds: asked again right before routing."""
+        partitions = {r.partition for r in records}
+        return lambda: self.intake.epoch == epoch and partitions <= self.ready
 
     async def _settle(self, keep: int) -> None:
         """Wait until at most ``keep`` batches are in flight; failed ones are redone here."""
@@ -487,7 +495,11 @@ class Worker:
         delay = 0.5
         while self.intake.epoch == epoch:  # else: revoked, read again from the commit
             try:
-                task = await self.processor.submit(records, then=lambda: self._ack(records))
+                task = await self.processor.submit(
+                    records, then=lambda: self._ack(records), owned=self._owns(epoch, records)
+                )
+                if task is None:
+                    return
                 await asyncio.wait([task])
                 error = "cancelled" if task.cancelled() else task.exception()
             except Exception as exc:

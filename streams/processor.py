@@ -293,12 +293,22 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[Record]) -> None:
         """Process one batch. Never raises for a bad record: it becomes a dead letter."""
-        await (await self.submit(records))
+        task = await self.submit(records)
+        assert task is not None  # always routed: no ownership test was asked for
+        await task
 
     async def submit(
-        self, records: Sequence[Record], then: Callable[[], None] | None = None
-    ) -> asyncio.Task[None]:
+        self,
+        records: Sequence[Record],
+        then: Callable[[], None] | None = None,
+        owned: Callable[[], bool] | None = None,
+    ) -> asyncio.Task[None] | None:
         """Route the batch now; return the task that writes it out, then calls ``then``.
+
+        ``owned`` is asked once the batch holds the lock, just before routing: False (its
+        partitions were revoked while it waited) drops the batch, unrouted and un-acked, and
+        returns None. Routing it would load a partition another worker now owns, write
+        entries to its changelog, and close its windows here as idle later on.
 
         The pipeline (see the module doc): the next batch is routed while this one's writes
         are in flight. What this batch changed is serialized before ``submit`` returns, so
@@ -309,6 +319,8 @@ class BatchProcessor:
         submits them again.
         """
         async with self._lock:
+            if owned is not None and not owned():
+                return None
             prepared = self._prepare(records)
             task = asyncio.ensure_future(self._finish(prepared, self._tail, then))
             self._tail = task

@@ -463,3 +463,32 @@ async def test_a_failed_batch_fails_the_ones_after_it_without_writing_state() ->
     await redo
     state = orjson.loads(table.data[(0, "b|0|b")])
     assert state["last_offset"] == 1
+
+
+async def test_a_batch_whose_partition_is_revoked_while_it_waits_is_dropped_unrouted() -> None:
+    sink = GatedSink()
+    processor, table, outputs, _, _ = make(sink=sink)
+    feed = Feed()
+    assigned = {0}
+    first = await processor.submit([feed(event("b", T0))], owned=lambda: 0 in assigned)
+    assert first is not None
+    await _until(lambda: len(sink.gates) == 1)
+
+    async def revoke() -> None:  # what the worker does on a rebalance
+        assigned.discard(0)
+        await processor.release([0])
+
+    revoking = asyncio.ensure_future(revoke())
+    # Routed only once the revocation let go of the lock: by then the partition is gone.
+    second = asyncio.ensure_future(
+        processor.submit([feed(event("b", T0 + 1_000))], owned=lambda: 0 in assigned)
+    )
+    await asyncio.sleep(0)
+    sink.gates[0].set()
+    await asyncio.gather(first, revoking)
+    assert await second is None
+    assert len(sink.gates) == 1  # the second batch reached no sink
+    assert [key for _, key in table.writes] == ["b|0|b", "p|0"]  # the first batch's only
+    assert processor.last_offsets() == {}  # nothing of partition 0 stays cached
+    assert await processor.close_idle() == 0
+    assert outputs.windows == []
