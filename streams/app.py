@@ -28,10 +28,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import faust
 import orjson
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -40,6 +41,7 @@ from streams.alerting import AlertStage, Receivers
 from streams.alerts import Rule, Silences, load_rules
 from streams.batch_consumer import BatchConsumer, BatchIntake
 from streams.config import StreamsConfig
+from streams.dlq import DEFAULT_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES, TRUNCATED, fit_record
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
@@ -87,7 +89,7 @@ def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
     n = config.partitions
     return [
         TopicSpec(config.events_topic, n, {}),
-        TopicSpec(config.dlq_topic, n, {}),
+        TopicSpec(config.dlq_topic, n, {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}),
         TopicSpec(config.stats_topic, n, {}),
         TopicSpec(config.alerts_topic, n, {}),
         TopicSpec(config.silences_topic, 1, {"cleanup.policy": "compact"}),
@@ -128,6 +130,14 @@ class FaustTable:
             ]
 
 
+# What a broker answers for a record (or batch) over the topic's max.message.bytes.
+_TOO_LARGE: Final = (MessageSizeTooLargeError, RecordListTooLargeError)
+
+
+class DeadLetterTooLargeError(RuntimeError):
+    """The dead-letter topic refuses even a letter cut to the broker's default limit."""
+
+
 class KafkaOutputs:
     """``Outputs`` through faust's producer; each call waits for the broker's acks."""
 
@@ -136,19 +146,56 @@ class KafkaOutputs:
         self._config = config
 
     async def dead_letters(self, letters: list[DeadLetter]) -> None:
-        producer = self._app.producer
-        pending = [
-            await producer.send(
+        """Send and wait for the acks; a letter too large for the topic is cut to fit.
+
+        Letters are cut to the size the worker creates the topic with; a topic created
+        before with a smaller limit refuses one, which is then sent cut to the broker's
+        default limit (a refused letter would otherwise fail its batch forever).
+        """
+        refused = await self._send_letters(letters, DLQ_MAX_MESSAGE_BYTES)
+        if refused:
+            log.warning(
+                "the dead-letter topic %s refused %d record(s) as too large; sending them cut "
+                "to %d bytes (header %s says so). Raise the topic's max.message.bytes to %d "
+                "to keep such records whole.",
                 self._config.dlq_topic,
-                letter.key,
-                letter.value,
-                None,
-                letter.timestamp_ms / 1000,
-                letter.headers,
+                len(refused),
+                DEFAULT_MAX_MESSAGE_BYTES,
+                TRUNCATED,
+                DLQ_MAX_MESSAGE_BYTES,
             )
-            for letter in letters
-        ]
-        await asyncio.gather(*pending)
+            still = await self._send_letters(refused, DEFAULT_MAX_MESSAGE_BYTES)
+            if still:
+                raise DeadLetterTooLargeError(
+                    f"the dead-letter topic {self._config.dlq_topic} refused {len(still)} "
+                    f"record(s) even cut to {DEFAULT_MAX_MESSAGE_BYTES} bytes: raise its "
+                    f"max.message.bytes to {DLQ_MAX_MESSAGE_BYTES}"
+                )
+
+    async def _send_letters(self, letters: list[DeadLetter], limit: int) -> list[DeadLetter]:
+        """Send ``letters`` cut to ``limit`` bytes each; returns those refused as too large."""
+        producer = self._app.producer
+        pending = []
+        for letter in letters:
+            value, headers = fit_record(letter.key, letter.value, letter.headers, limit)
+            pending.append(
+                await producer.send(
+                    self._config.dlq_topic,
+                    letter.key,
+                    value,
+                    None,
+                    letter.timestamp_ms / 1000,
+                    headers,
+                )
+            )
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        refused = []
+        for letter, result in zip(letters, results, strict=True):
+            if isinstance(result, _TOO_LARGE):
+                refused.append(letter)
+            elif isinstance(result, BaseException):
+                raise result
+        return refused
 
     async def stats(self, windows: list[dict[str, Any]]) -> None:
         keyed = [(window["bot_id"].encode(), window) for window in windows]
@@ -229,7 +276,12 @@ def to_records(fetched: list[Any]) -> list[Record]:
 
 
 def _header_list(headers: Any) -> list[tuple[str, bytes]]:
-    return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers]
+    """A header with a null value (Kafka allows one) keeps an empty value, as aiokafka
+    writes a null one anyway, rather than the text ``None``."""
+    return [
+        (k, v if isinstance(v, bytes) else b"" if v is None else str(v).encode())
+        for k, v in headers
+    ]
 
 
 class _App(faust.App):
@@ -300,6 +352,8 @@ class Worker:
             producer_acks=-1,
             producer_linger=PRODUCER_LINGER_S,
             producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+            # A dead letter cut to the dead-letter topic's limit always leaves.
+            producer_max_request_size=DLQ_MAX_MESSAGE_BYTES + 64 * 1024,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
             broker_session_timeout=config.session_timeout_s,

@@ -14,6 +14,11 @@ Kafka's ``kafka_dlt-*``:
 - ``first_failed_at``: RFC 3339 UTC with milliseconds, when the record first failed.
 - ``replay_count``: how many times the record was replayed from the dead-letter topic.
 
+A dead letter too large for the dead-letter topic (a record near the broker's size limit,
+plus these headers) has its value cut to fit and carries ``botwatch.dlq.truncated``: how
+many bytes were cut and where the whole record still is. Refusing it instead would stop the
+worker for good: the batch holding it could never be written.
+
 A replayed record also carries ``botwatch.dlq.replay.stage``: the stage its dead letter was
 made in (see ``REPLAYED_STAGE``).
 
@@ -58,6 +63,16 @@ HEADERS: Final = (
     REPLAY_COUNT,
 )
 MAX_TEXT_CHARS: Final = 4096
+TRUNCATED: Final = "botwatch.dlq.truncated"
+# The dead-letter topic is created with this ``max.message.bytes`` (8x the broker's default),
+# so the dead letter of any record the events topic accepted fits whole, headers and all.
+DLQ_MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
+# What a topic with the broker's default limits accepts (``message.max.bytes`` is 1,048,588):
+# the fallback when an existing dead-letter topic refuses a record.
+DEFAULT_MAX_MESSAGE_BYTES: Final = 1_000_000
+# Record batch header plus a record's own framing, rounded up.
+_FRAMING_BYTES: Final = 128
+_HEADER_FRAMING_BYTES: Final = 10
 _CUT: Final = "...[truncated]"
 
 
@@ -125,6 +140,42 @@ def dlq_headers(
     kept.append((FIRST_FAILED_AT, first_failed_at or _utf8(format_utc(now))))
     kept.append((REPLAY_COUNT, replay_count or b"0"))
     return kept
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    """An upper bound of the bytes Kafka counts for one record sent alone."""
+    size = _FRAMING_BYTES + len(key or b"") + len(value or b"")
+    for name, raw in headers:
+        size += _HEADER_FRAMING_BYTES + len(name.encode()) + len(raw or b"")
+    return size
+
+
+def fit_record(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]], limit: int
+) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """``value`` and ``headers`` of a dead letter cut to at most ``limit`` bytes in all.
+
+    The value is cut first; if the record's own headers alone are too large, they go too
+    (the ``botwatch.dlq.*`` ones stay, they say where the whole record is).
+    """
+    size = record_size(key, value, headers)
+    if size <= limit:
+        return value, headers
+    length = len(value or b"")
+    note_room = 320
+    keep = max(0, length - (size - limit) - note_room)
+    kept_headers = headers
+    dropped = ""
+    if record_size(key, b"", headers) + note_room > limit:
+        kept_headers = [(n, v) for n, v in headers if n.startswith(PREFIX)]
+        dropped = f", and the record's own headers ({len(headers) - len(kept_headers)}) dropped"
+        keep = max(0, min(length, limit - record_size(key, b"", kept_headers) - note_room))
+    note = (
+        f"value cut from {length} to {keep} bytes to fit the dead-letter topic's "
+        f"{limit}-byte records{dropped}; the whole record is at its original topic, "
+        "partition and offset until that topic's retention deletes it"
+    )
+    return (value or b"")[:keep], [*kept_headers, (TRUNCATED, _utf8(note))]
 
 
 def parse_dlq_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:

@@ -115,13 +115,6 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _headers(raw: Any) -> list[tuple[str, bytes]]:
-    if not raw:
-        return []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
-
-
 _Entry = tuple[int, str, bytes]  # (partition, key, value) of the state table
 
 

@@ -131,7 +131,9 @@ def test_opensearch_outage_backpressures_then_drains(
 
 def _produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", max_request_size=2 * 1024 * 1024
+        )
         await producer.start()
         try:
             for event in events:
@@ -152,6 +154,37 @@ def _event(n: int, **fields: Any) -> dict[str, Any]:
         "schema_version": 1,
         **fields,
     }
+
+
+def test_a_dead_letter_too_large_for_its_topic_is_cut_and_the_stream_goes_on(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    # The topics here are made with the broker's default limit (1,048,588 bytes a record
+    # batch): the record fits the events topic, its dead letter (headers added) does not.
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    huge = _event(1, message="x" * 1_048_000)
+    after = _event(2)
+    _produce(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["events"], [huge, after])
+
+    w = pipeline_worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        deadline = time.monotonic() + 60
+        while w.metric("botwatch_records_valid_total") < 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert w.metric('botwatch_dead_letters_total{stage="validate"}') == 1
+    finally:
+        assert w.stop() == 0, w.tail()
+    assert "refused 1 record(s) as too large" in w.tail()
+
+    [letter] = read_topic(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["dlq"])
+    found = headers_of(letter)
+    assert found["botwatch.dlq.stage"] == "validate"
+    assert found["botwatch.dlq.original.offset"] == "0"
+    assert "to fit the dead-letter topic's 1000000-byte records" in found["botwatch.dlq.truncated"]
+    assert 900_000 < len(letter["payload"]) < 1_000_000
+    assert orjson.dumps(huge).startswith(letter["payload"].encode())
+    assert [d["_id"] for d in _all(opensearch, f"{prefix}-events-*")] == [after["event_id"]]
 
 
 def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(

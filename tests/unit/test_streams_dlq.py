@@ -8,7 +8,18 @@ from typing import Any
 import pytest
 
 from schemas import EventValidationError
-from streams.dlq import HEADERS, MAX_TEXT_CHARS, dlq_headers, exception_text, parse_dlq_headers
+from streams.dlq import (
+    HEADERS,
+    MAX_TEXT_CHARS,
+    ORIGINAL_OFFSET,
+    STAGE,
+    TRUNCATED,
+    dlq_headers,
+    exception_text,
+    fit_record,
+    parse_dlq_headers,
+    record_size,
+)
 
 NOW = datetime(2026, 11, 23, 10, 0, 5, 123456, tzinfo=UTC)
 LATER = NOW + timedelta(hours=3)
@@ -144,3 +155,27 @@ def test_parse_ignores_other_headers_and_survives_bad_bytes() -> None:
     )
     assert parsed == {"botwatch.dlq.reason": "\ufffd\ufffd", "botwatch.dlq.stage": "sink"}
     assert parse_dlq_headers(None) == {}
+
+
+def test_a_record_that_fits_is_left_whole() -> None:
+    headers = [("trace", b"t"), (STAGE, b"validate")]
+    assert fit_record(b"k", b"v" * 100, headers, 1_000) == (b"v" * 100, headers)
+
+
+def test_a_record_too_large_has_its_value_cut_and_says_so() -> None:
+    headers = [("trace", b"t"), (STAGE, b"validate")]
+    value, kept = fit_record(b"k", b"v" * 5_000, headers, 2_000)
+    assert record_size(b"k", value, kept) <= 2_000
+    assert value == b"v" * len(value) and 1_000 < len(value) < 2_000
+    assert kept[:2] == headers
+    name, note = kept[-1]
+    assert name == TRUNCATED
+    assert f"value cut from 5000 to {len(value)} bytes" in note.decode()
+
+
+def test_huge_own_headers_go_too_the_dead_letter_ones_stay() -> None:
+    headers = [("blob", b"h" * 5_000), (STAGE, b"validate"), (ORIGINAL_OFFSET, b"7")]
+    value, kept = fit_record(None, b"v" * 100, headers, 2_000)
+    assert record_size(None, value, kept) <= 2_000
+    assert [n for n, _ in kept] == [STAGE, ORIGINAL_OFFSET, TRUNCATED]
+    assert "own headers (1) dropped" in kept[-1][1].decode()

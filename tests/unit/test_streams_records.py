@@ -19,12 +19,14 @@ def test_fields_carry_over_and_header_values_become_bytes() -> None:
         consumer_record(7, (("trace", b"t1"),)),
         consumer_record(8, ()),
         consumer_record(9, (("n", 5),)),
+        consumer_record(10, (("null", None),)),
     ]
     records = to_records(fetched)
     assert records == [
         Record("events", 4, 7, 1_795_428_000_000, b"bot", b"{}", [("trace", b"t1")]),
         Record("events", 4, 8, 1_795_428_000_000, b"bot", b"{}", []),
         Record("events", 4, 9, 1_795_428_000_000, b"bot", b"{}", [("n", b"5")]),
+        Record("events", 4, 10, 1_795_428_000_000, b"bot", b"{}", [("null", b"")]),
     ]
     assert all(type(r) is Record for r in records)
     assert records[0].timestamp_ms == 1_795_428_000_000
