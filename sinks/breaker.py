@@ -2,6 +2,7 @@
 
 closed --N consecutive failures--> open --open duration elapsed--> half-open (one probe)
 half-open --probe succeeds--> closed;  half-open --probe fails--> open (for a full duration)
+half-open --probe abandoned (cancelled)--> half-open, the next request probes
 
 The sink asks ``allow()`` before each request and reports the outcome; while the circuit
 is open it waits ``wait_s()`` instead of hammering a node that is down, and ``health()``
@@ -63,6 +64,12 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self.failures = 0
         self.opened_at = None
+        self._probing = False
+
+    def abandon(self) -> None:
+        """The request ``allow()`` let out ends with no answer either way (cancelled, or an
+        error that says nothing of the node): a probe is given back, the state is kept.
+        Without it a cancelled probe would hold the circuit half-open, refusing all, forever."""
         self._probing = False
 
     def record_failure(self, error: str) -> None:

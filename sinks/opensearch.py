@@ -307,6 +307,9 @@ class OpenSearchSink:
                     status = response.status
             except _TRANSPORT_ERRORS as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except BaseException:  # cancelled (a stop, a rebalance): no news of the node
+                self._breaker.abandon()
+                raise
             else:
                 self.metrics.bulk_latency.observe(time.perf_counter() - started)
                 if status < 300:

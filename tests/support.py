@@ -138,7 +138,7 @@ class WorkerProcess:
 
 
 class FlakyProxy:
-    """Forwards to the real node, or answers 503 / drops connections while ``down``."""
+    """Forwards to the real node, or answers 503 / drops connections / hangs while ``down``."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
@@ -165,6 +165,10 @@ class FlakyProxy:
         assert self.session is not None
         if self.down is not None:
             self.refused += 1
+            if self.down == "hang":  # answers nothing until it is up again
+                while self.down == "hang":
+                    await asyncio.sleep(0.01)
+                return web.Response(status=503, text="upstream was hanging")
             if self.down == "drop" and request.transport is not None:
                 request.transport.close()
             return web.Response(status=503, text="upstream down")

@@ -349,6 +349,46 @@ async def test_outage_then_recovery_loses_and_duplicates_nothing(
     assert {hit["_id"] for hit in found["hits"]["hits"]} == ids
 
 
+async def test_a_probe_cancelled_mid_request_does_not_hold_the_circuit(
+    opensearch: Any, prefix: str, stack: Settings
+) -> None:
+    proxy = FlakyProxy(stack.opensearch_url)
+    await proxy.start()
+    config = SinkConfig(
+        opensearch_url=f"http://127.0.0.1:{proxy.port}",
+        index_prefix=prefix,
+        retry_base_s=0.01,
+        retry_cap_s=0.05,
+        breaker_failures=1,
+        breaker_open_s=0.1,
+        retention_sweep_s=0,  # only the writes below talk to the proxy
+    )
+    sink = OpenSearchSink(config)
+    try:
+        await sink.start()
+        proxy.down = "503"
+        write = asyncio.create_task(sink.write_events([as_record(make_event(1))]))
+        while sink.health()[0]:  # one failure opens the circuit
+            await asyncio.sleep(0.01)
+        refused = proxy.refused
+        proxy.down = "hang"
+        while proxy.refused < refused + 1:  # a probe is in flight, answered by nothing
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert proxy.down == "hang" and not write.done()
+        write.cancel()  # as a stop or a rebalance does
+        with pytest.raises(asyncio.CancelledError):
+            await write
+        proxy.down = None
+        result = await asyncio.wait_for(sink.write_events([as_record(make_event(2))]), 10)
+        assert result.rejected == []
+        assert sink.health()[0]
+    finally:
+        await sink.stop()
+        await proxy.stop()
+    assert count(opensearch, f"{prefix}-events-*") == 1
+
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_running_sink_sweeps_expired_indices(
     opensearch: Any, prefix: str, stack: Settings

@@ -86,6 +86,23 @@ def test_probe_failure_opens_for_a_full_duration() -> None:
     assert b.allow()
 
 
+def test_an_abandoned_probe_is_given_back() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.record_failure("refused")
+    clock.now += 5.0
+    assert b.allow()  # the probe
+    assert not b.allow()
+    b.abandon()  # cancelled before an answer
+    assert b.state is State.HALF_OPEN
+    assert b.allow()  # the next request probes
+    b.record_success()
+    assert b.state is State.CLOSED
+    b.abandon()  # closed: nothing to give back
+    assert b.state is State.CLOSED and b.allow()
+
+
 def test_threshold_must_be_positive() -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(0, 1.0, Clock())
