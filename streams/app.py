@@ -466,7 +466,11 @@ class Worker:
         async def close_idle_windows() -> None:
             if self.stopping:
                 return
-            await self.processor.close_idle(busy=await self._partitions_behind())
+            try:
+                await self.processor.close_idle(busy=await self._partitions_behind())
+            except Exception:
+                # Its partitions were reloaded from the table: the next tick closes them again.
+                log.exception("closing idle windows failed; retrying on the next tick")
 
         @self.app.timer(interval=5.0)
         async def update_lag() -> None:
@@ -479,8 +483,7 @@ class Worker:
             try:
                 await self.processor.tick_alerts(behind=await self._partitions_behind())
             except Exception:
-                # Retried by the next tick: the state it changed was not saved, and is
-                # rebuilt from the table when its partition is next loaded.
+                # Retried by the next tick: its partitions were reloaded from the table.
                 log.exception("evaluating alert rules on the tick failed; retrying next tick")
             self.metrics.silences.set(len(self.silences))
 

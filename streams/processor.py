@@ -34,9 +34,10 @@ Timers and rebalances wait for the batches in flight before they touch the state
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -674,10 +675,11 @@ class BatchProcessor:
                 return 0
             touched: set[tuple[int, str]] = set()
             alerts: list[dict[str, Any]] = []
-            closed = self._close_due(moved, touched, alerts)
-            await self._publish_windows(closed)
-            await self._publish_alerts(alerts)
-            await self._save(touched, moved)
+            async with self._reloaded_on_failure(moved):
+                closed = self._close_due(moved, touched, alerts)
+                await self._publish_windows(closed)
+                await self._publish_alerts(alerts)
+                await self._save(touched, moved)
             self._notify(alerts)
             return len(closed)
 
@@ -697,24 +699,38 @@ class BatchProcessor:
             now = self.now_ms()
             records: list[dict[str, Any]] = []
             ticked: list[int] = []
-            for partition, part in sorted(self._parts.items()):
-                clock = part.clock
-                if partition in behind:
-                    if clock.max_event_ms == NO_TIME:
-                        continue
-                    at, settled = clock.max_event_ms, clock.watermark
-                else:
-                    at = now
-                    settled = max(clock.watermark, now - self._lateness_ms - self._idle_ms)
-                records += self.alerts.tick(partition, at, settled)
-                ticked.append(partition)
-            await self._publish_alerts(records)
-            pending = [done for partition in ticked for done in self.alerts.save(partition)]
-            if pending:
-                await asyncio.gather(*pending)
+            async with self._reloaded_on_failure(self._parts):
+                for partition, part in sorted(self._parts.items()):
+                    clock = part.clock
+                    if partition in behind:
+                        if clock.max_event_ms == NO_TIME:
+                            continue
+                        at, settled = clock.max_event_ms, clock.watermark
+                    else:
+                        at = now
+                        settled = max(clock.watermark, now - self._lateness_ms - self._idle_ms)
+                    records += self.alerts.tick(partition, at, settled)
+                    ticked.append(partition)
+                await self._publish_alerts(records)
+                pending = [done for partition in ticked for done in self.alerts.save(partition)]
+                if pending:
+                    await asyncio.gather(*pending)
             self._notify(records)
             self._count_active()
             return len(records)
+
+    @contextlib.asynccontextmanager
+    async def _reloaded_on_failure(self, partitions: Iterable[int]) -> AsyncIterator[None]:
+        """A timer's step that fails half-way leaves the cache ahead of what it published
+        (windows popped, alerts moved on): the partitions are reloaded from the table, so
+        the next step does it again rather than the next batch saving what nobody saw."""
+        chosen = sorted(partitions)
+        try:
+            yield
+        except BaseException:
+            self.forget(chosen)
+            self.adopt(chosen)
+            raise
 
     def _count_active(self) -> None:
         if self.alerts is None:

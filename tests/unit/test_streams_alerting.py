@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from test_streams_processor import T0, Clock, DictTable, Feed, RecordingOutputs, W, event
 
 from sinks.discard import DiscardSink
@@ -163,3 +164,65 @@ def test_the_silences_topic_is_applied_record_by_record() -> None:
     assert len(held) == 1
     topic.apply(held, made.id.encode(), None)  # a tombstone: unsilenced
     assert len(held) == 0
+
+
+class FlakyOutputs(RecordingOutputs):
+    """Fails the next ``fail`` sends of alert records or windows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = 0
+
+    async def alerts(self, records: list[dict[str, Any]]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("broker went away")
+        await super().alerts(records)
+
+    async def stats(self, windows: list[dict[str, Any]]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("broker went away")
+        await super().stats(windows)
+
+
+def make_flaky() -> tuple[BatchProcessor, FlakyOutputs, Inbox, Clock]:
+    table, clock, outputs, inbox = ScanTable(), Clock(), FlakyOutputs(), Inbox()
+    stage = AlertStage(parse_rules(RULES), table, Silences())
+    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
+    processor = BatchProcessor(
+        config, table, outputs, DiscardSink(), WorkerMetrics(), alerts=stage, notify=inbox,
+        now_ms=clock,
+    )  # fmt: skip
+    return processor, outputs, inbox, clock
+
+
+async def test_a_tick_that_fails_to_publish_fires_again_on_the_next_one() -> None:
+    processor, outputs, inbox, clock = make_flaky()
+    feed = Feed()
+    await processor.process([feed(event("b", T0))])
+    clock.now = T0 + 4 * W
+    outputs.fail = 1
+    with pytest.raises(ConnectionError):
+        await processor.tick_alerts()
+    assert inbox.got == []
+    # A batch in between must not save the alert as fired: nobody was told.
+    await processor.process([feed(event("c", T0 + 4 * W))])
+    await processor.tick_alerts()
+    assert inbox.states() == [("down", "b", "firing")]
+    assert outputs.alert_records == inbox.got
+
+
+async def test_an_idle_close_that_fails_to_publish_closes_the_windows_again() -> None:
+    processor, outputs, _, clock = make_flaky()
+    feed = Feed()
+    await processor.process([feed(event("b", T0)), feed(event("b", T0 + 1_000))])
+    clock.now = T0 + 10 * W
+    outputs.fail = 1
+    with pytest.raises(ConnectionError):
+        await processor.close_idle()
+    assert outputs.windows == []
+    clock.now += 121_000  # reloaded state counts as activity: idle again after the idle time
+    assert await processor.close_idle() == 1
+    [window] = outputs.windows
+    assert window["count"] == 2
