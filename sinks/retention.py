@@ -7,8 +7,9 @@ name, the day of its documents; ISM goes by the index's creation time, which for
 index is the same day unless documents arrive late.
 
 An index is expired when its day is more than N days before today (UTC): with 90 days, the
-index of 1 January 2026 is kept through 1 April (90 days later) and goes on 2 April. Only names of the form
-``<prefix>-<family>-YYYY.MM.DD`` are ever considered; anything else is left alone.
+index of 1 January 2026 is kept through 1 April (90 days later) and goes on 2 April. Only
+names of the form ``<prefix>-<family>-YYYY.MM.DD`` are ever considered; anything else is
+left alone.
 """
 
 from __future__ import annotations
