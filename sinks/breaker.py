@@ -67,9 +67,10 @@ class CircuitBreaker:
         self._probing = False
 
     def abandon(self) -> None:
-        """The request ``allow()`` let out ends with no answer either way (cancelled, or an
-        error that says nothing of the node): a probe is given back, the state is kept.
-        Without it a cancelled probe would hold the circuit half-open, refusing all, forever."""
+        """The probe ``allow()`` let out ends with no answer either way (cancelled, or an
+        error that says nothing of the node): it is given back, the state is kept. Without
+        it a cancelled probe would hold the circuit half-open, refusing all, forever. Call it
+        only for the probe: requests let out while closed hold no probe to give back."""
         self._probing = False
 
     def record_failure(self, error: str) -> None:

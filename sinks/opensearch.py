@@ -294,6 +294,7 @@ class OpenSearchSink:
                     f"OpenSearch sink stopped before a write to {self._shown_url} completed; "
                     "the batch stays uncommitted and will be redelivered"
                 )
+            probe = self._breaker.state is not State.CLOSED  # allowed, it is the one probe
             if not self._breaker.allow():
                 self.metrics.breaker_state.set(int(self._breaker.state))
                 await self._pause(min(max(self._breaker.wait_s(), 0.01), _POLL_S))
@@ -308,7 +309,8 @@ class OpenSearchSink:
             except _TRANSPORT_ERRORS as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             except BaseException:  # cancelled (a stop, a rebalance): no news of the node
-                self._breaker.abandon()
+                if probe:
+                    self._breaker.abandon()
                 raise
             else:
                 self.metrics.bulk_latency.observe(time.perf_counter() - started)

@@ -50,6 +50,7 @@ _FOLD_BYTES: Final = bytes.maketrans(
 )
 _SEPARATOR_BYTES: Final = SEPARATORS.encode()
 _ALWAYS: Final = ("bearer", "://", "authorization")
+_SPACE: Final = re.compile(r"\s")
 _SCHEMES: Final = r"(?:bearer|basic|digest|token|negotiate)\s+"
 
 
@@ -95,21 +96,26 @@ class Redactor:
             r"[-_. ]?".join(re.escape(w) for w in split.split(k) if w) for k in spelled
         } - {""}
         alternatives = "|".join(sorted(spellings, key=len, reverse=True))
-        key = rf"[\w.-]*(?:{alternatives})[\w.-]*"
+        key = rf"[\w.-]{{0,64}}(?:{alternatives})[\w.-]{{0,64}}"
         flags = re.IGNORECASE | re.ASCII
         self._header = re.compile(rf"(?m)^([ \t]*{key}[ \t]*:[ \t]*)[^\r\n]+", flags)
+        # Linear time whatever the text (a dead letter may be a megabyte of anything): the
+        # name's tail is bounded, and a quoted value is taken possessively, its closing quote
+        # optional (an unterminated value, as in cut-off JSON, runs to the end of the line).
         self._pair = re.compile(
-            rf"((?:{alternatives})[\w.-]*(?:\\?[\"'])?\s*[:=]\s*)"
-            r"(?:\"(?:[^\"\\\r\n]|\\.)*\"|'(?:[^'\\\r\n]|\\.)*'"  # quoted, escapes kept inside
-            r"|\\\"(?:[^\\\r\n]|\\[^\"])*\\\""  # quoted with escaped quotes: JSON within JSON
+            rf"((?:{alternatives})[\w.-]{{0,64}}(?:\\?[\"'])?\s*[:=]\s*)"
+            r"(?:\"(?:[^\"\\\r\n]|\\.)*+\"?|'(?:[^'\\\r\n]|\\.)*+'?"  # quoted
+            r"|\\\"(?:[^\\\r\n]|\\[^\"])*+(?:\\\")?"  # quoted with escaped quotes: JSON in JSON
             r"|[\[{][^\r\n]*"  # a list or an object: the rest of the line
             rf"|(?:{_SCHEMES})?[^\s\"'&,;]+)",
             flags,
         )
         self._bearer = re.compile(r"\b(bearer\s+)[A-Za-z0-9._~+/=-]+", flags)
-        # user:password@ (the password up to the word's last "@"), or token@ with no colon.
-        self._url_password = re.compile(r"\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)\S*@", flags)
-        self._url_user = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^\s/?#@:]+@", flags)
+        # scheme://user:password@ (the password up to the word's last "@"), or scheme://token@
+        # with no colon. The scheme is bounded and the last "@" found once per word, so the
+        # cost stays linear (``\S*@`` backtracked over the rest of the word at every start).
+        self._url_start = re.compile(r"\b[a-z][a-z0-9+.-]{0,31}://[^\s/?#@:]*:", flags)
+        self._url_user = re.compile(r"\b([a-z][a-z0-9+.-]{0,31}://)[^\s/?#@:]+@", flags)
 
     # -- the fast path -----------------------------------------------------------------
 
@@ -144,8 +150,28 @@ class Redactor:
         text = self._header.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._pair.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
         text = self._bearer.sub(lambda m: m.group(1) + REDACTED, text)
-        text = self._url_password.sub(lambda m: m.group(1) + REDACTED + "@", text)
+        text = self._redact_url_passwords(text)
         return self._url_user.sub(lambda m: m.group(1) + REDACTED + "@", text)
+
+    def _redact_url_passwords(self, text: str) -> str:
+        parts: list[str] = []
+        done = 0  # text[:done] is in parts
+        word_end = last_at = -1
+        for m in self._url_start.finditer(text):
+            if m.start() < done:
+                continue  # inside a password already redacted
+            if m.end() > word_end:
+                space = _SPACE.search(text, m.end())
+                word_end = space.start() if space else len(text)
+                last_at = text.rfind("@", m.end(), word_end)
+            if last_at < m.end():
+                continue
+            parts += (text[done : m.end()], REDACTED)
+            done = last_at
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
 
     def redact_unparsed(self, text: str) -> str:
         """``redact_text`` for the text of a record that is not JSON (a dead letter).

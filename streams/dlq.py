@@ -170,12 +170,13 @@ def fit_record(
         kept_headers = [(n, v) for n, v in headers if n.startswith(PREFIX)]
         dropped = f", and the record's own headers ({len(headers) - len(kept_headers)}) dropped"
         keep = max(0, min(length, limit - record_size(key, b"", kept_headers) - note_room))
+    what = f"value cut from {length} to {keep} bytes" if keep < length else "value kept"
     note = (
-        f"value cut from {length} to {keep} bytes to fit the dead-letter topic's "
-        f"{limit}-byte records{dropped}; the whole record is at its original topic, "
-        "partition and offset until that topic's retention deletes it"
+        f"{what} to fit the dead-letter topic's {limit}-byte records{dropped}; the whole "
+        "record is at its original topic, partition and offset until that topic's "
+        "retention deletes it"
     )
-    return (value or b"")[:keep], [*kept_headers, (TRUNCATED, _utf8(note))]
+    return None if value is None else value[:keep], [*kept_headers, (TRUNCATED, _utf8(note))]
 
 
 def parse_dlq_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:

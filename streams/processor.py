@@ -728,8 +728,14 @@ class BatchProcessor:
         try:
             yield
         except BaseException:
+            # The reload is not activity: a quiet partition stays as idle as it was.
+            activity = {
+                p: self._parts[p].clock.last_activity_ms for p in chosen if p in self._parts
+            }
             self.forget(chosen)
             self.adopt(chosen)
+            for partition, last in activity.items():
+                self._parts[partition].clock.last_activity_ms = last
             raise
 
     def _count_active(self) -> None:

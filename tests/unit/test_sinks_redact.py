@@ -243,3 +243,17 @@ def test_flagged_records_of_a_joined_batch() -> None:
     ]
     assert R.flagged_records(RECORD_SEPARATOR.join(raws)) == {1, 4, 6}
     assert R.flagged_records(RECORD_SEPARATOR.join(raws[:1])) == set()
+
+
+def test_an_unterminated_value_is_redacted_to_the_end_of_its_line() -> None:
+    # Cut-off JSON is the usual dead letter that is not JSON.
+    assert R.redact_unparsed('{"password":"hunter2') == '{"password":[REDACTED]'
+    assert R.redact_text("x 'token': 'abc\nnext") == "x 'token': [REDACTED]\nnext"
+    assert R.redact_text('body {\\"password\\": \\"S5') == 'body {\\"password\\": [REDACTED]'
+
+
+def test_several_urls_in_one_text() -> None:
+    assert R.redact_text("a https://a:b@c https://d:e@f z") == (
+        "a https://a:[REDACTED]@c https://d:[REDACTED]@f z"
+    )
+    assert R.redact_text("x://u:" + "a" * 50) == "x://u:" + "a" * 50  # no "@": no password

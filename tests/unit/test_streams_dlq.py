@@ -179,3 +179,10 @@ def test_huge_own_headers_go_too_the_dead_letter_ones_stay() -> None:
     assert record_size(None, value, kept) <= 2_000
     assert [n for n, _ in kept] == [STAGE, ORIGINAL_OFFSET, TRUNCATED]
     assert "own headers (1) dropped" in kept[-1][1].decode()
+
+
+def test_a_cut_keeps_a_null_value_null_and_says_what_it_cut() -> None:
+    headers = [("blob", b"h" * 5_000), (STAGE, b"validate")]
+    value, kept = fit_record(b"k", None, headers, 2_000)
+    assert value is None
+    assert kept[-1][1].decode().startswith("value kept to fit")
