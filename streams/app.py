@@ -500,9 +500,7 @@ class Worker:
         await self.sink.start()  # idempotent; a batch may arrive before the web task ran
         await self._settle(PIPELINE_DEPTH - 1)
         try:
-            task = await self.processor.submit(
-                records, then=lambda: self._ack(records), owned=self._owns(epoch, records)
-            )
+            task = await self._route(epoch, records)
         except Exception:
             log.exception("routing a batch of %d records failed", len(records))
             await self._settle(0)  # the batches before it: durable, or redone
@@ -512,10 +510,15 @@ class Worker:
         if task is not None:  # else revoked while waiting: read again by the next owner
             self._inflight.append(_InFlight(epoch, records, task))
 
-    def _owns(self, epoch: int, records: Sequence[Record]) -> Callable[[], bool]:
-        """Whether the batch's assignment still holds: asked again right before routing."""
+    async def _route(self, epoch: int, records: list[Record]) -> asyncio.Task[None] | None:
+        """``processor.submit``, acked once durable; None when the batch's assignment ended
+        before it was routed (asked again under the processor's lock)."""
         partitions = {r.partition for r in records}
-        return lambda: self.intake.epoch == epoch and partitions <= self.ready
+        return await self.processor.submit(
+            records,
+            then=lambda: self._ack(records),
+            owned=lambda: self.intake.epoch == epoch and partitions <= self.ready,
+        )
 
     async def _settle(self, keep: int) -> None:
         """Wait until at most ``keep`` batches are in flight; failed ones are redone here."""
@@ -552,9 +555,7 @@ class Worker:
         delay = 0.5
         while self.intake.epoch == epoch:  # else: revoked, read again from the commit
             try:
-                task = await self.processor.submit(
-                    records, then=lambda: self._ack(records), owned=self._owns(epoch, records)
-                )
+                task = await self._route(epoch, records)
                 if task is None:
                     return
                 await asyncio.wait([task])

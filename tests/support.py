@@ -101,6 +101,13 @@ class WorkerProcess:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def wait_metric(self, name: str, at_least: float, timeout: float = 60) -> None:
+        """Wait until ``metric(name)`` reaches ``at_least``; return either way at the deadline
+        (the test's own assertions then say what is missing)."""
+        deadline = time.monotonic() + timeout
+        while self.metric(name) < at_least and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -169,9 +169,7 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_and_the_stream_goes_on(
     w = pipeline_worker(pipeline, "a").start()
     try:
         w.wait_ready()
-        deadline = time.monotonic() + 60
-        while w.metric("botwatch_records_valid_total") < 1 and time.monotonic() < deadline:
-            time.sleep(0.5)
+        w.wait_metric("botwatch_records_valid_total", 1)
         assert w.metric('botwatch_dead_letters_total{stage="validate"}') == 1
     finally:
         assert w.stop() == 0, w.tail()
@@ -204,9 +202,7 @@ def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(
     w = pipeline_worker(pipeline, "a").start()
     try:
         w.wait_ready()
-        deadline = time.monotonic() + 60
-        while w.metric("botwatch_records_in_total") < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
+        w.wait_metric("botwatch_records_in_total", 2)
     finally:
         assert w.stop() == 0, w.tail()
 

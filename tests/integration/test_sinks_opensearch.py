@@ -56,6 +56,18 @@ def count(opensearch: Any, index: str, query: dict[str, Any] | None = None) -> i
     return found
 
 
+def fast_retry_config(url: str, prefix: str, **overrides: Any) -> SinkConfig:
+    """A sink that retries and trips its breaker within a fraction of a second."""
+    settings: dict[str, Any] = {
+        "retry_base_s": 0.01,
+        "retry_cap_s": 0.05,
+        "breaker_failures": 2,
+        "breaker_open_s": 0.1,
+        **overrides,
+    }
+    return SinkConfig(opensearch_url=url, index_prefix=prefix, **settings)
+
+
 @pytest.fixture  # its aiohttp session lives in the session's loop, like the tests using it
 async def sink(prefix: str, stack: Settings) -> AsyncIterator[OpenSearchSink]:
     config = SinkConfig(opensearch_url=stack.opensearch_url, index_prefix=prefix)
@@ -284,14 +296,7 @@ def test_setup_command_is_idempotent(opensearch: Any, prefix: str, stack: Settin
 async def test_unreachable_node_turns_health_false_and_stop_releases_the_write(
     prefix: str,
 ) -> None:
-    config = SinkConfig(
-        opensearch_url=f"http://127.0.0.1:{free_port()}",
-        index_prefix=prefix,
-        retry_base_s=0.01,
-        retry_cap_s=0.05,
-        breaker_failures=2,
-        breaker_open_s=0.1,
-    )
+    config = fast_retry_config(f"http://127.0.0.1:{free_port()}", prefix)
     sink = OpenSearchSink(config)
     await sink.start()
     write = asyncio.create_task(sink.write_events([as_record(make_event(1))]))
@@ -313,14 +318,7 @@ async def test_outage_then_recovery_loses_and_duplicates_nothing(
 ) -> None:
     proxy = FlakyProxy(stack.opensearch_url)
     await proxy.start()
-    config = SinkConfig(
-        opensearch_url=f"http://127.0.0.1:{proxy.port}",
-        index_prefix=prefix,
-        retry_base_s=0.01,
-        retry_cap_s=0.05,
-        breaker_failures=2,
-        breaker_open_s=0.1,
-    )
+    config = fast_retry_config(f"http://127.0.0.1:{proxy.port}", prefix)
     sink = OpenSearchSink(config)
     try:
         await sink.start()
@@ -354,13 +352,10 @@ async def test_a_probe_cancelled_mid_request_does_not_hold_the_circuit(
 ) -> None:
     proxy = FlakyProxy(stack.opensearch_url)
     await proxy.start()
-    config = SinkConfig(
-        opensearch_url=f"http://127.0.0.1:{proxy.port}",
-        index_prefix=prefix,
-        retry_base_s=0.01,
-        retry_cap_s=0.05,
+    config = fast_retry_config(
+        f"http://127.0.0.1:{proxy.port}",
+        prefix,
         breaker_failures=1,
-        breaker_open_s=0.1,
         retention_sweep_s=0,  # only the writes below talk to the proxy
     )
     sink = OpenSearchSink(config)

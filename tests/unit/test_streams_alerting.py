@@ -56,11 +56,15 @@ class Inbox:
 
 
 def make(
-    table: ScanTable | None = None, clock: Clock | None = None, silences: Silences | None = None
+    table: ScanTable | None = None,
+    clock: Clock | None = None,
+    silences: Silences | None = None,
+    outputs: RecordingOutputs | None = None,
 ) -> tuple[BatchProcessor, ScanTable, RecordingOutputs, DiscardSink, Inbox, Clock]:
     table = table if table is not None else ScanTable()
     clock = clock or Clock()
-    outputs, sink, inbox = RecordingOutputs(), DiscardSink(), Inbox()
+    outputs = outputs if outputs is not None else RecordingOutputs()
+    sink, inbox = DiscardSink(), Inbox()
     stage = AlertStage(parse_rules(RULES), table, silences or Silences())
     config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
     processor = BatchProcessor(
@@ -186,19 +190,9 @@ class FlakyOutputs(RecordingOutputs):
         await super().stats(windows)
 
 
-def make_flaky() -> tuple[BatchProcessor, FlakyOutputs, Inbox, Clock]:
-    table, clock, outputs, inbox = ScanTable(), Clock(), FlakyOutputs(), Inbox()
-    stage = AlertStage(parse_rules(RULES), table, Silences())
-    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
-    processor = BatchProcessor(
-        config, table, outputs, DiscardSink(), WorkerMetrics(), alerts=stage, notify=inbox,
-        now_ms=clock,
-    )  # fmt: skip
-    return processor, outputs, inbox, clock
-
-
 async def test_a_tick_that_fails_to_publish_fires_again_on_the_next_one() -> None:
-    processor, outputs, inbox, clock = make_flaky()
+    outputs = FlakyOutputs()
+    processor, _, _, _, inbox, clock = make(outputs=outputs)
     feed = Feed()
     await processor.process([feed(event("b", T0))])
     clock.now = T0 + 4 * W
@@ -214,7 +208,8 @@ async def test_a_tick_that_fails_to_publish_fires_again_on_the_next_one() -> Non
 
 
 async def test_an_idle_close_that_fails_to_publish_closes_the_windows_again() -> None:
-    processor, outputs, _, clock = make_flaky()
+    outputs = FlakyOutputs()
+    processor, _, _, _, _, clock = make(outputs=outputs)
     feed = Feed()
     await processor.process([feed(event("b", T0)), feed(event("b", T0 + 1_000))])
     clock.now = T0 + 10 * W
