@@ -38,6 +38,12 @@ class SinkMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.max_request_bytes = Gauge(
+            "botwatch_sink_max_request_bytes",
+            "Largest _bulk request body the sink sends: BOTWATCH_BULK_MAX_BYTES, or less once "
+            "OpenSearch refused a request as too large (413).",
+            registry=r,
+        )
         self.breaker_state = Gauge(
             "botwatch_sink_breaker_state",
             "Circuit breaker towards OpenSearch: 0 closed, 1 half-open, 2 open.",

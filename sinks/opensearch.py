@@ -12,7 +12,10 @@ Transient failures are retried forever while they last:
   jitter, through a circuit breaker that, once open, lets one probe out per open period
   and makes ``health()`` false (the worker's /ready turns 503 and names OpenSearch); the
   worker's batch does not finish, so it stops pulling: backpressure, Kafka keeps the backlog;
-- single items answered 429 or 5xx: resent alone, with the same backoff.
+- single items answered 429 or 5xx: resent alone, with the same backoff;
+- a request refused as too large (413: above the node's ``http.max_content_length``, or a
+  proxy's body limit): split in two and each half sent again, and the sink keeps the smaller
+  size for later requests; a document too large on its own is rejected, with that reason.
 
 ``stop()`` ends the wait: a pending write raises ``SinkStoppedError`` and its batch stays
 uncommitted, to be redelivered.
@@ -77,6 +80,14 @@ class SinkRequestError(RuntimeError):
     """OpenSearch refused a whole request for a reason retrying cannot fix (a 4xx)."""
 
 
+class RequestTooLargeError(SinkRequestError):
+    """OpenSearch (or a proxy in front of it) refused a request body as too large (413)."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 def display_url(url: str) -> str:
     """``url`` without its password, for messages."""
     parts = urlsplit(url)
@@ -110,6 +121,9 @@ class OpenSearchSink:
             self.config.breaker_failures, self.config.breaker_open_s, clock
         )
         self._session: aiohttp.ClientSession | None = None
+        # Lowered below ``bulk_max_bytes`` when a request is refused as too large (413).
+        self.max_request_bytes = self.config.bulk_max_bytes
+        self.metrics.max_request_bytes.set(self.max_request_bytes)
         self._stopping = asyncio.Event()
         self._templates_done = False
         self._down_since: datetime | None = None
@@ -202,26 +216,37 @@ class OpenSearchSink:
         pending = items
         attempt = 0
         config = self.config
+        # At most ``bulk_concurrency`` requests at once; each answer is applied as it comes
+        # (results are per item, so order does not matter).
+        gate = asyncio.Semaphore(max(config.bulk_concurrency, 1))
         while pending:
             retry: list[BulkItem] = []
             per_request = request_docs(len(pending), config.bulk_max_docs, config.bulk_concurrency)
-            chunks = list(split(pending, per_request, config.bulk_max_bytes))
-            # Concurrent requests, at most ``bulk_concurrency`` at once; each answer is
-            # applied as it comes (results are per item, so order does not matter).
-            gate = asyncio.Semaphore(max(config.bulk_concurrency, 1))
-            outcomes = await asyncio.gather(
-                *(self._send(chunk, gate, results, position, retry) for chunk in chunks),
-                return_exceptions=True,
-            )
-            for outcome in outcomes:  # every request has ended; the first failure is raised
-                if isinstance(outcome, BaseException):
-                    raise outcome
+            chunks = list(split(pending, per_request, self.max_request_bytes))
+            await self._send_all(chunks, gate, results, position, retry)
             if retry:
                 self.metrics.retries.labels(scope="item").inc(len(retry))
                 await self._pause(self._backoff(attempt))
                 attempt += 1
             pending = retry
         return [r for r in results if r is not None]
+
+    async def _send_all(
+        self,
+        chunks: list[list[BulkItem]],
+        gate: asyncio.Semaphore,
+        results: list[ItemResult | None],
+        position: dict[int, int],
+        retry: list[BulkItem],
+    ) -> None:
+        """Send the chunks concurrently; once every request has ended, raise the first failure."""
+        outcomes = await asyncio.gather(
+            *(self._send(chunk, gate, results, position, retry) for chunk in chunks),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _send(
         self,
@@ -231,9 +256,46 @@ class OpenSearchSink:
         position: dict[int, int],
         retry: list[BulkItem],
     ) -> None:
-        async with gate:
-            payload = await self._request("POST", BULK_PATH, body(chunk), _NDJSON)
+        data = body(chunk)
+        try:
+            async with gate:
+                payload = await self._request("POST", BULK_PATH, data, _NDJSON)
+        except RequestTooLargeError as exc:
+            self._shrink(exc)
+            if len(chunk) == 1:
+                item = chunk[0]
+                results[position[id(item)]] = ItemResult(
+                    Outcome.REJECTED,
+                    413,
+                    f"the document makes a request of {exc.size} bytes, more than OpenSearch "
+                    f"accepts ({exc}); raise http.max_content_length on the node, or the body "
+                    "limit of a proxy in front of it",
+                )
+                self.metrics.rejected.labels(family=item.family).inc()
+                return
+            half = len(chunk) // 2
+            halves = [chunk[:half], chunk[half:]]
+            await self._send_all(halves, gate, results, position, retry)
+            return
         self._apply(chunk, payload, results, position, retry)
+
+    def _shrink(self, refused: RequestTooLargeError) -> None:
+        """Send at most half the refused size from now on (never more than before)."""
+        smaller = max(refused.size // 2, 1)
+        if smaller >= self.max_request_bytes:
+            return
+        self.max_request_bytes = smaller
+        self.metrics.max_request_bytes.set(smaller)
+        log.warning(
+            "OpenSearch at %s refused a request of %d bytes as too large (%s); requests are "
+            "split and kept to %d bytes from now on. Raise http.max_content_length on the node "
+            "(or the body limit of a proxy in front of it), or lower BOTWATCH_BULK_MAX_BYTES "
+            "below it",
+            self._shown_url,
+            refused.size,
+            refused,
+            smaller,
+        )
 
     def _apply(
         self,
@@ -317,10 +379,14 @@ class OpenSearchSink:
                 if status < 300:
                     self._succeeded()
                     return payload
-                error = f"HTTP {status}: {payload[:300].decode('utf-8', 'replace')}"
+                text = payload[:300].decode("utf-8", "replace")
+                error = f"HTTP {status}: {text}" if text else f"HTTP {status}"
                 if status != 429 and status < 500:
                     self._succeeded()  # the node answered: it is up, the request is wrong
-                    raise SinkRequestError(f"{method} {self._shown_url}{path}: {error}")
+                    what = f"{method} {self._shown_url}{path}: {error}"
+                    if status == 413:
+                        raise RequestTooLargeError(what, len(data))
+                    raise SinkRequestError(what)
             self._failed(error)
             self.metrics.retries.labels(scope="request").inc()
             await self._pause(self._backoff(attempt))

@@ -347,6 +347,51 @@ async def test_outage_then_recovery_loses_and_duplicates_nothing(
     assert {hit["_id"] for hit in found["hits"]["hits"]} == ids
 
 
+# OpenSearch's default http.max_content_length (the stack keeps it): a larger body is
+# refused with 413 before it is parsed.
+NODE_MAX_CONTENT = 100 * 1024 * 1024
+
+
+async def test_a_request_above_the_nodes_content_limit_is_split_and_written(
+    opensearch: Any, prefix: str, stack: Settings
+) -> None:
+    # 105 events of 1 MiB each (the host, stored but not indexed): one request of ~105 MiB.
+    config = SinkConfig(
+        opensearch_url=stack.opensearch_url,
+        index_prefix=prefix,
+        bulk_max_bytes=4 * NODE_MAX_CONTENT,
+        bulk_concurrency=1,
+    )
+    host = "h" * (1024 * 1024)
+    records = [as_record(make_event(n, host=host), n) for n in range(105)]
+    async with OpenSearchSink(config) as sink:
+        assert (await sink.write_events(records)).rejected == []
+        assert sink.max_request_bytes < NODE_MAX_CONTENT
+        assert sink.metrics.max_request_bytes._value.get() == sink.max_request_bytes
+        assert sink.health()[0]
+        # The smaller size is kept: the same write again needs no 413 (all duplicates now).
+        shrunk = sink.max_request_bytes
+        assert (await sink.write_events(records)).rejected == []
+        assert sink.max_request_bytes == shrunk
+    assert count(opensearch, f"{prefix}-events-*") == 105
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_document_above_the_nodes_content_limit_is_rejected_alone(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    big = make_event(0, host="h" * (NODE_MAX_CONTENT + 1024))
+    small = [make_event(n) for n in range(1, 4)]
+    records = [as_record(e, n) for n, e in enumerate([small[0], big, *small[1:]])]
+    result = await sink.write_events(records)
+    assert [r.record.event["event_id"] for r in result.rejected] == [big["event_id"]]
+    reason = result.rejected[0].reason
+    assert "HTTP 413" in reason and "http.max_content_length" in reason
+    # One document alone says nothing about the size of requests: the limit is kept.
+    assert sink.max_request_bytes == sink.config.bulk_max_bytes
+    assert count(opensearch, f"{prefix}-events-*") == 3
+
+
 async def test_a_probe_cancelled_mid_request_does_not_hold_the_circuit(
     opensearch: Any, prefix: str, stack: Settings
 ) -> None:
