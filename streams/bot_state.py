@@ -28,8 +28,10 @@ class Outcome(enum.Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     LATE = "late"
-    # Not offered to a bot: the event time is out of the range windows take (the processor).
+    # Not offered to a bot (the processor): the event time is out of the range windows take,
+    # or the record key is not the bot_id (the bot's windows live on another partition).
     UNWINDOWED = "unwindowed"
+    MISKEYED = "miskeyed"
 
 
 # On Python 3.11 looking a member up through the enum class costs ~80 ns: too much per event.

@@ -62,6 +62,11 @@ HEADERS: Final = (
     FIRST_FAILED_AT,
     REPLAY_COUNT,
 )
+# How the reason of a valid event whose record key is not its bot_id begins (stage
+# ``validate``): the replayer recognizes such a letter by it and sends the record again keyed
+# by its bot_id, to the partition that holds the bot's windows.
+MISKEYED_PREFIX: Final = "record key: "
+_KEY_SHOWN_CHARS: Final = 80
 MAX_TEXT_CHARS: Final = 4096
 TRUNCATED: Final = "botwatch.dlq.truncated"
 # The dead-letter topic is created with this ``max.message.bytes`` (8x the broker's default),
@@ -86,6 +91,21 @@ def exception_text(exception: BaseException | None) -> str:
         name = f"{cls.__module__}.{name}"
     message = str(exception)
     return f"{name}: {message}" if message else name
+
+
+def miskeyed_reason(key: bytes | None, bot_id: str) -> str:
+    """The reason of a valid event whose record key is not its ``bot_id``."""
+    if key is None:
+        got = "null"
+    else:
+        text = key.decode("utf-8", "replace")
+        got = repr(text if len(text) <= _KEY_SHOWN_CHARS else text[:_KEY_SHOWN_CHARS] + "...")
+    return (
+        f"{MISKEYED_PREFIX}must be the event's bot_id {bot_id!r} (all events of a bot share "
+        f"one partition, which holds its windows), got {got}; the event is indexed but left "
+        "out of the stats: publish with key = bot_id, and replay this dead letter (the replay "
+        "keys it by its bot_id)"
+    )
 
 
 def format_utc(now: datetime) -> str:

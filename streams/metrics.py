@@ -49,6 +49,12 @@ class WorkerMetrics:
             "1..9999 UTC): indexed, left out of the stats, the watermark unmoved.",
             registry=r,
         )
+        self.miskeyed_events = Counter(
+            "botwatch_miskeyed_events",
+            "Valid events whose record key is not their bot_id: indexed, left out of the stats, "
+            "and dead-lettered (stage validate) to be replayed keyed by their bot_id.",
+            registry=r,
+        )
         self.windows_closed = Counter(
             "botwatch_windows_closed", "Per-bot windows closed and published.", registry=r
         )

@@ -50,7 +50,7 @@ from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.alerting import AlertStage, Notify
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
-from streams.dlq import REPLAYED_STAGE, DlqStage, dlq_headers
+from streams.dlq import REPLAYED_STAGE, DlqStage, dlq_headers, miskeyed_reason
 from streams.metrics import WorkerMetrics, observe_ages
 from streams.watermark import NO_TIME, PartitionClock
 from streams.windows import FIRST_WINDOWED_MS, LAST_WINDOWED_MS
@@ -131,6 +131,7 @@ class _Batch:
     partitions: set[int] = field(default_factory=set)
     late: int = 0
     unwindowed: int = 0
+    miskeyed: int = 0
     duplicates: int = 0
     reindexed: int = 0
     # Windows closed while routing, in record order (see ``_route_all``).
@@ -155,6 +156,7 @@ _timestamp_of = attrgetter("timestamp_ms")
 _LATE = Outcome.LATE
 _DUPLICATE = Outcome.DUPLICATE
 _UNWINDOWED = Outcome.UNWINDOWED
+_MISKEYED = Outcome.MISKEYED
 _NEVER = 1 << 62  # later than any window end
 
 
@@ -407,7 +409,7 @@ class BatchProcessor:
         letters = batch.letters
         valid = batch.valid
         touched = batch.touched
-        late = duplicates = opened = reindexed = unwindowed = 0
+        late = duplicates = opened = reindexed = unwindowed = miskeyed = 0
         # Event times a window may take: not beyond the clock's future skew (one far-future
         # event would otherwise push the watermark ahead and make every later event late).
         horizon = min(now + self._future_ms, LAST_WINDOWED_MS)
@@ -440,7 +442,11 @@ class BatchProcessor:
             try:
                 ts = ts_of(event["timestamp"])
                 bot_id = event["bot_id"]
-                if not FIRST_WINDOWED_MS <= ts <= horizon:
+                if rec.key != bot_id.encode():
+                    # Its bot's other events (keyed right) and windows are on another
+                    # partition: windowed here, the bot's stats would be split in two.
+                    outcome = _MISKEYED
+                elif not FIRST_WINDOWED_MS <= ts <= horizon:
                     outcome = _UNWINDOWED
                 else:
                     if partition != current or clock is None or part is None:
@@ -471,6 +477,11 @@ class BatchProcessor:
                 continue
             if outcome is _UNWINDOWED:  # no bot state read or changed: only indexed
                 unwindowed += 1
+            elif outcome is _MISKEYED:  # the same, and a dead letter to replay it keyed right
+                miskeyed += 1
+                letters.append(
+                    self._letter(rec, "validate", miskeyed_reason(rec.key, bot_id), None, stamp)
+                )
             else:
                 if outcome is _LATE:
                     late += 1
@@ -495,6 +506,7 @@ class BatchProcessor:
         self._open_windows += opened
         batch.late += late
         batch.unwindowed += unwindowed
+        batch.miskeyed += miskeyed
         batch.duplicates += duplicates
         batch.reindexed += reindexed
         batch.partitions.update(partition for partition, _ in touched)
@@ -508,6 +520,8 @@ class BatchProcessor:
             m.late_events.inc(batch.late)
         if batch.unwindowed:
             m.unwindowed_events.inc(batch.unwindowed)
+        if batch.miskeyed:
+            m.miskeyed_events.inc(batch.miskeyed)
         if batch.duplicates:
             m.duplicates_skipped.inc(batch.duplicates)
         if batch.reindexed:

@@ -42,7 +42,9 @@ from streams.deadletters.plan import (
     Window,
     check_target,
     decide,
+    miskeyed,
     replay_headers,
+    replay_key,
     resume_from,
     triage,
     window,
@@ -357,6 +359,8 @@ async def plan_replay(
 
 
 Replayed = list[tuple[str, bytes]]
+# What one replayed record is sent as: target topic, key, the dead letter, headers.
+_Sending = tuple[str, bytes | None, Any, Replayed]
 
 
 def _classify(
@@ -491,7 +495,7 @@ class _Run:
         options, counts = self.options, self.counts
         fast = options.selection.everything
         cut: set[TopicPartition] = set()
-        sending: list[tuple[str, Any, Replayed]] = []
+        sending: list[_Sending] = []
         for tp, record in chunk:
             if tp in cut:
                 continue
@@ -514,13 +518,14 @@ class _Run:
             elif self.already and source_id(tp.topic, tp.partition, record.offset) in self.already:
                 counts.already_sent += 1
             elif decision.target is not None:
-                sending.append((decision.target, record, headers))
+                key = replay_key(record.key, record.value) if decision.rekey else record.key
+                sending.append((decision.target, key, record, headers))
                 counts.sent += 1
                 counts.sent_by_target[decision.target] += 1
         await self._send(p, sending)
         return cut
 
-    async def _send(self, p: AIOKafkaProducer, sending: list[tuple[str, Any, Replayed]]) -> None:
+    async def _send(self, p: AIOKafkaProducer, sending: list[_Sending]) -> None:
         """Hand the records to the producer as one batch per target partition, in order;
         at the rate limit, in slices of the bucket's burst, each after its wait."""
         step = max(1, len(sending) if self.bucket is None else int(self.bucket.burst))
@@ -532,10 +537,10 @@ class _Run:
                     await asyncio.sleep(delay)
             if self.first_send is None:
                 self.first_send = self.clock()
-            by_partition: dict[tuple[str, int], list[tuple[Any, Replayed]]] = {}
-            for target, record, headers in piece:
-                part = await self._partition(p, target, record.key)
-                by_partition.setdefault((target, part), []).append((record, headers))
+            by_partition: dict[tuple[str, int], list[tuple[bytes | None, Any, Replayed]]] = {}
+            for target, key, record, headers in piece:
+                part = await self._partition(p, target, key)
+                by_partition.setdefault((target, part), []).append((key, record, headers))
             for (target, part), records in by_partition.items():
                 await self._send_batches(p, target, part, records)
 
@@ -547,11 +552,15 @@ class _Run:
         return int(PARTITIONER(key, parts, parts))
 
     async def _send_batches(
-        self, p: AIOKafkaProducer, topic: str, part: int, records: list[tuple[Any, Replayed]]
+        self,
+        p: AIOKafkaProducer,
+        topic: str,
+        part: int,
+        records: list[tuple[bytes | None, Any, Replayed]],
     ) -> None:
         batch = p.create_batch()
-        for record, headers in records:
-            added = batch.append(key=record.key, value=record.value, timestamp=None,
+        for key, record, headers in records:
+            added = batch.append(key=key, value=record.value, timestamp=None,
                                  headers=headers)  # fmt: skip
             if added is not None:
                 continue
@@ -559,13 +568,13 @@ class _Run:
                 self.futures.append((await p.send_batch(batch, topic, partition=part),
                                      batch.record_count()))  # fmt: skip
                 batch = p.create_batch()
-                added = batch.append(key=record.key, value=record.value, timestamp=None,
+                added = batch.append(key=key, value=record.value, timestamp=None,
                                      headers=headers)  # fmt: skip
                 if added is not None:
                     continue
             # Larger than a batch: the producer sizes a batch for it.
             future = await p.send(
-                topic, value=record.value, key=record.key, headers=headers, partition=part
+                topic, value=record.value, key=key, headers=headers, partition=part
             )
             self.futures.append((future, 1))
         if batch.record_count():
@@ -622,10 +631,11 @@ async def send_letters(
                 delay = bucket.reserve()
                 if delay > MIN_SLEEP_S:
                     await asyncio.sleep(delay)
+            key = letter.key
+            if miskeyed(letter.stage, letter.reason):
+                key = replay_key(key, letter.value)
             futures.append(
-                await p.send(
-                    target, value=letter.value, key=letter.key, headers=replay_headers(letter)
-                )
+                await p.send(target, value=letter.value, key=key, headers=replay_headers(letter))
             )
             sent[target] += 1
         await asyncio.gather(*futures)

@@ -1,7 +1,8 @@
 """Replay planning, without I/O: where a dead letter goes, with which headers, or why not;
 the replay's identity and its checkpoint; the rate limit.
 
-A replayed record is the original key, value and own headers, plus
+A replayed record is the original key (an event dead-lettered because its key was not its
+bot_id is keyed by its bot_id instead: ``replay_key``), value and own headers, plus
 ``botwatch.dlq.first_failed_at`` (kept), ``botwatch.dlq.replay_count`` (incremented) and
 ``botwatch.dlq.replay.source`` (the dead letter it came from, ``topic:partition:offset``).
 The worker keeps the first two when the record fails again and drops the third, so the next
@@ -29,6 +30,7 @@ from streams.deadletters.records import Letter
 REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
 DEFAULT_MAX_REPLAYS: Final = 3
 GROUP_PREFIX: Final = "botwatch-dlq-replay-"
+_MISKEYED: Final = dlq.MISKEYED_PREFIX.encode()
 
 
 class PlanError(ValueError):
@@ -46,6 +48,8 @@ class Decision:
     action: Action
     target: str | None
     why: str = ""
+    # Send it keyed by the event's bot_id, not its original key (see ``replay_key``).
+    rekey: bool = False
 
 
 def check_target(to: str | None, dlq_topic: str) -> None:
@@ -67,11 +71,34 @@ def decide(letter: Letter, *, to: str | None, dlq_topic: str, max_replays: int) 
     target = to or letter.original_topic
     if letter.stage == "?" or target is None:
         return Decision(Action.SKIP, None, "; ".join(letter.problems) or "no original topic")
-    return _decide(letter.stage, target, letter.replay_count, to, dlq_topic, max_replays)
+    rekey = miskeyed(letter.stage, letter.reason)
+    return _decide(letter.stage, target, letter.replay_count, to, dlq_topic, max_replays, rekey)
+
+
+def miskeyed(stage: str, reason: str) -> bool:
+    """Whether the letter is a valid event the worker refused to window for its key."""
+    return stage == "validate" and reason.startswith(dlq.MISKEYED_PREFIX)
+
+
+def replay_key(key: bytes | None, value: bytes | None) -> bytes | None:
+    """The key a mis-keyed event is replayed with: its bot_id (the partition of its windows);
+    ``key`` when the value holds no bot_id (edited since, say)."""
+    try:
+        event = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return key
+    bot_id = event.get("bot_id") if type(event) is dict else None
+    return bot_id.encode() if type(bot_id) is str and bot_id else key
 
 
 def _decide(  # noqa: PLR0917 - the parts of a decision
-    stage: str, target: str, replay_count: int, to: str | None, dlq_topic: str, max_replays: int
+    stage: str,
+    target: str,
+    replay_count: int,
+    to: str | None,
+    dlq_topic: str,
+    max_replays: int,
+    rekey: bool,
 ) -> Decision:
     if target == dlq_topic:
         return Decision(Action.SKIP, None, "its original topic is the dead-letter topic")
@@ -81,12 +108,12 @@ def _decide(  # noqa: PLR0917 - the parts of a decision
         )
     if replay_count >= max_replays:
         return Decision(Action.QUARANTINE, target, f"replayed {replay_count} time(s) already")
-    return _send(target)
+    return _send(target, rekey)
 
 
 @functools.lru_cache(maxsize=256)
-def _send(target: str) -> Decision:
-    return Decision(Action.SEND, target)
+def _send(target: str, rekey: bool) -> Decision:
+    return Decision(Action.SEND, target, rekey=rekey)
 
 
 def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
@@ -124,7 +151,7 @@ def triage(
     a botwatch dead letter or names no target: ``decode`` it for the reason.
     """
     own: list[tuple[str, bytes]] = []
-    stage = original = first = count = None
+    stage = original = first = count = reason = None
     for name, value in raw_headers or ():
         if value.__class__ is not bytes:
             value = b"" if value is None else bytes(value)  # noqa: PLW2901 - as decode()
@@ -138,6 +165,8 @@ def triage(
             first = value
         elif name == dlq.REPLAY_COUNT:
             count = value
+        elif name == dlq.REASON:
+            reason = value
     target = to or (original.decode("utf-8", "replace") if original else None)
     if stage is None or stage == b"?" or target is None:
         return None
@@ -145,12 +174,12 @@ def triage(
     if count:
         with contextlib.suppress(ValueError):
             replay_count = int(count.decode("utf-8", "replace"))
-    decision = _decide(
-        stage.decode("utf-8", "replace"), target, replay_count, to, dlq_topic, max_replays
-    )
+    stage_name = stage.decode("utf-8", "replace")
+    rekey = stage == b"validate" and reason is not None and reason.startswith(_MISKEYED)
+    decision = _decide(stage_name, target, replay_count, to, dlq_topic, max_replays, rekey)
     if decision.action is not Action.SEND:
         return decision, []
-    stage_text = stage.decode("utf-8", "replace").encode()  # as a decoded Letter has it
+    stage_text = stage_name.encode()  # as a decoded Letter has it
     _tail(own, first.decode("utf-8", "replace") if first else "", replay_count, source, stage_text)
     return decision, own
 

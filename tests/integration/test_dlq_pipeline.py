@@ -10,6 +10,7 @@ export -> edit -> import, and replays unfixable ones until the loop guard quaran
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +20,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 from opensearchpy import helpers
-from pipeline import generate, make_pipeline
+from pipeline import collect_stats, generate, make_pipeline
 from pipeline import worker as pipeline_worker
 from support import headers_of, put_breaking_template, read_topic
 from test_end_to_end import _event, _produce
@@ -155,3 +156,57 @@ def test_inspect_fix_and_replay(pipeline: dict[str, Any], opensearch: Any) -> No
         assert f"quarantined: {decode_n}" in held.output and "sent 0" in held.output
     finally:
         assert w.stop() == 0, w.tail()
+
+
+def test_events_not_keyed_by_their_bot_are_indexed_then_replayed_into_their_window(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    """kcat, a producer nobody here wrote, sends events without a key (as a log shipper
+    configured without one would): the worker indexes them, keeps them out of the window of
+    the bot (whose keyed events sit on another partition) and dead-letters them; a replay
+    keys them by their bot, and the window then counts every event once."""
+    pipeline["env"]["BOTWATCH_IDLE_CLOSE_S"] = "600"  # the window must wait for the replay
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    events_topic = pipeline["topics"]["events"]
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    keyed = [_event(n) for n in range(5)]  # bot edge-bot, keyed edge-bot, one window
+    keyless = [_event(n, level="error") for n in range(5, 13)]
+    _produce(bootstrap, events_topic, keyed)
+    lines = b"".join(orjson.dumps(e) + b"\n" for e in keyless)
+    sent = subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", events_topic],
+                          input=lines, capture_output=True, timeout=60, check=False)  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    total = len(keyed) + len(keyless)
+
+    w = pipeline_worker(pipeline, "keys").start()
+    try:
+        w.wait_ready()
+        w.wait_metric("botwatch_records_in_total", total)
+        assert w.metric("botwatch_miskeyed_events_total") == len(keyless)
+        assert w.metric('botwatch_dead_letters_total{stage="validate"}') == len(keyless)
+        wait_for(lambda: len(event_ids(opensearch, prefix)) == total)  # all of them searchable
+        found = letters(pipeline)
+        assert sorted(orjson.loads(x["payload"])["event_id"] for x in found) == sorted(
+            e["event_id"] for e in keyless
+        )
+        for x in found:
+            assert x["key"] is None  # the record as it was sent
+            reason = headers_of(x)["botwatch.dlq.reason"]
+            assert reason.startswith("record key: must be the event's bot_id 'edge-bot'")
+
+        done = dlq_cli(pipeline, "replay", "--yes")
+        assert done.exit_code == 0, done.output
+        assert f"sent {len(keyless)}" in done.output
+        w.wait_metric("botwatch_records_in_total", total + len(keyless))
+        # Two minutes later: the watermark passes the window's end (lateness 30 s).
+        _produce(bootstrap, events_topic, [_event(99, timestamp="2026-11-23T10:02:00.000Z")])
+        stats = collect_stats(pipeline, 1)
+    finally:
+        assert w.stop() == 0, w.tail()
+    window = stats[("edge-bot", "2026-11-23T10:00:00Z")]
+    assert (window["count"], window["errors"]) == (total, len(keyless))
+    assert window["late_events_excluded"] == 0
+    replayed = [x for x in letters(pipeline) if x["key"] is not None]
+    assert replayed == []  # keyed right, nothing failed again
+    indexed = event_ids(opensearch, prefix)
+    assert len(indexed) == total + 1 and set(indexed.values()) == {1}

@@ -23,6 +23,7 @@ from streams.deadletters.plan import (
     parse_rate,
     replay_group,
     replay_headers,
+    replay_key,
     resume_from,
     triage,
     window,
@@ -38,6 +39,7 @@ from streams.deadletters.select import (
 )
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, 123000, tzinfo=UTC)
+MISKEYED = dlq.miskeyed_reason(None, "invoice-bot")
 NOW_MS = timestamp_ms("2026-11-23T10:00:00.123Z")
 
 
@@ -209,6 +211,26 @@ def test_decide_targets_guards_and_quarantine() -> None:
     assert decide(loop, to=None, dlq_topic="d", max_replays=3).action is Action.SKIP
 
 
+def test_an_event_dead_lettered_for_its_key_is_replayed_keyed_by_its_bot() -> None:
+    kw: dict[str, Any] = {"to": None, "dlq_topic": "botwatch.dlq", "max_replays": 3}
+    x = letter(reason=MISKEYED, key=None)
+    decision = decide(x, **kw)
+    assert (decision.action, decision.target, decision.rekey) == (
+        Action.SEND,
+        "botwatch.events",
+        True,
+    )
+    assert replay_key(x.key, x.value) == b"invoice-bot"
+    assert not decide(letter(), **kw).rekey
+    assert not decide(letter("job_failure", reason=MISKEYED), **kw | {"to": "work"}).rekey
+    # A value edited since, or not an event: the key it has.
+    assert replay_key(b"k", b"not json") == b"k"
+    assert replay_key(None, b"[1]") is None
+    assert replay_key(b"k", b'{"bot_id": 7}') == b"k"
+    assert replay_key(b"k", b'{"bot_id": ""}') == b"k"
+    assert replay_key(b"k", None) == b"k"
+
+
 def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
     """The replay's fast path gives ``decide`` and ``replay_headers`` of the decoded letter,
     or declines (None) where only a decoded letter can say why it is skipped."""
@@ -227,6 +249,9 @@ def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
         [(n, v) for n, v in base if n != dlq.FIRST_FAILED_AT],
         [(n, v) for n, v in base if n != dlq.ORIGINAL_PARTITION],  # no effect on a replay
         [(dlq.STAGE, b"\xff\xfe"), (dlq.ORIGINAL_TOPIC, b"t"), (dlq.FIRST_FAILED_AT, b"\xff")],
+        list(letter(reason=MISKEYED).headers),
+        list(letter("sink", reason=MISKEYED).headers),  # only a validate letter is re-keyed
+        [*base, (dlq.REASON, MISKEYED.encode())],  # the last header of a name wins
     ]
     for to in (None, "fixed"):
         for max_replays in (0, 3):

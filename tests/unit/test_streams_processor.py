@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import EllipsisType
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 
 from schemas.sink import Rejected, SinkRecord, SinkResult
 from sinks.discard import DiscardSink
+from streams import dlq
 from streams.config import StreamsConfig
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchProcessor, DeadLetter, Record
@@ -86,6 +88,14 @@ def event(bot: str, ts: int, level: str = "info", **fields: Any) -> bytes:
     return orjson.dumps(body)
 
 
+def _bot_key_of(value: bytes | None) -> bytes | None:
+    try:
+        bot_id = orjson.loads(value or b"")["bot_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return b"b"
+    return bot_id.encode() if isinstance(bot_id, str) else b"b"
+
+
 class Feed:
     """Records of one partition with growing offsets."""
 
@@ -93,7 +103,10 @@ class Feed:
         self.partition = partition
         self.offset = 0
 
-    def __call__(self, value: bytes | None, key: bytes | None = b"b") -> Record:
+    def __call__(self, value: bytes | None, key: bytes | EllipsisType | None = ...) -> Record:
+        """A record of ``value``, keyed by its bot_id (as the contract says) unless ``key``."""
+        if key is ...:
+            key = _bot_key_of(value)
         record = Record(TOPIC, self.partition, self.offset, T0, key, value, [("trace", b"t1")])
         self.offset += 1
         return record
@@ -319,6 +332,40 @@ async def test_an_event_time_out_of_range_is_indexed_but_never_windowed(timestam
     await processor.process([feed(event("b", T0 + W + 30_000))])
     assert [w["count"] for w in outputs.windows] == [2]
     assert b"9999" not in b"".join(table.data.values())
+
+
+@pytest.mark.parametrize("key", [None, b"", b"invoice-bot", b"B", "b\u00e9".encode()])
+async def test_an_event_keyed_by_another_than_its_bot_is_indexed_and_dead_lettered(
+    key: bytes | None,
+) -> None:
+    processor, _, outputs, sink, metrics = make()
+    feed = Feed()
+    failure = event("b", T0 + 1, "error", status="failure", job_id="j")
+    await processor.process(
+        [feed(event("b", T0)), feed(failure, key=key), feed(event("b", T0 + 2))]
+    )
+    assert sink.events == 3  # indexed
+    assert value(metrics, "botwatch_miskeyed_events_total") == 1
+    assert value(metrics, "botwatch_dead_letters_total", stage="validate") == 1
+    letters = {headers(x)["botwatch.dlq.stage"]: x for x in outputs.letters}
+    assert sorted(letters) == ["job_failure", "validate"]  # still a job failure, too
+    letter = letters["validate"]
+    assert (letter.key, letter.value) == (key, failure)  # the record as it was
+    reason = headers(letter)["botwatch.dlq.reason"]
+    assert reason.startswith(dlq.MISKEYED_PREFIX + "must be the event's bot_id 'b'")
+    shown = "null" if key is None else repr(key.decode())
+    assert f"got {shown};" in reason
+    # Left out of the bot's window, and of its state: nothing else changed.
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert (window["count"], window["errors"], window["failures"]) == (2, 0, 0)
+    assert value(metrics, "botwatch_late_events_total") == 0
+
+
+def test_a_long_key_is_cut_in_the_reason() -> None:
+    reason = dlq.miskeyed_reason(b"k" * 500, "bot-1")
+    assert "got '" + "k" * 80 + "...'" in reason
+    assert len(reason) < 400
 
 
 async def test_the_future_skew_is_measured_from_the_worker_clock() -> None:
