@@ -7,9 +7,9 @@ stands aside; where it is not (the local stack), this is what enforces retention
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from schemas.background import Background
 from sinks.config import SinkConfig
 from sinks.retention import has_ism, run_retention
 
@@ -35,19 +35,15 @@ class RetentionSweeper:
     def __init__(self, config: SinkConfig, interval_s: float) -> None:
         self.config = config
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background(self._run, "retention-sweeper")
         self.swept: list[str] = []
 
     def start(self) -> None:
-        if self._task is None and self.interval_s > 0:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.interval_s > 0:
+            self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:

@@ -40,8 +40,10 @@ from schemas.sink import Sink
 from streams.alerting import AlertStage, Receivers
 from streams.alerts import Rule, Silences, load_rules
 from streams.batch_consumer import BatchConsumer, BatchIntake
+from streams.broker_probe import BrokerProbe
 from streams.config import StreamsConfig
 from streams.dlq import DEFAULT_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES, TRUNCATED, fit_record
+from streams.log_throttle import throttle_handlers
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
@@ -331,6 +333,8 @@ class Worker:
         self.silence_feed = SilenceFeed(
             config.kafka_bootstrap, config.silences_topic, self.silences
         )
+        self.kafka = BrokerProbe(config.kafka_bootstrap)
+        self.metrics.kafka_up.set_function(lambda: float(self.kafka.up))
         self.assigned: set[int] = set()
         # Assigned partitions whose table state is recovered: only their records are
         # processed. A batch may still hold records fetched before a rebalance; those are
@@ -433,12 +437,14 @@ class Worker:
             if self.notifier is not None:
                 await self.notifier.start()
             await self.silence_feed.start()
+            await self.kafka.start()
             await self.web.start()
             log.info("web endpoints on http://%s:%s", config.web_host, config.web_port)
             try:
                 await asyncio.Event().wait()
             finally:
                 await self.web.stop()
+                await self.kafka.stop()
                 await self.silence_feed.stop()
                 # A write still waiting for the sink raises now; its batch stays uncommitted.
                 await self.sink.stop()
@@ -687,11 +693,16 @@ class Worker:
             def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
                 # No spinner: faust would set the root logger to DEBUG to animate it.
                 self.spinner = None
+                # A broker outage makes aiokafka log hundreds of lines a second.
+                throttle_handlers(logger)
 
         tune_gc()
         _Runner(self.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
     def readiness(self) -> tuple[bool, str]:
+        kafka_ok, kafka = self.kafka.health()
+        if not kafka_ok:
+            return False, kafka
         if not self.joined:
             return False, "joining the consumer group: no partitions assigned yet"
         ok, reason = self.sink.health()

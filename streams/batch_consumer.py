@@ -34,6 +34,7 @@ of order after a rebalance:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from time import monotonic
@@ -43,6 +44,8 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
+
+log = logging.getLogger(__name__)
 
 
 class BatchIntake:
@@ -168,6 +171,20 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         consumer._fetch_min_bytes = FETCH_MIN_BYTES
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        """faust stops the aiokafka consumer here. With the broker away, aiokafka's
+        ``Fetcher.close`` awaits a fetch task it has just cancelled while that task sleeps
+        before a retry, and re-raises its cancellation: the thread's shutdown stopped half-way
+        and the worker sat out faust's 60 s shutdown timeout before it exited. Everything but
+        that task is closed by then, so the shutdown goes on."""
+        try:
+            await super().on_thread_stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this thread's own task is being cancelled: not aiokafka's leftover
+            log.warning("the Kafka consumer closed while the broker was unreachable")
 
     async def _fetch_records(self, *args: Any, **kwargs: Any) -> _Fetched:
         records = await super()._fetch_records(*args, **kwargs)

@@ -76,6 +76,11 @@ class WorkerMetrics:
             ["partition"],
             registry=r,
         )
+        self.kafka_up = Gauge(
+            "botwatch_kafka_up",
+            "1 while Kafka answers the worker's metadata requests (every 2 s), else 0.",
+            registry=r,
+        )
         self.open_windows = Gauge("botwatch_open_windows", "Per-bot windows open now.", registry=r)
         self.alert_notifications = Counter(
             "botwatch_alert_notifications",

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from schemas.background import Background
 from streams.alerts import Silence, Silences
 
 log = logging.getLogger("botwatch.silences")
@@ -114,19 +115,14 @@ class SilenceFeed:
         self.bootstrap = bootstrap
         self.topic = topic
         self.silences = silences
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background(self._run, "silence-feed")
         self.failing: str | None = None
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="silence-feed")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:

@@ -24,7 +24,7 @@ from schemas import decode_event
 PARTITIONS = 4
 GENERATE = [
     "--bots", "6", "--rate", "100", "--no-pacing", "--error-rate", "0.05",
-    "--failure-rate", "0.1", "--malformed", "0.02", "--late", "0.01", "--seed", "11",
+    "--failure-rate", "0.1", "--malformed", "0.02", "--late", "0.01",
 ]  # fmt: skip
 
 
@@ -34,11 +34,17 @@ def worker(pipeline: dict[str, Any], name: str, *args: str) -> WorkerProcess:
     return WorkerProcess(pipeline["env"], base / f"state-{name}", log, args=list(args))
 
 
-def generate(pipeline: dict[str, Any], events: int) -> dict[str, Any]:
-    truth = pipeline["dir"] / "truth.json"
+def generate(
+    pipeline: dict[str, Any], events: int, *, seed: int = 11, start: str | None = None
+) -> dict[str, Any]:
+    """``botwatch generate`` into the events topic; its truth. ``start``: the first event
+    time (default: now)."""
+    truth = pipeline["dir"] / f"truth-{seed}.json"
+    starting = ["--start", start] if start else []
     done = subprocess.run(
         [sys.executable, "-m", "botwatch", "generate", "--topic", pipeline["topics"]["events"],
-         "--events", str(events), "--truth", str(truth), *GENERATE],
+         "--events", str(events), "--truth", str(truth), *GENERATE, "--seed", str(seed),
+         *starting],
         env={**pipeline["env"]}, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

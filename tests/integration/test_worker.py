@@ -7,6 +7,7 @@ and dead-letter topics back with kcat and compares them with the truth.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,3 +96,68 @@ def test_two_workers_one_stopped_mid_run(pipeline: dict[str, Any]) -> None:
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_broker_outage_turns_ready_to_503_and_the_worker_carries_on_after_it(
+    stack: Settings, private_kafka: Any, tmp_path: Path
+) -> None:
+    """A broker of the test's own is stopped under a running worker and started again."""
+
+    def make_topic(prefix: str, partitions: int = 1) -> str:
+        private_kafka.create_topic(prefix, partitions)
+        return prefix
+
+    settings = dataclasses.replace(stack, kafka_bootstrap=private_kafka.bootstrap)
+    run = make_pipeline(settings, make_topic, tmp_path)
+    w = worker(run, "a").start()
+    try:
+        w.wait_ready()
+        before = generate(run, 20_000, seed=5, start="2026-11-23T10:00:00Z")
+        w.wait_metric("botwatch_records_in_total", 20_000)
+        assert w.metric("botwatch_kafka_up") == 1
+
+        broker_away(private_kafka, w)
+        private_kafka.start()
+
+        after = generate(run, 20_000, seed=6, start="2026-11-23T10:05:00Z")
+        w.wait_metric("botwatch_records_in_total", 40_000, timeout=120)
+        w.wait_ready()
+        assert w.metric("botwatch_kafka_up") == 1
+        truth = merged(before, after)
+        stats = collect_stats(run, len(truth_windows(truth)))
+        # Stopped while the broker is away, it still exits at once (it used to sit out
+        # faust's 60 s shutdown timeout).
+        broker_away(private_kafka, w)
+        began = time.monotonic()
+        assert w.stop() == 0, w.tail()
+        assert time.monotonic() - began < 30, w.tail()
+    finally:
+        assert w.stop() == 0, w.tail()
+    assert_stats_match(truth, stats)
+    # aiokafka's lines about the outage were throttled, not thousands of them.
+    log = w.log.read_text(errors="replace")
+    assert log.count("Unable connect to node") <= 10, w.tail()
+
+
+def broker_away(broker: Any, w: WorkerProcess) -> None:
+    """Stop ``broker``; the worker's /ready turns 503 and names it."""
+    broker.stop(grace_s=10)
+    deadline = time.monotonic() + 30
+    while w.get("/ready")[0] != 503 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    code, body = w.get("/ready")
+    assert code == 503, body
+    assert f"Kafka at {broker.bootstrap} unreachable since".encode() in body
+    assert w.metric("botwatch_kafka_up") == 0
+
+
+def merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The truth of two runs whose windows do not overlap."""
+    windows: dict[str, dict[str, Any]] = {}
+    for truth in (first, second):
+        for bot, found in truth["windows"].items():
+            overlap = windows.setdefault(bot, {}).keys() & found.keys()
+            assert not overlap, overlap
+            windows[bot].update(found)
+    late = first["counts"]["late"] + second["counts"]["late"]
+    return {"windows": windows, "counts": {"late": late}}

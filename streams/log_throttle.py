@@ -1,0 +1,70 @@
+"""Repeated log lines of the Kafka client, throttled.
+
+While a broker is away, aiokafka logs every failed connection, metadata refresh, fetch,
+heartbeat and produce attempt, from the consumer's thread and the producer alike: a 25 s
+outage left 9,000 lines in a worker's log, burying what the worker itself said. The first
+line of a kind passes; repeats within ``window_s`` are counted, and the next line of that kind
+after the window says how many were left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+# Distinct kinds remembered at most (a message formatted before logging makes a kind of its
+# own): past it the memory starts over, which at worst lets a few repeats through.
+_MAX_KINDS = 1024
+
+
+class RepeatThrottle(logging.Filter):
+    """A handler filter for the loggers ``prefixes`` and below them; a kind is (logger, level, the
+    message before its arguments are put in)."""
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...] = ("aiokafka",),
+        window_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self._below = tuple(f"{prefix}." for prefix in prefixes)
+        self.window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()  # aiokafka logs from faust's consumer thread too
+        self._kinds: dict[tuple[str, int, str], list[float]] = {}  # kind -> [passed at, left out]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if not (name.startswith(self._below) or name in self.prefixes):
+            return True
+        kind = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            seen = self._kinds.get(kind)
+            if seen is not None and now - seen[0] < self.window_s:
+                seen[1] += 1
+                return False
+            if len(self._kinds) >= _MAX_KINDS:
+                self._kinds.clear()
+            self._kinds[kind] = [now, 0]
+        left_out = int(seen[1]) if seen is not None else 0
+        if left_out:
+            record.msg = (
+                f"{record.msg} [and {left_out} more like this in the {self.window_s:g} s "
+                "before, not logged]"
+            )
+        return True
+
+
+def throttle_handlers(
+    logger: logging.Logger, make: Callable[[], RepeatThrottle] = RepeatThrottle
+) -> None:
+    """Put a ``RepeatThrottle`` of its own on each of ``logger``'s handlers (one shared by
+    two handlers would take the second's copy of a line for a repeat)."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, RepeatThrottle) for f in handler.filters):
+            handler.addFilter(make())
