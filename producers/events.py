@@ -25,6 +25,7 @@ from schemas import (
     SCHEMA_VERSION,
     STATUSES,
 )
+from schemas.jsonbytes import json_bytes
 
 __all__ = ["EventFactory", "check_bot_id", "error_info"]
 
@@ -146,14 +147,14 @@ class EventFactory:
             event["env"] = self.env
         event["schema_version"] = SCHEMA_VERSION
         try:
-            raw = orjson.dumps(event, default=_default, option=_DUMPS_OPTIONS)
+            raw = json_bytes(event, default=_default, option=_DUMPS_OPTIONS)
         except orjson.JSONEncodeError:
             _sanitize(event)
-            raw = orjson.dumps(event, default=_default, option=_DUMPS_OPTIONS)
+            raw = json_bytes(event, default=_default, option=_DUMPS_OPTIONS)
         if len(raw) <= _SMALL_EVENT:
             return raw
         if _enforce_limits(event):
-            raw = orjson.dumps(event, default=_default, option=_DUMPS_OPTIONS)
+            raw = json_bytes(event, default=_default, option=_DUMPS_OPTIONS)
         return raw
 
 

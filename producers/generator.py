@@ -35,6 +35,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from schemas import ERROR_LEVELS, LEVELS, MAX_JOB_ID_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES
+from schemas.jsonbytes import json_bytes
 
 WINDOW_MS: Final = 60_000
 # Windows close when the partition watermark (max event time - 30 s) passes their end; an
@@ -273,7 +274,7 @@ def malformed_value(kind: str, base: dict[str, Any]) -> bytes:
     else:
         field, value = _BREAKS[kind](event)
         event[field] = value
-    return orjson.dumps(event)
+    return json_bytes(event)
 
 
 def _oversize_meta(event: dict[str, Any]) -> tuple[str, Any]:
@@ -496,7 +497,7 @@ class Generator:
             index,
             bot,
             self.keys[bot],
-            orjson.dumps(event),
+            json_bytes(event),
             VALID,
             event_id,
             ts,
@@ -606,7 +607,7 @@ class Generator:
             index,
             bot,
             self.keys[bot],
-            orjson.dumps(event),
+            json_bytes(event),
             LATE,
             event_id,
             ts,

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
+from schemas.jsonbytes import json_bytes
 from schemas.sink import SinkRecord
 from sinks.documents import DeadLetterDoc, dlq_document, failed_at
 from sinks.indices import Family, day_of_ms, day_of_timestamp, event_family, index_name
@@ -86,7 +87,7 @@ def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) 
     flagged = redactor.flagged_records(joined)
     one_line = b"\n" not in joined  # else some record holds a line break
     actions = _EVENT_ACTIONS
-    dumps = orjson.dumps
+    dumps = orjson.dumps  # only the event id here: the join copies it at once
     items: list[BulkItem] = []
     append = items.append
     for ref, record in enumerate(records):
@@ -98,11 +99,11 @@ def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) 
             found = _event_action(prefix, level, timestamp)
         raw = record.raw
         if ref in flagged:
-            source = dumps(redactor.redact_event(event))
+            source = json_bytes(redactor.redact_event(event))
         elif one_line or b"\n" not in raw:
             source = raw
         else:  # pretty-printed JSON is valid, but not one NDJSON line
-            source = dumps(event)
+            source = json_bytes(event)
         action = b"".join((found[1], dumps(event["event_id"]), b"}}\n"))
         append(_new_item(BulkItem, (action, source, found[0], "create", ref)))
     return items
@@ -116,9 +117,7 @@ def event_item(record: SinkRecord, ref: int, prefix: str, redactor: Redactor) ->
 def stats_item(window: dict[str, Any], ref: int, prefix: str) -> BulkItem:
     doc_id = f"{window['bot_id']}|{window['window_start']}|{window['window_size_s']}"
     index = index_name(prefix, "stats", day_of_timestamp(window["window_start"]))
-    return BulkItem(
-        action_line("index", index, doc_id), orjson.dumps(window), "stats", "index", ref
-    )
+    return BulkItem(action_line("index", index, doc_id), json_bytes(window), "stats", "index", ref)
 
 
 def alert_item(alert: dict[str, Any], ref: int, prefix: str, redactor: Redactor) -> BulkItem:
@@ -128,14 +127,14 @@ def alert_item(alert: dict[str, Any], ref: int, prefix: str, redactor: Redactor)
             doc[name] = redactor.redact_value(doc[name])
     doc_id = f"{alert['fingerprint']}|{alert['starts_at']}"
     index = index_name(prefix, "alerts", day_of_timestamp(alert["starts_at"]))
-    return BulkItem(action_line("index", index, doc_id), orjson.dumps(doc), "alerts", "index", ref)
+    return BulkItem(action_line("index", index, doc_id), json_bytes(doc), "alerts", "index", ref)
 
 
 def dlq_item(letter: DeadLetterDoc, ref: int, prefix: str, redactor: Redactor) -> BulkItem:
     stamp = failed_at(letter)
     day = day_of_timestamp(stamp) if stamp else day_of_ms(letter.original_timestamp_ms)
     index = index_name(prefix, "dlq", day)
-    source = orjson.dumps(dlq_document(letter, redactor))
+    source = json_bytes(dlq_document(letter, redactor))
     return BulkItem(action_line("index", index, letter.doc_id), source, "dlq", "index", ref)
 
 

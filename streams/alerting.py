@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from schemas.jsonbytes import json_bytes
 from streams.alerts import AlertEngine, Rule, Silences
 
 
@@ -136,7 +137,7 @@ class AlertStage:
         for bot_id in sorted(engine.take_dirty()):
             data = engine.bot_to_dict(bot_id)
             if data is not None:
-                entries.append((partition, alert_key(partition, bot_id), orjson.dumps(data)))
+                entries.append((partition, alert_key(partition, bot_id), json_bytes(data)))
         return entries
 
     def active(self) -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from schemas import EventError, decode_event, timestamp_ms
+from schemas.jsonbytes import json_bytes
 from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.alerting import AlertStage, Notify
 from streams.bot_state import BotState, Outcome, PartitionState
@@ -634,7 +635,7 @@ class BatchProcessor:
         entries: list[_Entry] = []
         for partition, bot_id in sorted(touched):
             state = self._bots[partition][bot_id]
-            entries.append((partition, _bot_key(partition, bot_id), orjson.dumps(state.to_dict())))
+            entries.append((partition, _bot_key(partition, bot_id), json_bytes(state.to_dict())))
         if self.alerts is not None:
             for partition in sorted(partitions):
                 entries += self.alerts.dirty_entries(partition)
@@ -642,7 +643,7 @@ class BatchProcessor:
         for partition in sorted(partitions):
             entry = self._parts[partition].to_dict()
             entry["offset"] = self._last_offset.get(partition)
-            value = orjson.dumps(entry)
+            value = json_bytes(entry)
             if saved.get(partition) != value:
                 entries.append((partition, _partition_key(partition), value))
                 saved[partition] = value

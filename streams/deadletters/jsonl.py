@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from schemas.jsonbytes import json_bytes
 from streams.deadletters.records import Letter, decode, parse_position
 from streams.windows import rfc3339
 
@@ -71,7 +72,7 @@ def from_line(line: bytes | str, number: int = 0) -> Letter:
         headers = [(str(n), str(v).encode()) for n, v in doc["headers"]]
         key = _bytes(doc, "key")
         if "event" in doc:
-            value: bytes | None = orjson.dumps(doc["event"])
+            value: bytes | None = json_bytes(doc["event"])
         else:
             value = _bytes(doc, "value")
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
