@@ -165,13 +165,15 @@ async def run(incidents: int) -> dict[str, Any]:
             window = start + step * WINDOW_MS
             level = "error" if step % 2 == 0 else "info"
             body = [
-                await producer.send(topics.events, event(bot, window + 2000 + i, level), key=b"b")
+                await producer.send(
+                    topics.events, event(bot, window + 2000 + i, level), key=bot.encode()
+                )
                 for i in range(10)
             ]
             await asyncio.gather(*body)
             closing = event(bot, window + WINDOW_MS + LATENESS_S * 1000, "info")
             await asyncio.sleep(0.6)  # the window's own events are in a batch of their own
-            await producer.send_and_wait(topics.events, closing, key=b"b")
+            await producer.send_and_wait(topics.events, closing, key=bot.encode())
             closed_at = time.time()
             trips.append(await bare_trip(consumer, closed_at, closing))
             arrived, status = await inbox.wait(step + 1)
