@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class Background:
@@ -21,8 +23,10 @@ class Background:
             self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
+        """Cancel the loop and wait for it; a cancellation of the caller still propagates."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                log.error("the %s loop had ended with %r", self.name, task.exception())

@@ -256,32 +256,36 @@ class OpenSearchSink:
         position: dict[int, int],
         retry: list[BulkItem],
     ) -> None:
-        data = body(chunk)
-        try:
-            async with gate:
-                payload = await self._request("POST", BULK_PATH, data, _NDJSON)
-        except RequestTooLargeError as exc:
-            self._shrink(exc)
-            if len(chunk) == 1:
-                item = chunk[0]
-                results[position[id(item)]] = ItemResult(
-                    Outcome.REJECTED,
-                    413,
-                    f"the document makes a request of {exc.size} bytes, more than OpenSearch "
-                    f"accepts ({exc}); raise http.max_content_length on the node, or the body "
-                    "limit of a proxy in front of it",
-                )
-                self.metrics.rejected.labels(family=item.family).inc()
-                return
-            half = len(chunk) // 2
-            halves = [chunk[:half], chunk[half:]]
-            await self._send_all(halves, gate, results, position, retry)
+        refused: tuple[int, str] | None = None
+        async with gate:  # the body is built here: at most ``bulk_concurrency`` at once
+            try:
+                payload = await self._request("POST", BULK_PATH, body(chunk), _NDJSON)
+            except RequestTooLargeError as exc:
+                # Only its size and words are kept: the error's frames hold the whole body.
+                refused = (exc.size, str(exc))
+            else:
+                self._apply(chunk, payload, results, position, retry)
+        if refused is None:
             return
-        self._apply(chunk, payload, results, position, retry)
+        size, why = refused
+        if len(chunk) == 1:  # says nothing of the size a request may have
+            item = chunk[0]
+            results[position[id(item)]] = ItemResult(
+                Outcome.REJECTED,
+                413,
+                f"the document makes a request of {size} bytes, more than OpenSearch accepts "
+                f"({why}); raise http.max_content_length on the node, or the body limit of "
+                "a proxy in front of it",
+            )
+            self.metrics.rejected.labels(family=item.family).inc()
+            return
+        self._shrink(size, why)
+        half = len(chunk) // 2
+        await self._send_all([chunk[:half], chunk[half:]], gate, results, position, retry)
 
-    def _shrink(self, refused: RequestTooLargeError) -> None:
+    def _shrink(self, size: int, why: str) -> None:
         """Send at most half the refused size from now on (never more than before)."""
-        smaller = max(refused.size // 2, 1)
+        smaller = max(size // 2, 1)
         if smaller >= self.max_request_bytes:
             return
         self.max_request_bytes = smaller
@@ -292,8 +296,8 @@ class OpenSearchSink:
             "(or the body limit of a proxy in front of it), or lower BOTWATCH_BULK_MAX_BYTES "
             "below it",
             self._shown_url,
-            refused.size,
-            refused,
+            size,
+            why,
             smaller,
         )
 

@@ -34,6 +34,7 @@ of order after a rebalance:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -176,8 +177,9 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         """faust stops the aiokafka consumer here. With the broker away, aiokafka's
         ``Fetcher.close`` awaits a fetch task it has just cancelled while that task sleeps
         before a retry, and re-raises its cancellation: the thread's shutdown stopped half-way
-        and the worker sat out faust's 60 s shutdown timeout before it exited. Everything but
-        that task is closed by then, so the shutdown goes on."""
+        and the worker sat out faust's 60 s shutdown timeout before it exited. The consumer's
+        ``stop`` ends there, before closing its client: that is closed here, and the fetch
+        tasks left over are cancelled with the rest of the thread's tasks when its loop ends."""
         try:
             await super().on_thread_stop()
         except asyncio.CancelledError:
@@ -185,6 +187,10 @@ class _ConsumerThread(AIOKafkaConsumerThread):
             if task is not None and task.cancelling():
                 raise  # this thread's own task is being cancelled: not aiokafka's leftover
             log.warning("the Kafka consumer closed while the broker was unreachable")
+            consumer = self._consumer
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    await consumer._client.close()
 
     async def _fetch_records(self, *args: Any, **kwargs: Any) -> _Fetched:
         records = await super()._fetch_records(*args, **kwargs)

@@ -4,7 +4,7 @@ While a broker is away, aiokafka logs every failed connection, metadata refresh,
 heartbeat and produce attempt, from the consumer's thread and the producer alike: a 25 s
 outage left 9,000 lines in a worker's log, burying what the worker itself said. The first
 line of a kind passes; repeats within ``window_s`` are counted, and the next line of that kind
-after the window says how many were left out.
+after the window says how many were left out since the last one logged.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable
 # Distinct kinds remembered at most (a message formatted before logging makes a kind of its
 # own): past it the memory starts over, which at worst lets a few repeats through.
 _MAX_KINDS = 1024
+# Where the message as logged is kept on a record (the throttle may append to ``msg``).
+_ORIGINAL = "_throttle_original_msg"
 
 
 class RepeatThrottle(logging.Filter):
@@ -41,7 +43,13 @@ class RepeatThrottle(logging.Filter):
         name = record.name
         if not (name.startswith(self._below) or name in self.prefixes):
             return True
-        kind = (record.name, record.levelno, str(record.msg))
+        # The record goes to every handler in turn: each one's throttle judges the message as
+        # it was logged, not as an earlier throttle annotated it.
+        message: str | None = getattr(record, _ORIGINAL, None)
+        if message is None:
+            message = str(record.msg)
+            setattr(record, _ORIGINAL, message)
+        kind = (name, record.levelno, message)
         now = self._clock()
         with self._lock:
             seen = self._kinds.get(kind)
@@ -52,11 +60,11 @@ class RepeatThrottle(logging.Filter):
                 self._kinds.clear()
             self._kinds[kind] = [now, 0]
         left_out = int(seen[1]) if seen is not None else 0
-        if left_out:
-            record.msg = (
-                f"{record.msg} [and {left_out} more like this in the {self.window_s:g} s "
-                "before, not logged]"
-            )
+        record.msg = (
+            f"{message} [and {left_out} more like this since the last one logged, not logged]"
+            if left_out
+            else message
+        )
         return True
 
 

@@ -376,19 +376,25 @@ async def test_a_request_above_the_nodes_content_limit_is_split_and_written(
     assert count(opensearch, f"{prefix}-events-*") == 105
 
 
-@pytest.mark.asyncio(loop_scope="session")
 async def test_a_document_above_the_nodes_content_limit_is_rejected_alone(
-    opensearch: Any, sink: OpenSearchSink, prefix: str
+    opensearch: Any, prefix: str, stack: Settings
 ) -> None:
+    # A limit far above the document's size: a rejected document alone must not lower it.
+    limit = 4 * NODE_MAX_CONTENT
+    config = SinkConfig(
+        opensearch_url=stack.opensearch_url, index_prefix=prefix, bulk_max_bytes=limit
+    )
     big = make_event(0, host="h" * (NODE_MAX_CONTENT + 1024))
-    small = [make_event(n) for n in range(1, 4)]
-    records = [as_record(e, n) for n, e in enumerate([small[0], big, *small[1:]])]
-    result = await sink.write_events(records)
-    assert [r.record.event["event_id"] for r in result.rejected] == [big["event_id"]]
-    reason = result.rejected[0].reason
-    assert "HTTP 413" in reason and "http.max_content_length" in reason
-    # One document alone says nothing about the size of requests: the limit is kept.
-    assert sink.max_request_bytes == sink.config.bulk_max_bytes
+    async with OpenSearchSink(config) as sink:
+        result = await sink.write_events([as_record(big)])
+        [rejected] = result.rejected
+        assert "HTTP 413" in rejected.reason and "http.max_content_length" in rejected.reason
+        assert sink.max_request_bytes == limit
+        # Beside other documents: those are written, the big one is rejected again.
+        small = [make_event(n) for n in range(1, 4)]
+        records = [as_record(e, n) for n, e in enumerate([small[0], big, *small[1:]])]
+        result = await sink.write_events(records)
+        assert [r.record.event["event_id"] for r in result.rejected] == [big["event_id"]]
     assert count(opensearch, f"{prefix}-events-*") == 3
 
 

@@ -90,8 +90,11 @@ async def test_the_running_probe_checks_every_interval_and_stops() -> None:
     p = probe(cluster, now)
     p.interval_s = 0.01
     await p.start()
-    while cluster.requests < 3:
+    for _ in range(500):
+        if cluster.requests >= 3:
+            break
         await asyncio.sleep(0.01)
+    assert cluster.requests >= 3
     await p.stop()
     assert cluster.clients[0].closed
     requests = cluster.requests

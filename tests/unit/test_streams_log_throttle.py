@@ -28,7 +28,7 @@ def test_repeats_within_the_window_are_left_out_and_counted_on_the_next_line() -
     assert throttle.filter(after)
     assert after.getMessage() == (
         "Unable connect to node with id 1: refused "
-        "[and 5 more like this in the 30 s before, not logged]"
+        "[and 5 more like this since the last one logged, not logged]"
     )
     now[0] = 61.0
     quiet = record("aiokafka.client", unable, 1, "refused")
@@ -58,3 +58,24 @@ def test_each_handler_gets_a_throttle_of_its_own_once() -> None:
     finally:
         logger.removeHandler(first)
         logger.removeHandler(second)
+
+
+def test_two_handlers_judge_the_line_as_it_was_logged() -> None:
+    """Each handler's throttle sees the record after the one before may have annotated it."""
+    now = [0.0]
+    first = RepeatThrottle(clock=lambda: now[0])
+    second = RepeatThrottle(clock=lambda: now[0])
+    unable = "Unable connect to node with id %s"
+    for _ in range(4):
+        line = record("aiokafka.client", unable, 1)
+        assert first.filter(line) == second.filter(line)
+        now[0] += 1
+    now[0] = 31.0
+    line = record("aiokafka.client", unable, 1)
+    assert first.filter(line) and second.filter(line)
+    assert line.getMessage().endswith(
+        "[and 3 more like this since the last one logged, not logged]"
+    )
+    now[0] = 32.0
+    line = record("aiokafka.client", unable, 1)
+    assert not first.filter(line) and not second.filter(line)
