@@ -51,6 +51,9 @@ REPLAY_COUNT: Final = "botwatch.dlq.replay_count"
 # Set by the replayer on a replayed record: the stage its dead letter was made in. A record
 # replayed from stage ``sink`` was windowed when first read, so the worker only indexes it.
 REPLAYED_STAGE: Final = "botwatch.dlq.replay.stage"
+# Set by the replayer on an event it re-keyed by its bot_id (a ``MISKEYED_PREFIX`` letter):
+# when it was first read, a failed job was already copied as a ``job_failure`` letter.
+REPLAY_REKEYED: Final = "botwatch.dlq.replay.rekeyed"
 HEADERS: Final = (
     STAGE,
     REASON,

@@ -51,7 +51,7 @@ from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.alerting import AlertStage, Notify
 from streams.bot_state import BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
-from streams.dlq import REPLAYED_STAGE, DlqStage, dlq_headers, miskeyed_reason
+from streams.dlq import REPLAY_REKEYED, REPLAYED_STAGE, DlqStage, dlq_headers, miskeyed_reason
 from streams.metrics import WorkerMetrics, observe_ages
 from streams.watermark import NO_TIME, PartitionClock
 from streams.windows import FIRST_WINDOWED_MS, LAST_WINDOWED_MS
@@ -502,7 +502,7 @@ class BatchProcessor:
             # ``_sink_record`` inlined (a call and the named tuple's ``__new__`` per event);
             # ``rec[:4]`` is the record's topic, partition, offset and timestamp.
             valid.append(new_tuple(SinkRecord, (value, event, *rec[:4], rec.key, headers)))
-            if event.get("status") == "failure":
+            if event.get("status") == "failure" and not (headers and _rekeyed(headers)):
                 letters.append(self._letter(rec, "job_failure", _job_failure(event), None, stamp))
         self._open_windows += opened
         batch.late += late
@@ -829,6 +829,11 @@ def _sink_record(rec: Record, event: dict[str, Any]) -> SinkRecord:
 
 def _replayed_from_sink(headers: list[tuple[str, bytes]]) -> bool:
     return any(name == REPLAYED_STAGE and value == b"sink" for name, value in headers)
+
+
+def _rekeyed(headers: list[tuple[str, bytes]]) -> bool:
+    """A replayed event its first reading already copied as a job failure (stage validate)."""
+    return any(name == REPLAY_REKEYED for name, _ in headers)
 
 
 def _job_failure(event: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ the replay's identity and its checkpoint; the rate limit.
 A replayed record is the original key (an event dead-lettered because its key was not its
 bot_id is keyed by its bot_id instead: ``replay_key``), value and own headers, plus
 ``botwatch.dlq.first_failed_at`` (kept), ``botwatch.dlq.replay_count`` (incremented) and
-``botwatch.dlq.replay.source`` (the dead letter it came from, ``topic:partition:offset``).
+``botwatch.dlq.replay.source`` (the dead letter it came from, ``topic:partition:offset``);
+a re-keyed event also carries ``botwatch.dlq.replay.rekeyed``.
 The worker keeps the first two when the record fails again and drops the third, so the next
 dead letter carries the count forward: a record replayed ``max_replays`` times is not sent
 again but quarantined (the loop guard).
@@ -31,6 +32,7 @@ REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
 DEFAULT_MAX_REPLAYS: Final = 3
 GROUP_PREFIX: Final = "botwatch-dlq-replay-"
 _MISKEYED: Final = dlq.MISKEYED_PREFIX.encode()
+_REKEYED_HEADER: Final = (dlq.REPLAY_REKEYED, b"1")
 
 
 class PlanError(ValueError):
@@ -121,6 +123,8 @@ def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
     headers = letter.own_headers
     stage = letter.stage.encode()
     _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id, stage)
+    if miskeyed(letter.stage, letter.reason):
+        headers.append(_REKEYED_HEADER)
     return headers
 
 
@@ -181,6 +185,8 @@ def triage(
         return decision, []
     stage_text = stage_name.encode()  # as a decoded Letter has it
     _tail(own, first.decode("utf-8", "replace") if first else "", replay_count, source, stage_text)
+    if rekey:
+        own.append(_REKEYED_HEADER)
     return decision, own
 
 

@@ -44,6 +44,10 @@ def letters(pipeline: dict[str, Any]) -> list[dict[str, Any]]:
     return read_topic(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["dlq"])
 
 
+def stage_of(letter: dict[str, Any]) -> str:
+    return headers_of(letter)["botwatch.dlq.stage"]
+
+
 def wait_for(what: Any, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not what():
@@ -170,7 +174,8 @@ def test_events_not_keyed_by_their_bot_are_indexed_then_replayed_into_their_wind
     events_topic = pipeline["topics"]["events"]
     prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
     keyed = [_event(n) for n in range(5)]  # bot edge-bot, keyed edge-bot, one window
-    keyless = [_event(n, level="error") for n in range(5, 13)]
+    keyless = [_event(n, level="error") for n in range(5, 12)]
+    keyless.append(_event(12, level="error", status="failure", job_id="job-12"))
     _produce(bootstrap, events_topic, keyed)
     lines = b"".join(orjson.dumps(e) + b"\n" for e in keyless)
     sent = subprocess.run(["kcat", "-b", bootstrap, "-P", "-t", events_topic],
@@ -184,8 +189,9 @@ def test_events_not_keyed_by_their_bot_are_indexed_then_replayed_into_their_wind
         w.wait_metric("botwatch_records_in_total", total)
         assert w.metric("botwatch_miskeyed_events_total") == len(keyless)
         assert w.metric('botwatch_dead_letters_total{stage="validate"}') == len(keyless)
+        assert w.metric('botwatch_dead_letters_total{stage="job_failure"}') == 1
         wait_for(lambda: len(event_ids(opensearch, prefix)) == total)  # all of them searchable
-        found = letters(pipeline)
+        found = [x for x in letters(pipeline) if stage_of(x) == "validate"]
         assert sorted(orjson.loads(x["payload"])["event_id"] for x in found) == sorted(
             e["event_id"] for e in keyless
         )
@@ -194,7 +200,7 @@ def test_events_not_keyed_by_their_bot_are_indexed_then_replayed_into_their_wind
             reason = headers_of(x)["botwatch.dlq.reason"]
             assert reason.startswith("record key: must be the event's bot_id 'edge-bot'")
 
-        done = dlq_cli(pipeline, "replay", "--yes")
+        done = dlq_cli(pipeline, "replay", "--stage", "validate", "--yes")
         assert done.exit_code == 0, done.output
         assert f"sent {len(keyless)}" in done.output
         w.wait_metric("botwatch_records_in_total", total + len(keyless))
@@ -204,7 +210,9 @@ def test_events_not_keyed_by_their_bot_are_indexed_then_replayed_into_their_wind
     finally:
         assert w.stop() == 0, w.tail()
     window = stats[("edge-bot", "2026-11-23T10:00:00Z")]
-    assert (window["count"], window["errors"]) == (total, len(keyless))
+    assert (window["count"], window["errors"], window["failures"]) == (total, len(keyless), 1)
+    # The failed job was copied for review once, when it was first read.
+    assert [stage_of(x) for x in letters(pipeline)].count("job_failure") == 1
     assert window["late_events_excluded"] == 0
     replayed = [x for x in letters(pipeline) if x["key"] is not None]
     assert replayed == []  # keyed right, nothing failed again

@@ -221,6 +221,8 @@ def test_an_event_dead_lettered_for_its_key_is_replayed_keyed_by_its_bot() -> No
         True,
     )
     assert replay_key(x.key, x.value) == b"invoice-bot"
+    assert (dlq.REPLAY_REKEYED, b"1") in replay_headers(x)
+    assert all(name != dlq.REPLAY_REKEYED for name, _ in replay_headers(letter()))
     assert not decide(letter(), **kw).rekey
     assert not decide(letter("job_failure", reason=MISKEYED), **kw | {"to": "work"}).rekey
     # A value edited since, or not an event: the key it has.

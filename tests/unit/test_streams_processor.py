@@ -362,6 +362,19 @@ async def test_an_event_keyed_by_another_than_its_bot_is_indexed_and_dead_letter
     assert value(metrics, "botwatch_late_events_total") == 0
 
 
+async def test_a_re_keyed_replay_is_windowed_without_a_second_job_failure_letter() -> None:
+    processor, _, outputs, _, _ = make()
+    feed = Feed()
+    failure = event("b", T0 + 1, "error", status="failure", job_id="j")
+    first = feed(event("b", T0))
+    replayed = feed(failure)._replace(headers=[(dlq.REPLAY_REKEYED, b"1")])
+    await processor.process([first, replayed])
+    assert outputs.letters == []  # copied as a job failure when it was first read
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert (window["count"], window["failures"]) == (2, 1)
+
+
 def test_a_long_key_is_cut_in_the_reason() -> None:
     reason = dlq.miskeyed_reason(b"k" * 500, "bot-1")
     assert "got '" + "k" * 80 + "...'" in reason
