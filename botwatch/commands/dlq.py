@@ -593,6 +593,11 @@ def _report(counts: dl.ReplayCounts) -> None:
     click.echo(", ".join(parts) + f" in {counts.seconds:.1f} s ({counts.rate:,.0f}/s)")
     if counts.already_sent:
         click.echo(f"already sent by the interrupted run: {counts.already_sent:,}")
+    if counts.copies:
+        click.echo(
+            f"not sent: {counts.copies:,} copies of a failure whose dead letter was written "
+            "twice (its batch was redone); one of each was sent"
+        )
     if counts.quarantined:
         click.echo(
             f"quarantined: {counts.quarantined:,} (replayed --max-replays times already; they "

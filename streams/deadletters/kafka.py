@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.deadletters.plan import (
+    REPLAY_ORIGIN,
     REPLAY_SOURCE,
     Action,
     Checkpoint,
@@ -274,6 +275,7 @@ class ReplayCounts:
     selected: int = 0
     sent: int = 0
     already_sent: int = 0  # found on a target: sent by an interrupted run of the same replay
+    copies: int = 0  # a failure written twice (its batch redone): one of its letters was sent
     quarantined: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -389,7 +391,8 @@ def _classify(
 
 
 async def _already_sent(bootstrap: str, since: dict[str, dict[int, int]]) -> set[str]:
-    """``replay.source`` of every record on the targets from the checkpoint's offsets on."""
+    """``replay.source`` and ``replay.origin`` of every record on the targets from the
+    checkpoint's offsets on (the two never look alike: an origin has five parts)."""
     found: set[str] = set()
     async with consumer(bootstrap) as c:
         windows: dict[TopicPartition, Window] = {}
@@ -400,7 +403,7 @@ async def _already_sent(bootstrap: str, since: dict[str, dict[int, int]]) -> set
         async for chunk in read(c, windows):
             for _, record in chunk:
                 for name, value in record.headers or ():
-                    if name == REPLAY_SOURCE and value:
+                    if name in {REPLAY_SOURCE, REPLAY_ORIGIN} and value:
                         found.add(value.decode("utf-8", "replace"))
     return found
 
@@ -478,6 +481,8 @@ class _Run:
         self.options = options
         self.plan = plan
         self.already = already
+        # Origins sent by this run: a second letter of one failure is not sent again.
+        self.origins: set[bytes] = set()
         self.counts = ReplayCounts()
         self.bucket = TokenBucket(options.rate, clock=clock) if options.rate else None
         self.positions = {tp: w.start for tp, w in plan.windows.items()}
@@ -517,6 +522,8 @@ class _Run:
                 counts.quarantined += 1
             elif self.already and source_id(tp.topic, tp.partition, record.offset) in self.already:
                 counts.already_sent += 1
+            elif self._copy(headers):
+                counts.copies += 1
             elif decision.target is not None:
                 key = replay_key(record.key, record.value) if decision.rekey else record.key
                 sending.append((decision.target, key, record, headers))
@@ -524,6 +531,20 @@ class _Run:
                 counts.sent_by_target[decision.target] += 1
         await self._send(p, sending)
         return cut
+
+    def _copy(self, headers: Replayed) -> bool:
+        """Whether a letter of the same failure was sent already (by this run, or by an
+        interrupted run of this replay); else its origin counts as sent from now on."""
+        # Among the last headers the replay added: searched from the end.
+        origin = next((v for n, v in reversed(headers) if n == REPLAY_ORIGIN), None)
+        if origin is None:
+            return False
+        if origin in self.origins:
+            return True
+        if self.already and origin.decode("utf-8", "replace") in self.already:
+            return True
+        self.origins.add(origin)
+        return False
 
     async def _send(self, p: AIOKafkaProducer, sending: list[_Sending]) -> None:
         """Hand the records to the producer as one batch per target partition, in order;

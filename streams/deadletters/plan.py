@@ -4,8 +4,10 @@ the replay's identity and its checkpoint; the rate limit.
 A replayed record is the original key (an event dead-lettered because its key was not its
 bot_id is keyed by its bot_id instead: ``replay_key``), value and own headers, plus
 ``botwatch.dlq.first_failed_at`` (kept), ``botwatch.dlq.replay_count`` (incremented) and
-``botwatch.dlq.replay.source`` (the dead letter it came from, ``topic:partition:offset``);
-a re-keyed event also carries ``botwatch.dlq.replay.rekeyed``.
+``botwatch.dlq.replay.source`` (the dead letter it came from, ``topic:partition:offset``)
+and ``botwatch.dlq.replay.origin`` (the record that failed, its stage and replay count: two
+dead letters with one origin are one failure written twice, and only one is sent); a
+re-keyed event also carries ``botwatch.dlq.replay.rekeyed``.
 The worker keeps the first two when the record fails again and drops the third, so the next
 dead letter carries the count forward: a record replayed ``max_replays`` times is not sent
 again but quarantined (the loop guard).
@@ -29,6 +31,7 @@ from streams import dlq
 from streams.deadletters.records import Letter
 
 REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
+REPLAY_ORIGIN: Final = "botwatch.dlq.replay.origin"
 DEFAULT_MAX_REPLAYS: Final = 3
 GROUP_PREFIX: Final = "botwatch-dlq-replay-"
 _MISKEYED: Final = dlq.MISKEYED_PREFIX.encode()
@@ -123,9 +126,28 @@ def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
     headers = letter.own_headers
     stage = letter.stage.encode()
     _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id, stage)
+    origin = origin_id(
+        letter.original_topic,
+        letter.original_partition,
+        letter.original_offset,
+        letter.stage,
+        letter.replay_count,
+    )
+    if origin is not None:
+        headers.append((REPLAY_ORIGIN, origin.encode()))
     if miskeyed(letter.stage, letter.reason):
         headers.append(_REKEYED_HEADER)
     return headers
+
+
+def origin_id(
+    topic: str | None, partition: int | None, offset: int | None, stage: str, replay_count: int
+) -> str | None:
+    """What one failure of one record is known by; None when the letter does not say where
+    the record was."""
+    if topic is None or partition is None or offset is None:
+        return None
+    return f"{topic}:{partition}:{offset}:{stage}:{replay_count}"
 
 
 def _tail(headers: list[tuple[str, bytes]], first_failed_at: str, replay_count: int,
@@ -155,7 +177,7 @@ def triage(
     a botwatch dead letter or names no target: ``decode`` it for the reason.
     """
     own: list[tuple[str, bytes]] = []
-    stage = original = first = count = reason = None
+    stage = original = first = count = reason = partition = offset = None
     for name, value in raw_headers or ():
         if value.__class__ is not bytes:
             value = b"" if value is None else bytes(value)  # noqa: PLW2901 - as decode()
@@ -171,6 +193,10 @@ def triage(
             count = value
         elif name == dlq.REASON:
             reason = value
+        elif name == dlq.ORIGINAL_PARTITION:
+            partition = value
+        elif name == dlq.ORIGINAL_OFFSET:
+            offset = value
     target = to or (original.decode("utf-8", "replace") if original else None)
     if stage is None or stage == b"?" or target is None:
         return None
@@ -185,9 +211,28 @@ def triage(
         return decision, []
     stage_text = stage_name.encode()  # as a decoded Letter has it
     _tail(own, first.decode("utf-8", "replace") if first else "", replay_count, source, stage_text)
+    origin = origin_id(
+        original.decode("utf-8", "replace") if original else None,
+        _int_or_none(partition),
+        _int_or_none(offset),
+        stage_name,
+        replay_count,
+    )
+    if origin is not None:
+        own.append((REPLAY_ORIGIN, origin.encode()))
     if rekey:
         own.append(_REKEYED_HEADER)
     return decision, own
+
+
+def _int_or_none(raw: bytes | None) -> int | None:
+    """A header's integer, read as a decoded ``Letter`` reads it."""
+    if raw is None:
+        return None
+    try:
+        return int(raw.decode("utf-8", "replace"))
+    except ValueError:
+        return None
 
 
 def replay_group(dlq_topic: str, arguments: Mapping[str, Any]) -> str:

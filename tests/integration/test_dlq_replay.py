@@ -144,6 +144,25 @@ def test_a_killed_replay_restarted_sends_every_record_once(
     assert end_offsets(bootstrap, [target])[target] == 3000
 
 
+def test_a_failure_whose_letter_was_written_twice_is_sent_once(
+    env: dict[str, str], make_topic: Any
+) -> None:
+    """A batch redone after a crash writes its dead letters again: same record, same stage.
+    Replaying both would count the event twice in its window."""
+    bootstrap, letters = env["BOTWATCH_KAFKA_BOOTSTRAP"], env["BOTWATCH_DLQ_TOPIC"]
+    target = make_topic("target")
+    write_letters(bootstrap, letters, 20)
+    write_letters(bootstrap, letters, 20)  # the same 20 failures again
+    done = dlq_cli(env, "replay", "--to", target, "--yes")
+    assert done.exit_code == 0, done.output
+    assert "sent 20" in done.output
+    assert "not sent: 20 copies of a failure" in done.output
+    replayed = read_topic(bootstrap, target)
+    origins = Counter(headers_of(e)["botwatch.dlq.replay.origin"] for e in replayed)
+    assert len(origins) == 20 and set(origins.values()) == {1}
+    assert "botwatch-test.nowhere:0:7:validate:0" in origins
+
+
 def test_rate_limit_and_max_and_resume(env: dict[str, str], make_topic: Any) -> None:
     bootstrap, letters = env["BOTWATCH_KAFKA_BOOTSTRAP"], env["BOTWATCH_DLQ_TOPIC"]
     target = make_topic("target")

@@ -13,6 +13,7 @@ from schemas import timestamp_ms
 from streams import dlq
 from streams.deadletters import jsonl
 from streams.deadletters.plan import (
+    REPLAY_ORIGIN,
     REPLAY_SOURCE,
     Action,
     Checkpoint,
@@ -251,6 +252,8 @@ def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
         [(n, v) for n, v in base if n != dlq.FIRST_FAILED_AT],
         [(n, v) for n, v in base if n != dlq.ORIGINAL_PARTITION],  # no effect on a replay
         [(dlq.STAGE, b"\xff\xfe"), (dlq.ORIGINAL_TOPIC, b"t"), (dlq.FIRST_FAILED_AT, b"\xff")],
+        [*base, (dlq.ORIGINAL_OFFSET, b"x")],  # no origin: not an integer
+        [*base, (dlq.ORIGINAL_PARTITION, b" 3 ")],  # read as 3, as decode() reads it
         list(letter(reason=MISKEYED).headers),
         list(letter("sink", reason=MISKEYED).headers),  # only a validate letter is re-keyed
         [*base, (dlq.REASON, MISKEYED.encode())],  # the last header of a name wins
@@ -303,9 +306,11 @@ def test_replayed_headers_carry_the_count_forward_and_the_worker_keeps_it() -> N
         (dlq.REPLAY_COUNT, b"2"),
         (REPLAY_SOURCE, b"botwatch.dlq:1:7"),
         (dlq.REPLAYED_STAGE, b"validate"),
+        # The failure it replays: the record at botwatch.events 2:47, stage, replay count.
+        (REPLAY_ORIGIN, b"botwatch.events:2:47:validate:1"),
     ]
     # The worker dead-letters the replayed record again: count and first failure survive,
-    # the replay source and stage do not.
+    # the replay source, stage and origin do not.
     again = dlq.dlq_headers(
         "validate", "still bad", None, original_topic="botwatch.events", partition=0,
         offset=99, timestamp_ms=1, original_headers=headers,
@@ -316,6 +321,7 @@ def test_replayed_headers_carry_the_count_forward_and_the_worker_keeps_it() -> N
     assert back.first_failed_at == "2026-11-23T10:00:00.123Z"
     assert REPLAY_SOURCE not in dict(back.headers)
     assert dlq.REPLAYED_STAGE not in dict(back.headers)
+    assert REPLAY_ORIGIN not in dict(back.headers)
     assert decide(back, to=None, dlq_topic="botwatch.dlq", max_replays=2).action is (
         Action.QUARANTINE
     )
