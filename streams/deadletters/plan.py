@@ -124,8 +124,6 @@ def _send(target: str, rekey: bool) -> Decision:
 def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
     """The headers of the replayed record (see the module docstring)."""
     headers = letter.own_headers
-    stage = letter.stage.encode()
-    _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id, stage)
     origin = origin_id(
         letter.original_topic,
         letter.original_partition,
@@ -133,10 +131,9 @@ def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
         letter.stage,
         letter.replay_count,
     )
-    if origin is not None:
-        headers.append((REPLAY_ORIGIN, origin.encode()))
-    if miskeyed(letter.stage, letter.reason):
-        headers.append(_REKEYED_HEADER)
+    rekey = miskeyed(letter.stage, letter.reason)
+    _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id, letter.stage,
+          origin=origin, rekey=rekey)  # fmt: skip
     return headers
 
 
@@ -151,13 +148,18 @@ def origin_id(
 
 
 def _tail(headers: list[tuple[str, bytes]], first_failed_at: str, replay_count: int,
-          source: str, stage: bytes) -> None:  # fmt: skip
+          source: str, stage: str, *, origin: str | None, rekey: bool) -> None:  # fmt: skip
+    """Append what a replay adds to a record's own headers (the module docstring)."""
     if first_failed_at:
         headers.append((dlq.FIRST_FAILED_AT, first_failed_at.encode()))
     headers.append((dlq.REPLAY_COUNT, str(replay_count + 1).encode()))
     headers.append((REPLAY_SOURCE, source.encode()))
     # The worker indexes a record replayed from stage sink without counting it again.
-    headers.append((dlq.REPLAYED_STAGE, stage))
+    headers.append((dlq.REPLAYED_STAGE, stage.encode()))
+    if origin is not None:
+        headers.append((REPLAY_ORIGIN, origin.encode()))
+    if rekey:
+        headers.append(_REKEYED_HEADER)
 
 
 def triage(
@@ -177,26 +179,16 @@ def triage(
     a botwatch dead letter or names no target: ``decode`` it for the reason.
     """
     own: list[tuple[str, bytes]] = []
-    stage = original = first = count = reason = partition = offset = None
+    found: dict[str, bytes] = {}  # botwatch.dlq.* headers; the last of a name wins
     for name, value in raw_headers or ():
         if value.__class__ is not bytes:
             value = b"" if value is None else bytes(value)  # noqa: PLW2901 - as decode()
-        if not name.startswith(dlq.PREFIX):
+        if name.startswith(dlq.PREFIX):
+            found[name] = value
+        else:
             own.append((name, value))
-        elif name == dlq.STAGE:
-            stage = value
-        elif name == dlq.ORIGINAL_TOPIC:
-            original = value
-        elif name == dlq.FIRST_FAILED_AT:
-            first = value
-        elif name == dlq.REPLAY_COUNT:
-            count = value
-        elif name == dlq.REASON:
-            reason = value
-        elif name == dlq.ORIGINAL_PARTITION:
-            partition = value
-        elif name == dlq.ORIGINAL_OFFSET:
-            offset = value
+    stage, original = found.get(dlq.STAGE), found.get(dlq.ORIGINAL_TOPIC)
+    count, reason = found.get(dlq.REPLAY_COUNT), found.get(dlq.REASON)
     target = to or (original.decode("utf-8", "replace") if original else None)
     if stage is None or stage == b"?" or target is None:
         return None
@@ -209,19 +201,16 @@ def triage(
     decision = _decide(stage_name, target, replay_count, to, dlq_topic, max_replays, rekey)
     if decision.action is not Action.SEND:
         return decision, []
-    stage_text = stage_name.encode()  # as a decoded Letter has it
-    _tail(own, first.decode("utf-8", "replace") if first else "", replay_count, source, stage_text)
+    first = found.get(dlq.FIRST_FAILED_AT)
     origin = origin_id(
         original.decode("utf-8", "replace") if original else None,
-        _int_or_none(partition),
-        _int_or_none(offset),
+        _int_or_none(found.get(dlq.ORIGINAL_PARTITION)),
+        _int_or_none(found.get(dlq.ORIGINAL_OFFSET)),
         stage_name,
         replay_count,
     )
-    if origin is not None:
-        own.append((REPLAY_ORIGIN, origin.encode()))
-    if rekey:
-        own.append(_REKEYED_HEADER)
+    first_text = first.decode("utf-8", "replace") if first else ""
+    _tail(own, first_text, replay_count, source, stage_name, origin=origin, rekey=rekey)
     return decision, own
 
 

@@ -4,6 +4,7 @@ redaction, retention, outages (through a local proxy; the shared node is never s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import uuid
@@ -66,6 +67,22 @@ def fast_retry_config(url: str, prefix: str, **overrides: Any) -> SinkConfig:
         **overrides,
     }
     return SinkConfig(opensearch_url=url, index_prefix=prefix, **settings)
+
+
+@contextlib.asynccontextmanager
+async def behind_proxy(
+    stack: Settings, prefix: str, **overrides: Any
+) -> AsyncIterator[tuple[OpenSearchSink, FlakyProxy]]:
+    """A started fast-retry sink writing to the real node through a ``FlakyProxy``."""
+    proxy = FlakyProxy(stack.opensearch_url)
+    await proxy.start()
+    sink = OpenSearchSink(fast_retry_config(f"http://127.0.0.1:{proxy.port}", prefix, **overrides))
+    try:
+        await sink.start()
+        yield sink, proxy
+    finally:
+        await sink.stop()
+        await proxy.stop()
 
 
 @pytest.fixture  # its aiohttp session lives in the session's loop, like the tests using it
@@ -316,12 +333,7 @@ async def test_unreachable_node_turns_health_false_and_stop_releases_the_write(
 async def test_outage_then_recovery_loses_and_duplicates_nothing(
     opensearch: Any, prefix: str, stack: Settings, mode: str
 ) -> None:
-    proxy = FlakyProxy(stack.opensearch_url)
-    await proxy.start()
-    config = fast_retry_config(f"http://127.0.0.1:{proxy.port}", prefix)
-    sink = OpenSearchSink(config)
-    try:
-        await sink.start()
+    async with behind_proxy(stack, prefix) as (sink, proxy):
         first = [as_record(make_event(n), n) for n in range(20)]
         assert (await sink.write_events(first)).rejected == []
         proxy.down = mode
@@ -338,9 +350,6 @@ async def test_outage_then_recovery_loses_and_duplicates_nothing(
         result = await write
         assert result.rejected == []
         assert sink.health()[0]
-    finally:
-        await sink.stop()
-        await proxy.stop()
     assert count(opensearch, f"{prefix}-events-*") == 50
     ids = {r.event["event_id"] for r in first + second}
     found = opensearch.search(index=f"{prefix}-events-*", body={"size": 100, "_source": False})
@@ -401,17 +410,8 @@ async def test_a_document_above_the_nodes_content_limit_is_rejected_alone(
 async def test_a_probe_cancelled_mid_request_does_not_hold_the_circuit(
     opensearch: Any, prefix: str, stack: Settings
 ) -> None:
-    proxy = FlakyProxy(stack.opensearch_url)
-    await proxy.start()
-    config = fast_retry_config(
-        f"http://127.0.0.1:{proxy.port}",
-        prefix,
-        breaker_failures=1,
-        retention_sweep_s=0,  # only the writes below talk to the proxy
-    )
-    sink = OpenSearchSink(config)
-    try:
-        await sink.start()
+    one_failure = {"breaker_failures": 1, "retention_sweep_s": 0}  # no sweep talks to it
+    async with behind_proxy(stack, prefix, **one_failure) as (sink, proxy):
         proxy.down = "503"
         write = asyncio.create_task(sink.write_events([as_record(make_event(1))]))
         while sink.health()[0]:  # one failure opens the circuit
@@ -429,9 +429,6 @@ async def test_a_probe_cancelled_mid_request_does_not_hold_the_circuit(
         result = await asyncio.wait_for(sink.write_events([as_record(make_event(2))]), 10)
         assert result.rejected == []
         assert sink.health()[0]
-    finally:
-        await sink.stop()
-        await proxy.stop()
     assert count(opensearch, f"{prefix}-events-*") == 1
 
 

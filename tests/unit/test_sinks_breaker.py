@@ -20,6 +20,14 @@ def breaker(clock: Clock) -> CircuitBreaker:
     return CircuitBreaker(failure_threshold=3, open_s=5.0, clock=clock)
 
 
+def tripped(clock: Clock) -> CircuitBreaker:
+    """A breaker opened by three failures at ``clock.now``."""
+    b = breaker(clock)
+    for _ in range(3):
+        b.record_failure("refused")
+    return b
+
+
 def test_opens_after_n_consecutive_failures() -> None:
     clock = Clock()
     b = breaker(clock)
@@ -46,9 +54,7 @@ def test_a_success_resets_the_count() -> None:
 
 def test_half_open_lets_one_probe_through_after_the_open_duration() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure("x")
+    b = tripped(clock)
     clock.now += 4.9
     assert not b.allow()
     assert b.wait_s() == pytest.approx(0.1)
@@ -61,9 +67,7 @@ def test_half_open_lets_one_probe_through_after_the_open_duration() -> None:
 
 def test_probe_success_closes() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure("x")
+    b = tripped(clock)
     clock.now += 5
     assert b.allow()
     b.record_success()
@@ -74,9 +78,7 @@ def test_probe_success_closes() -> None:
 
 def test_probe_failure_opens_for_a_full_duration() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure("x")
+    b = tripped(clock)
     clock.now += 6
     assert b.allow()
     b.record_failure("still down")
@@ -88,9 +90,7 @@ def test_probe_failure_opens_for_a_full_duration() -> None:
 
 def test_an_abandoned_probe_is_given_back() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure("refused")
+    b = tripped(clock)
     clock.now += 5.0
     assert b.allow()  # the probe
     assert not b.allow()
