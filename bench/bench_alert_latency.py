@@ -187,7 +187,7 @@ async def run(incidents: int) -> dict[str, Any]:
         await consumer.stop()
         await producer.stop()
         await runner.cleanup()
-        await delete_topics(bootstrap, topics.all())
+        await delete_topics(bootstrap, [topics.prefix])
     return {"latencies_s": latencies, "kafka_trips_s": trips}
 
 

@@ -69,6 +69,11 @@ class Topics:
     def all(self) -> list[str]:
         return [self.events, self.dlq, self.stats, self.alerts]
 
+    @property
+    def prefix(self) -> str:
+        """What every topic of the run starts with: the worker's own topics too."""
+        return self.events.removesuffix(".events")
+
 
 async def create_topics(bootstrap: str, tag: str) -> Topics:
     prefix = f"botwatch-bench.worker-{tag}-{uuid.uuid4().hex[:8]}"
@@ -82,11 +87,14 @@ async def create_topics(bootstrap: str, tag: str) -> Topics:
     return topics
 
 
-async def delete_topics(bootstrap: str, names: list[str]) -> None:
+async def delete_topics(bootstrap: str, prefixes: list[str]) -> None:
+    """Delete every topic starting with one of ``prefixes``."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.delete_topics(names)
+        names = [t for t in await admin.list_topics() if t.startswith(tuple(prefixes))]
+        if names:
+            await admin.delete_topics(names)
     finally:
         await admin.close()
 
@@ -188,7 +196,8 @@ def worker_env(bootstrap: str, topics: Topics, port: int, workdir: Path) -> dict
     return {
         **os.environ,
         "BOTWATCH_KAFKA_BOOTSTRAP": bootstrap,
-        "BOTWATCH_APP_ID": f"botwatch-bench-{uuid.uuid4().hex[:10]}",
+        # Named after the topics: its changelog and assignor topics go with them.
+        "BOTWATCH_APP_ID": f"{topics.prefix}.app-{uuid.uuid4().hex[:10]}",
         "BOTWATCH_EVENTS_TOPIC": topics.events,
         "BOTWATCH_DLQ_TOPIC": topics.dlq,
         "BOTWATCH_STATS_TOPIC": topics.stats,
@@ -274,7 +283,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             topics = await create_topics(bootstrap, "main")
-            created += topics.all()
+            created.append(topics.prefix)
             began = time.perf_counter()
             await fill(bootstrap, topics.events, args.events, args.bots)
             print(f"filled {args.events:,} records in {time.perf_counter() - began:.1f} s")
@@ -284,7 +293,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             print(f"worker: {worker['events_per_s']:,.0f} events/s")
 
             many_topics = await create_topics(bootstrap, "bots")
-            created += many_topics.all()
+            created.append(many_topics.prefix)
             await fill(bootstrap, many_topics.events, args.many_events, args.many_bots)
             many = run_worker(bootstrap, many_topics, args.many_events, workdir)
             print(f"worker, {args.many_bots:,} bots: {many['peak_rss_mb']:.0f} MB peak RSS")

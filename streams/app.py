@@ -333,7 +333,7 @@ class Worker:
         self.silence_feed = SilenceFeed(
             config.kafka_bootstrap, config.silences_topic, self.silences
         )
-        self.kafka = BrokerProbe(config.kafka_bootstrap)
+        self.kafka = BrokerProbe(config.kafka_bootstrap, config.events_topic)
         self.metrics.kafka_up.set_function(lambda: float(self.kafka.up))
         self.assigned: set[int] = set()
         # Assigned partitions whose table state is recovered: only their records are

@@ -3,7 +3,8 @@
 faust's consumer rides out a broker outage in its own thread, retrying quietly: nothing the
 worker sees changes, and ``/ready`` kept saying "consuming" while no broker was there. A
 metadata request every few seconds on a connection of its own says whether the cluster
-answers at all.
+answers at all. It asks about the events topic only: the metadata of every topic costs the
+worker and the broker a few milliseconds per thousand topics, every few seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas.background import Background
 
@@ -23,18 +26,19 @@ from schemas.background import Background
 class MetadataClient(Protocol):
     async def bootstrap(self) -> None: ...
 
-    async def fetch_all_metadata(self) -> Any: ...
+    async def fetch_metadata(self, topics: list[str]) -> Any: ...
 
     async def close(self) -> None: ...
 
 
 class BrokerProbe:
-    """Asks the cluster for its metadata every ``interval_s``; a request that fails or takes
+    """Asks the cluster about ``topic`` every ``interval_s``; a request that fails or takes
     longer than ``timeout_s`` marks Kafka down until the next one that succeeds."""
 
     def __init__(
         self,
         bootstrap: str,
+        topic: str,
         *,
         interval_s: float = 2.0,
         timeout_s: float = 5.0,
@@ -42,6 +46,7 @@ class BrokerProbe:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.bootstrap = bootstrap
+        self.topic = topic
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._factory = client_factory or self._aiokafka_client
@@ -66,7 +71,7 @@ class BrokerProbe:
         try:
             async with asyncio.timeout(self.timeout_s):
                 client = await self._connected()
-                await client.fetch_all_metadata()
+                await client.fetch_metadata([self.topic])
         except Exception as exc:  # any failure means: not answering
             if isinstance(exc, TimeoutError):
                 error = f"no answer within {self.timeout_s:g} s"
@@ -110,9 +115,37 @@ class BrokerProbe:
         self.last_error = error
 
     def _aiokafka_client(self) -> MetadataClient:
-        client: MetadataClient = AIOKafkaClient(
-            bootstrap_servers=self.bootstrap,
-            client_id="botwatch-kafka-probe",
-            request_timeout_ms=int(self.timeout_s * 1000),
+        return _AioKafkaMetadata(
+            AIOKafkaClient(
+                bootstrap_servers=self.bootstrap,
+                client_id="botwatch-kafka-probe",
+                request_timeout_ms=int(self.timeout_s * 1000),
+            )
         )
-        return client
+
+
+class _AioKafkaMetadata:
+    """aiokafka's client, asked about some topics only: its ``fetch_all_metadata`` lists
+    every topic of the cluster (30 ms of the worker's CPU with 1,800 topics, 0.2 ms for one).
+    Each known broker is tried in turn, so one broker down does not make the cluster down."""
+
+    def __init__(self, client: AIOKafkaClient) -> None:
+        self._client = client
+
+    async def bootstrap(self) -> None:
+        await self._client.bootstrap()
+
+    async def fetch_metadata(self, topics: list[str]) -> Any:
+        nodes = [broker.nodeId for broker in self._client.cluster.brokers()]
+        error: Exception = KafkaConnectionError("no broker known from the bootstrap servers")
+        for node in nodes:
+            try:
+                # A metadata request may create a missing topic; the probe only asks.
+                request = MetadataRequest(topics, allow_auto_topic_creation=False)
+                return await self._client.send(node, request)
+            except Exception as exc:  # try the next broker
+                error = exc
+        raise error
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -56,20 +56,39 @@ def stack(settings: Settings) -> Settings:
     return settings
 
 
-@pytest.fixture
-def make_topic(stack: Settings) -> Iterator[Any]:
-    """``make_topic(prefix="t", partitions=1) -> name``: a fresh topic, deleted afterwards."""
-    created: list[str] = []
+class TopicFactory:
+    """``make_topic(prefix="t", partitions=1) -> name``: a fresh topic; ``make_topic.app_id()``:
+    a unique worker app id. All deleted afterwards, an app's own topics (faust's changelog and
+    assignor topics, named after the app id) with them: a long-lived stack would otherwise
+    keep two topics of every worker test ever run."""
 
-    def make(prefix: str = "test", partitions: int = 1) -> str:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.created: list[str] = []
+        self.app_ids: list[str] = []
+
+    def __call__(self, prefix: str = "test", partitions: int = 1) -> str:
         name = unique_name(f"botwatch-test.{prefix}")
-        asyncio.run(create_topics(stack.kafka_bootstrap, [name], partitions))
-        created.append(name)
+        asyncio.run(create_topics(self.bootstrap, [name], partitions))
+        self.created.append(name)
         return name
 
-    yield make
-    if created:
-        asyncio.run(delete_topics(stack.kafka_bootstrap, created))
+    def app_id(self) -> str:
+        app_id = unique_name("botwatch-test-app")
+        self.app_ids.append(app_id)
+        return app_id
+
+    def delete(self) -> None:
+        if self.created or self.app_ids:
+            prefixes = tuple(f"{app_id}-" for app_id in self.app_ids)
+            asyncio.run(delete_topics(self.bootstrap, self.created, prefixes))
+
+
+@pytest.fixture
+def make_topic(stack: Settings) -> Iterator[TopicFactory]:
+    factory = TopicFactory(stack.kafka_bootstrap)
+    yield factory
+    factory.delete()
 
 
 @pytest.fixture

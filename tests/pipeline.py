@@ -131,7 +131,7 @@ def make_pipeline(settings: Settings, make_topic: Any, tmp_path: Path) -> dict[s
     env = {
         "BOTWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "BOTWATCH_OPENSEARCH_URL": settings.opensearch_url,
-        "BOTWATCH_APP_ID": f"botwatch-test-{uuid.uuid4().hex[:10]}",
+        "BOTWATCH_APP_ID": make_topic.app_id(),
         "BOTWATCH_INDEX_PREFIX": f"botwatch-test-{uuid.uuid4().hex[:10]}",
         "BOTWATCH_EVENTS_TOPIC": topics["events"],
         "BOTWATCH_DLQ_TOPIC": topics["dlq"],

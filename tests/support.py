@@ -228,13 +228,18 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, names: list[str]) -> None:
+async def delete_topics(bootstrap: str, names: list[str], prefixes: tuple[str, ...] = ()) -> None:
+    """Delete ``names``, and every topic whose name starts with one of ``prefixes``."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.delete_topics(names)
+        if prefixes:
+            found = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+            names = [*names, *(t for t in found if t not in names)]
+        if names:
+            await admin.delete_topics(names)
     finally:
         await admin.close()
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NamedTuple
 
-from streams.broker_probe import BrokerProbe
+import pytest
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+
+from streams.broker_probe import BrokerProbe, _AioKafkaMetadata
 
 
 class FakeClient:
@@ -19,8 +22,9 @@ class FakeClient:
         self.cluster.bootstraps += 1
         await self._answer()
 
-    async def fetch_all_metadata(self) -> Any:
+    async def fetch_metadata(self, topics: list[str]) -> Any:
         self.cluster.requests += 1
+        self.cluster.topics.append(topics)
         await self._answer()
         return {}
 
@@ -39,6 +43,7 @@ class FakeCluster:
         self.mode = "ok"
         self.bootstraps = 0
         self.requests = 0
+        self.topics: list[list[str]] = []
         self.clients: list[FakeClient] = []
 
     def client(self) -> FakeClient:
@@ -49,7 +54,11 @@ class FakeCluster:
 
 def probe(cluster: FakeCluster, now: list[float]) -> BrokerProbe:
     return BrokerProbe(
-        "kafka-1:9092", timeout_s=0.05, client_factory=cluster.client, clock=lambda: now[0]
+        "kafka-1:9092",
+        "bots.events",
+        timeout_s=0.05,
+        client_factory=cluster.client,
+        clock=lambda: now[0],
     )
 
 
@@ -58,6 +67,7 @@ async def test_down_while_refused_then_up_again_with_the_time_it_went_down() -> 
     p = probe(cluster, now)
     assert await p.check()
     assert p.health() == (True, "Kafka at kafka-1:9092 answers")
+    assert cluster.topics == [["bots.events"]]  # not every topic of the cluster
     cluster.mode = "refused"
     assert not await p.check()
     now[0] += 30
@@ -100,3 +110,45 @@ async def test_the_running_probe_checks_every_interval_and_stops() -> None:
     requests = cluster.requests
     await asyncio.sleep(0.05)
     assert cluster.requests == requests
+
+
+class Broker(NamedTuple):
+    nodeId: int  # aiokafka's name
+
+
+class FakeAioKafkaClient:
+    """aiokafka's client as the metadata adapter uses it: known brokers, and ``send``."""
+
+    def __init__(self, answering: set[int], brokers: list[int]) -> None:
+        self.answering = answering
+        self._brokers = brokers
+        self.sent: list[tuple[int, Any]] = []
+        self.cluster = self
+
+    def brokers(self) -> list[Broker]:
+        return [Broker(node) for node in self._brokers]
+
+    async def send(self, node: int, request: Any) -> str:
+        self.sent.append((node, request))
+        if node not in self.answering:
+            raise NodeNotReadyError(f"node {node} not ready")
+        return f"answer of {node}"
+
+
+async def test_metadata_of_the_topic_from_the_first_broker_that_answers() -> None:
+    client = FakeAioKafkaClient(answering={3}, brokers=[1, 2, 3])
+    adapter = _AioKafkaMetadata(client)  # type: ignore[arg-type]
+    assert await adapter.fetch_metadata(["bots.events"]) == "answer of 3"
+    assert [node for node, _ in client.sent] == [1, 2, 3]
+    for _, request in client.sent:  # aiokafka keeps the request's fields private
+        assert request._topics == ["bots.events"]
+        assert request._allow_auto_topic_creation is False  # asking creates nothing
+
+
+async def test_metadata_fails_with_the_last_error_when_no_broker_answers() -> None:
+    adapter = _AioKafkaMetadata(FakeAioKafkaClient(set(), [1, 2]))  # type: ignore[arg-type]
+    with pytest.raises(NodeNotReadyError, match="node 2"):
+        await adapter.fetch_metadata(["t"])
+    no_brokers = _AioKafkaMetadata(FakeAioKafkaClient(set(), []))  # type: ignore[arg-type]
+    with pytest.raises(KafkaConnectionError, match="no broker known"):
+        await no_brokers.fetch_metadata(["t"])
