@@ -221,6 +221,29 @@ def _classify_one(op: Op, status: int, error: Any) -> ItemResult:
     return ItemResult(Outcome.REJECTED, status, reason)
 
 
+# What to do about an item OpenSearch keeps answering 429 or 5xx, by a phrase of its reason.
+_REFUSAL_HINTS: Final = (
+    (
+        "flood-stage watermark",
+        "Free disk space on the node: OpenSearch lifts the block by itself once disk usage "
+        "is below the high watermark (cluster.routing.allocation.disk.watermark.high). ",
+    ),
+    (
+        "rejected_execution",
+        "The node's write queue is full: give the node more CPU, or lower "
+        "BOTWATCH_BULK_CONCURRENCY. ",
+    ),
+)
+
+
+def refusal_hint(reason: str) -> str:
+    """What an operator can do about items refused for ``reason``; empty when unknown."""
+    for phrase, hint in _REFUSAL_HINTS:
+        if phrase in reason:
+            return hint
+    return ""
+
+
 def error_reason(error: Any) -> str:
     """``type: reason (caused by type: reason)`` from an OpenSearch error object."""
     if not isinstance(error, dict):

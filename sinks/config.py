@@ -61,7 +61,8 @@ class SinkConfig:
     breaker_failures: int = setting(
         3,
         "BOTWATCH_SINK_BREAKER_FAILURES",
-        "Consecutive failed requests after which the sink's circuit opens (/ready says 503).",
+        "Consecutive failed requests after which the sink's circuit opens, or rounds of "
+        "documents answered 429/5xx after which the sink reports them; /ready says 503.",
     )
     breaker_open_s: float = setting(
         5.0,

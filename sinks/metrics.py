@@ -44,6 +44,12 @@ class SinkMetrics:
             "OpenSearch refused a request as too large (413).",
             registry=r,
         )
+        self.refused_documents = Gauge(
+            "botwatch_sink_refused_documents",
+            "Documents OpenSearch answers 429 or 5xx one by one (a node past its flood-stage "
+            "disk watermark, a full write queue), retried until written.",
+            registry=r,
+        )
         self.breaker_state = Gauge(
             "botwatch_sink_breaker_state",
             "Circuit breaker towards OpenSearch: 0 closed, 1 half-open, 2 open.",

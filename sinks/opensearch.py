@@ -12,7 +12,10 @@ Transient failures are retried forever while they last:
   jitter, through a circuit breaker that, once open, lets one probe out per open period
   and makes ``health()`` false (the worker's /ready turns 503 and names OpenSearch); the
   worker's batch does not finish, so it stops pulling: backpressure, Kafka keeps the backlog;
-- single items answered 429 or 5xx: resent alone, with the same backoff;
+- single items answered 429 or 5xx: resent alone, with the same backoff. Items still
+  refused after ``breaker_failures`` rounds (a node past its flood-stage disk watermark
+  answers every document 429) also make ``health()`` false, with OpenSearch's reason and
+  what to do; the node itself answers, so the circuit stays closed;
 - a request refused as too large (413: above the node's ``http.max_content_length``, or a
   proxy's body limit): split in two and each half sent again, and the sink keeps the smaller
   size for later requests; a document too large on its own is rejected, with that reason.
@@ -29,6 +32,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +55,7 @@ from sinks.bulk import (
     classify,
     dlq_item,
     event_items,
+    refusal_hint,
     request_docs,
     split,
     stats_item,
@@ -86,6 +91,26 @@ class RequestTooLargeError(SinkRequestError):
     def __init__(self, message: str, size: int) -> None:
         super().__init__(message)
         self.size = size
+
+
+@dataclass
+class _Round:
+    """One pass of a write over its pending items: where answers go, what is sent again."""
+
+    results: list[ItemResult | None]
+    position: dict[int, int]  # id(item) -> its index in ``results``
+    retry: list[BulkItem] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Refusal:
+    """A write whose items OpenSearch keeps answering 429 or 5xx."""
+
+    since: datetime
+    rounds: int = 0
+    documents: int = 0
+    reason: str = ""
 
 
 def display_url(url: str) -> str:
@@ -127,6 +152,8 @@ class OpenSearchSink:
         self._stopping = asyncio.Event()
         self._templates_done = False
         self._down_since: datetime | None = None
+        # Writes retrying refused items, by a token of their own (several run at once).
+        self._refusals: dict[object, _Refusal] = {}
         self.sweeper = RetentionSweeper(self.config, self.config.retention_sweep_s)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -160,6 +187,9 @@ class OpenSearchSink:
         state = self._breaker.state
         self.metrics.breaker_state.set(int(state))
         if state is State.CLOSED:
+            refused = self._refused_for_long()
+            if refused:
+                return False, self._refused_reason(refused)
             return True, f"OpenSearch at {self._shown_url}: circuit closed"
         since = self._down_since.isoformat(timespec="seconds") if self._down_since else "?"
         what = "open" if state is State.OPEN else "half-open, probing"
@@ -219,43 +249,38 @@ class OpenSearchSink:
         # At most ``bulk_concurrency`` requests at once; each answer is applied as it comes
         # (results are per item, so order does not matter).
         gate = asyncio.Semaphore(max(config.bulk_concurrency, 1))
-        while pending:
-            retry: list[BulkItem] = []
-            per_request = request_docs(len(pending), config.bulk_max_docs, config.bulk_concurrency)
-            chunks = list(split(pending, per_request, self.max_request_bytes))
-            await self._send_all(chunks, gate, results, position, retry)
-            if retry:
-                self.metrics.retries.labels(scope="item").inc(len(retry))
-                await self._pause(self._backoff(attempt))
-                attempt += 1
-            pending = retry
+        token, completed = object(), False
+        try:
+            while pending:
+                round_ = _Round(results, position)
+                per_request = request_docs(
+                    len(pending), config.bulk_max_docs, config.bulk_concurrency
+                )
+                chunks = list(split(pending, per_request, self.max_request_bytes))
+                await self._send_all(chunks, gate, round_)
+                if round_.retry:
+                    self.metrics.retries.labels(scope="item").inc(len(round_.retry))
+                    self._refused(token, round_)
+                    await self._pause(self._backoff(attempt))
+                    attempt += 1
+                pending = round_.retry
+            completed = True
+        finally:
+            self._write_ended(token, completed)
         return [r for r in results if r is not None]
 
     async def _send_all(
-        self,
-        chunks: list[list[BulkItem]],
-        gate: asyncio.Semaphore,
-        results: list[ItemResult | None],
-        position: dict[int, int],
-        retry: list[BulkItem],
+        self, chunks: list[list[BulkItem]], gate: asyncio.Semaphore, round_: _Round
     ) -> None:
         """Send the chunks concurrently; once every request has ended, raise the first failure."""
         outcomes = await asyncio.gather(
-            *(self._send(chunk, gate, results, position, retry) for chunk in chunks),
-            return_exceptions=True,
+            *(self._send(chunk, gate, round_) for chunk in chunks), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _send(
-        self,
-        chunk: list[BulkItem],
-        gate: asyncio.Semaphore,
-        results: list[ItemResult | None],
-        position: dict[int, int],
-        retry: list[BulkItem],
-    ) -> None:
+    async def _send(self, chunk: list[BulkItem], gate: asyncio.Semaphore, round_: _Round) -> None:
         refused: tuple[int, str] | None = None
         async with gate:  # the body is built here: at most ``bulk_concurrency`` at once
             try:
@@ -264,13 +289,13 @@ class OpenSearchSink:
                 # Only its size and words are kept: the error's frames hold the whole body.
                 refused = (exc.size, str(exc))
             else:
-                self._apply(chunk, payload, results, position, retry)
+                self._apply(chunk, payload, round_)
         if refused is None:
             return
         size, why = refused
         if len(chunk) == 1:  # says nothing of the size a request may have
             item = chunk[0]
-            results[position[id(item)]] = ItemResult(
+            round_.results[round_.position[id(item)]] = ItemResult(
                 Outcome.REJECTED,
                 413,
                 f"the document makes a request of {size} bytes, more than OpenSearch accepts "
@@ -281,7 +306,7 @@ class OpenSearchSink:
             return
         self._shrink(size, why)
         half = len(chunk) // 2
-        await self._send_all([chunk[:half], chunk[half:]], gate, results, position, retry)
+        await self._send_all([chunk[:half], chunk[half:]], gate, round_)
 
     def _shrink(self, size: int, why: str) -> None:
         """Send at most half the refused size from now on (never more than before)."""
@@ -301,16 +326,11 @@ class OpenSearchSink:
             smaller,
         )
 
-    def _apply(
-        self,
-        chunk: list[BulkItem],
-        payload: bytes,
-        results: list[ItemResult | None],
-        position: dict[int, int],
-        retry: list[BulkItem],
-    ) -> None:
-        """Record each item's outcome from a ``_bulk`` answer; items to retry go to ``retry``."""
+    def _apply(self, chunk: list[BulkItem], payload: bytes, round_: _Round) -> None:
+        """Record each item's outcome from a ``_bulk`` answer; items to retry go to the
+        round's ``retry``, with their reason."""
         written: Counter[str] = Counter()
+        results, position = round_.results, round_.position
         if payload.startswith(_NO_ERRORS):  # the usual answer: every item written
             for item in chunk:
                 results[position[id(item)]] = WRITTEN
@@ -320,7 +340,8 @@ class OpenSearchSink:
             return
         for item, result in zip(chunk, classify(orjson.loads(payload), chunk), strict=True):
             if result.outcome is Outcome.RETRY:
-                retry.append(item)
+                round_.retry.append(item)
+                round_.reasons[result.reason] += 1
                 continue
             results[position[id(item)]] = result
             if result.outcome is Outcome.WRITTEN:
@@ -331,6 +352,47 @@ class OpenSearchSink:
                 self.metrics.rejected.labels(family=item.family).inc()
         for family, n in written.items():  # per family, not per document
             self.metrics.docs_written.labels(family=family).inc(n)
+
+    def _refused(self, token: object, round_: _Round) -> None:
+        """A round of a write ended with items to send again: keep why, for ``health()``."""
+        refusal = self._refusals.get(token)
+        if refusal is None:
+            refusal = self._refusals[token] = _Refusal(datetime.now(UTC))
+        refusal.rounds += 1
+        refusal.documents = len(round_.retry)
+        refusal.reason = round_.reasons.most_common(1)[0][0]
+        self.metrics.refused_documents.set(sum(r.documents for r in self._refusals.values()))
+        if refusal.rounds == self.config.breaker_failures:  # once per write that stays stuck
+            log.warning("%s", self._refused_reason([refusal]))
+
+    def _write_ended(self, token: object, completed: bool) -> None:
+        """``completed``: every item written or rejected for good (else the write stopped)."""
+        refusal = self._refusals.pop(token, None)
+        if refusal is None:
+            return
+        self.metrics.refused_documents.set(sum(r.documents for r in self._refusals.values()))
+        if completed and refusal.rounds >= self.config.breaker_failures:
+            waited = (datetime.now(UTC) - refusal.since).total_seconds()
+            log.warning(
+                "OpenSearch at %s took the %d refused document(s) after %.0f s",
+                self._shown_url,
+                refusal.documents,
+                waited,
+            )
+
+    def _refused_for_long(self) -> list[_Refusal]:
+        threshold = self.config.breaker_failures
+        return [r for r in self._refusals.values() if r.rounds >= threshold]
+
+    def _refused_reason(self, refusals: list[_Refusal]) -> str:
+        first = min(refusals, key=lambda r: r.since)
+        documents = sum(r.documents for r in refusals)
+        return (
+            f"OpenSearch at {self._shown_url} refuses writes: {documents} document(s) "
+            f"retried since {first.since.isoformat(timespec='seconds')}, last answer "
+            f"{first.reason}. {refusal_hint(first.reason)}They wait in Kafka and are written "
+            "once OpenSearch takes them"
+        )
 
     def _log_rejected(self, what: str, items: list[BulkItem], results: list[ItemResult]) -> None:
         reasons = [r.reason for r in results if r.outcome is Outcome.REJECTED]

@@ -432,6 +432,42 @@ async def test_a_probe_cancelled_mid_request_does_not_hold_the_circuit(
     assert count(opensearch, f"{prefix}-events-*") == 1
 
 
+async def test_documents_refused_by_the_flood_stage_block_wait_and_health_names_why(
+    opensearch: Any, prefix: str, stack: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The node's own block, as a full disk sets it: every document answered 429."""
+    config = fast_retry_config(stack.opensearch_url, prefix, retention_sweep_s=0)
+    indices = f"{prefix}-events-*"
+    block = "index.blocks.read_only_allow_delete"
+    refused = "botwatch_sink_refused_documents"
+    async with OpenSearchSink(config) as sink:
+        first = [as_record(make_event(n), n) for n in range(5)]
+        assert (await sink.write_events(first)).rejected == []
+        opensearch.indices.put_settings(index=indices, body={block: True})
+        try:
+            second = [as_record(make_event(n), n) for n in range(5, 30)]
+            write = asyncio.create_task(sink.write_events(second + first[:2]))
+            async with asyncio.timeout(30):
+                while sink.health()[0]:
+                    await asyncio.sleep(0.02)
+            reason = sink.health()[1]
+            assert f"OpenSearch at {stack.opensearch_url.rstrip('/')} refuses writes: " in reason
+            assert "27 document(s) retried since" in reason
+            assert "flood-stage watermark" in reason  # OpenSearch's own words
+            assert "Free disk space on the node" in reason  # and what to do
+            assert sink.metrics.registry.get_sample_value(refused) == 27
+            assert not write.done()
+            assert [r.message for r in caplog.records if "refuses writes" in r.message] == [reason]
+        finally:
+            opensearch.indices.put_settings(index=indices, body={block: None})
+        result = await asyncio.wait_for(write, 30)
+        assert result.rejected == []
+        assert sink.health() == (True, f"OpenSearch at {sink.url}: circuit closed")
+        assert sink.metrics.registry.get_sample_value(refused) == 0
+        assert any("took the 27 refused document(s)" in r.message for r in caplog.records)
+    assert count(opensearch, indices) == 30
+
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_running_sink_sweeps_expired_indices(
     opensearch: Any, prefix: str, stack: Settings

@@ -20,6 +20,7 @@ from sinks.bulk import (
     dlq_item,
     event_item,
     event_items,
+    refusal_hint,
     request_docs,
     split,
     stats_item,
@@ -317,3 +318,15 @@ def test_a_write_is_cut_into_about_concurrency_requests(
     count: int, max_docs: int, concurrency: int, expected: int
 ) -> None:
     assert request_docs(count, max_docs, concurrency) == expected
+
+
+def test_refusal_hints_say_what_to_do_about_a_full_disk_or_a_full_queue() -> None:
+    flood = (
+        "cluster_block_exception: index [botwatch-events-2026.11.23] blocked by: "
+        "[TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has "
+        "read-only-allow-delete block];"
+    )
+    assert refusal_hint(flood).startswith("Free disk space on the node")
+    queue = "es_rejected_execution_exception: rejected execution of coordinating operation"
+    assert "BOTWATCH_BULK_CONCURRENCY" in refusal_hint(queue)
+    assert refusal_hint("unavailable_shards_exception: primary shard is not active") == ""
