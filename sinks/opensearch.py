@@ -41,6 +41,7 @@ import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry
 
+from schemas.gather import gather_all
 from schemas.sink import DeadLetterRecord, Rejected, SinkRecord, SinkResult
 from sinks.backoff import backoff_s
 from sinks.breaker import CircuitBreaker, State
@@ -273,12 +274,7 @@ class OpenSearchSink:
         self, chunks: list[list[BulkItem]], gate: asyncio.Semaphore, round_: _Round
     ) -> None:
         """Send the chunks concurrently; once every request has ended, raise the first failure."""
-        outcomes = await asyncio.gather(
-            *(self._send(chunk, gate, round_) for chunk in chunks), return_exceptions=True
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await gather_all(*(self._send(chunk, gate, round_) for chunk in chunks))
 
     async def _send(self, chunk: list[BulkItem], gate: asyncio.Semaphore, round_: _Round) -> None:
         refused: tuple[int, str] | None = None

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from schemas import EventError, decode_event, timestamp_ms
+from schemas.gather import gather_all
 from schemas.jsonbytes import json_bytes
 from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.alerting import AlertStage, Notify
@@ -358,7 +359,7 @@ class BatchProcessor:
         alerts = batch.alerts
         # Independent writes go out together; each is idempotent, and all have ended before
         # the table is written. Only the events' sink rejections wait for their answer.
-        written, *_ = await _all(
+        written, *_ = await gather_all(
             self.sink.write_events(batch.valid),
             self._publish_windows(batch.closed),
             self._publish_alerts(alerts),
@@ -802,15 +803,6 @@ class BatchProcessor:
 
     def last_offsets(self) -> dict[int, int]:
         return dict(self._last_offset)
-
-
-async def _all(*steps: Awaitable[Any]) -> list[Any]:
-    """Run ``steps`` concurrently; once every one has ended, raise the first failure."""
-    outcomes = await asyncio.gather(*steps, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return outcomes
 
 
 def _sink_record(rec: Record, event: dict[str, Any]) -> SinkRecord:
