@@ -43,7 +43,7 @@ from streams.batch_consumer import BatchConsumer, BatchIntake
 from streams.broker_probe import BrokerProbe
 from streams.config import StreamsConfig
 from streams.dlq import DEFAULT_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES, TRUNCATED, fit_record
-from streams.log_throttle import throttle_handlers
+from streams.log_throttle import flush_throttled, throttle_handlers
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
@@ -481,6 +481,10 @@ class Worker:
         @self.app.timer(interval=5.0)
         async def update_lag() -> None:
             self._update_lag()
+
+        @self.app.timer(interval=5.0)
+        async def flush_throttled_lines() -> None:
+            flush_throttled(logging.getLogger())
 
         @self.app.timer(interval=self.config.alert_tick_s)
         async def tick_alerts() -> None:

@@ -8,13 +8,12 @@ tests under ``tests/integration`` are marked ``integration`` and use the running
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import create_topics, delete_topics
+from support import TopicFactory, create_topics, unique_name
 
 from botwatch.settings import Settings
 
@@ -28,11 +27,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.unit)
         elif parts[0] == "integration":
             item.add_marker(pytest.mark.integration)
-
-
-def unique_name(prefix: str) -> str:
-    """A topic or index name no other test (or earlier run) uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="session")
@@ -54,34 +48,6 @@ def stack(settings: Settings) -> Settings:
     if problems:
         pytest.fail("; ".join(problems) + ": run `botwatch stack up` first", pytrace=False)
     return settings
-
-
-class TopicFactory:
-    """``make_topic(prefix="t", partitions=1) -> name``: a fresh topic; ``make_topic.app_id()``:
-    a unique worker app id. All deleted afterwards, an app's own topics (faust's changelog and
-    assignor topics, named after the app id) with them: a long-lived stack would otherwise
-    keep two topics of every worker test ever run."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.created: list[str] = []
-        self.app_ids: list[str] = []
-
-    def __call__(self, prefix: str = "test", partitions: int = 1) -> str:
-        name = unique_name(f"botwatch-test.{prefix}")
-        asyncio.run(create_topics(self.bootstrap, [name], partitions))
-        self.created.append(name)
-        return name
-
-    def app_id(self) -> str:
-        app_id = unique_name("botwatch-test-app")
-        self.app_ids.append(app_id)
-        return app_id
-
-    def delete(self) -> None:
-        if self.created or self.app_ids:
-            prefixes = tuple(f"{app_id}-" for app_id in self.app_ids)
-            asyncio.run(delete_topics(self.bootstrap, self.created, prefixes))
 
 
 @pytest.fixture

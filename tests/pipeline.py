@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import WorkerProcess, headers_of, read_topic
+from support import TopicFactory, WorkerProcess, headers_of, read_topic
 
 from botwatch.settings import Settings
 from schemas import decode_event
@@ -122,7 +122,7 @@ def assert_dead_letters_match(pipeline: dict[str, Any], truth: dict[str, Any]) -
         assert headers["botwatch.dlq.replay_count"] == "0"
 
 
-def make_pipeline(settings: Settings, make_topic: Any, tmp_path: Path) -> dict[str, Any]:
+def make_pipeline(settings: Settings, make_topic: TopicFactory, tmp_path: Path) -> dict[str, Any]:
     topics = {
         name: make_topic(name, partitions=PARTITIONS)
         for name in ("events", "dlq", "stats", "alerts")

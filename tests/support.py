@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -213,6 +214,40 @@ class ThreadedProxy:
         asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
+
+
+def unique_name(prefix: str) -> str:
+    """A topic or index name no other test (or earlier run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class TopicFactory:
+    """``make_topic(prefix="t", partitions=1) -> name``: a fresh topic; ``make_topic.app_id()``:
+    a unique worker app id. All deleted afterwards, an app's own topics (faust's changelog and
+    assignor topics, named after the app id) with them: a long-lived stack would otherwise
+    keep two topics of every worker test ever run."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.created: list[str] = []
+        self.app_ids: list[str] = []
+
+    def __call__(self, prefix: str = "test", partitions: int = 1) -> str:
+        name = unique_name(f"botwatch-test.{prefix}")
+        asyncio.run(create_topics(self.bootstrap, [name], partitions))
+        self.created.append(name)
+        return name
+
+    def app_id(self) -> str:
+        app_id = unique_name("botwatch-test-app")
+        self.app_ids.append(app_id)
+        return app_id
+
+    def delete(self) -> None:
+        """Delete every topic made, and the topics of every app id handed out."""
+        if self.created or self.app_ids:
+            prefixes = tuple(f"{app_id}-" for app_id in self.app_ids)
+            asyncio.run(delete_topics(self.bootstrap, self.created, prefixes))
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:

@@ -23,7 +23,7 @@ from pipeline import (
     truth_windows,
 )
 from pipeline import worker as pipeline_worker
-from support import WorkerProcess
+from support import TopicFactory, WorkerProcess
 
 from botwatch.settings import Settings
 
@@ -103,12 +103,9 @@ def test_a_broker_outage_turns_ready_to_503_and_the_worker_carries_on_after_it(
 ) -> None:
     """A broker of the test's own is stopped under a running worker and started again."""
 
-    def make_topic(prefix: str, partitions: int = 1) -> str:
-        private_kafka.create_topic(prefix, partitions)
-        return prefix
-
     settings = dataclasses.replace(stack, kafka_bootstrap=private_kafka.bootstrap)
-    run = make_pipeline(settings, make_topic, tmp_path)
+    # The broker goes with the test: nothing of it needs deleting.
+    run = make_pipeline(settings, TopicFactory(private_kafka.bootstrap), tmp_path)
     w = worker(run, "a").start()
     try:
         w.wait_ready()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.log_throttle import RepeatThrottle, throttle_handlers
+from streams.log_throttle import RepeatThrottle, flush_throttled, throttle_handlers
 
 
 def record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
@@ -79,3 +79,55 @@ def test_two_handlers_judge_the_line_as_it_was_logged() -> None:
     now[0] = 32.0
     line = record("aiokafka.client", unable, 1)
     assert not first.filter(line) and not second.filter(line)
+
+
+def test_a_flush_after_the_window_logs_the_last_line_left_out_with_the_count() -> None:
+    now = [0.0]
+    throttle = RepeatThrottle(window_s=30.0, clock=lambda: now[0])
+    unable = "Unable connect to node with id %s: %s"
+    assert throttle.filter(record("aiokafka.client", unable, 1, "refused"))
+    for n in range(3):
+        now[0] += 1
+        assert not throttle.filter(record("aiokafka.client", unable, 1, f"refused {n}"))
+    assert throttle.filter(record("aiokafka.conn", "Connection at %s closed", "k:9092"))
+    now[0] = 29.0
+    assert throttle.due() == []  # the window has not passed: a next line may still come
+    now[0] = 31.0
+    [summary] = throttle.due()  # the conn line had no repeats: nothing to say about it
+    assert summary.name == "aiokafka.client" and summary.levelno == logging.ERROR
+    assert summary.getMessage() == (
+        "Unable connect to node with id 1: refused 2 "
+        "[the last of 3 like this after the one logged; none since]"
+    )
+    assert throttle.filter(summary)  # passes as it is
+    assert throttle.due() == []  # said once
+    line = record("aiokafka.client", unable, 1, "refused")
+    assert throttle.filter(line)  # the kind starts over: the next line passes, with no count
+    assert line.getMessage() == "Unable connect to node with id 1: refused"
+
+
+def test_flush_hands_each_handler_the_summaries_of_its_own_throttle() -> None:
+    now = [0.0]
+    logger = logging.getLogger("test-throttle-flush")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, rec: logging.LogRecord) -> None:
+            seen.append(rec.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        throttle_handlers(logger, lambda: RepeatThrottle(window_s=10.0, clock=lambda: now[0]))
+        for n in range(4):
+            handler.handle(record("aiokafka.fetcher", "Fetch failed: %s", n))
+        flush_throttled(logger)
+        assert seen == ["Fetch failed: 0"]
+        now[0] = 10.0
+        flush_throttled(logger)
+        assert seen == [
+            "Fetch failed: 0",
+            "Fetch failed: 3 [the last of 3 like this after the one logged; none since]",
+        ]
+    finally:
+        logger.removeHandler(handler)
