@@ -29,7 +29,7 @@ from streams.alerts import AlertEngine, Rule, Silences
 class AlertTable(Protocol):
     """The changelog-backed table, addressed per source partition, with a prefix scan."""
 
-    def save(self, partition: int, key: str, value: bytes) -> Awaitable[object] | None: ...
+    def save(self, partition: int, key: str, value: bytes | None) -> Awaitable[object] | None: ...
 
     def scan(self, partition: int, prefix: str) -> Iterable[tuple[str, bytes]]: ...
 
@@ -139,6 +139,17 @@ class AlertStage:
             if data is not None:
                 entries.append((partition, alert_key(partition, bot_id), json_bytes(data)))
         return entries
+
+    def retire(
+        self, partition: int, bot_id: str, now_ms: int, reason: str
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, str, bytes | None]]]:
+        """``AlertEngine.retire``: the resolutions, and the table entry that deletes the bot's
+        (none when the engine did not know the bot)."""
+        engine = self.engine(partition)
+        if not engine.knows(bot_id):
+            return [], []
+        records = engine.retire(bot_id, now_ms, reason)
+        return records, [(partition, alert_key(partition, bot_id), None)]
 
     def active(self) -> list[dict[str, Any]]:
         """Pending and firing alerts of every owned partition (for ``alerts list``)."""

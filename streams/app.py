@@ -110,15 +110,23 @@ class FaustTable:
             value: bytes | None = self._table.get(key.encode())
             return value
 
-    def save(self, partition: int, key: str, value: bytes) -> Awaitable[object]:
+    def save(self, partition: int, key: str, value: bytes | None) -> Awaitable[object]:
         """Store locally and send to the changelog; the future resolves on the broker's ack.
+        ``value`` None deletes the entry: a tombstone, which recovery applies as a delete and
+        compaction removes.
 
         ``Table.__setitem__`` would send the same changelog record but drop its future.
         """
         raw_key = key.encode()
         with in_partition(PartitionMarker.of(self._topic, partition)):
-            self._table.data[raw_key] = value
-            future: Awaitable[object] = self._table.send_changelog(partition, raw_key, value)
+            if value is None:  # sent as faust's own deletes are
+                self._table.data.pop(raw_key, None)
+                future: Awaitable[object] = self._table.send_changelog(
+                    partition, raw_key, None, value_serializer="raw"
+                )
+            else:
+                self._table.data[raw_key] = value
+                future = self._table.send_changelog(partition, raw_key, value)
         return future
 
     def scan(self, partition: int, prefix: str) -> list[tuple[str, bytes]]:
@@ -482,6 +490,21 @@ class Worker:
         async def update_lag() -> None:
             self._update_lag()
 
+        # A tenth of the retirement time, within 1 s to a minute: a scan of every bot.
+        retire_every_s = min(max(self.config.retire_after_s / 10, 1.0), 60.0)
+
+        @self.app.timer(interval=retire_every_s)
+        async def retire_quiet_bots() -> None:
+            if not self.ready or self.stopping:
+                return
+            try:
+                await self.processor.retire_quiet(
+                    self._committed(), behind=await self._partitions_behind()
+                )
+            except Exception:
+                # Its partitions were reloaded from the table: the next check does it again.
+                log.exception("retiring quiet bots failed; retrying on the next check")
+
         @self.app.timer(interval=5.0)
         async def flush_throttled_lines() -> None:
             flush_throttled(logging.getLogger())
@@ -668,6 +691,16 @@ class Worker:
             if end is None or next_offset < end:
                 behind.add(tp.partition)
         return behind
+
+    def _committed(self) -> dict[int, int]:
+        """The committed offset (the next to read) of each owned events partition."""
+        consumer = self.app.consumer
+        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        return {
+            tp.partition: offset
+            for tp, offset in list(committed.items())
+            if tp.topic == self.config.events_topic and offset is not None
+        }
 
     def _update_lag(self) -> None:
         """Records of each owned partition not yet committed, i.e. not yet durable.

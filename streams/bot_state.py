@@ -10,6 +10,10 @@ window. Each one increments ``late_pending``, which is reported as ``late_events
 on the next window record of the same bot to close (the earliest one if several close at
 once), and ``late_total``, the bot's lifetime count for metrics, so a late event is visible
 even when its bot never sends another timely event.
+
+``seen_until_ms`` is the end of the newest window the bot had an event in (closed, or late
+into): how long a bot without open windows has been quiet, so that one quiet long enough
+can be retired (its entry deleted: bot ids that come and go must not fill the worker).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Final
 
-from streams.watermark import PartitionClock
+from streams.watermark import NO_TIME, PartitionClock
 from streams.windows import WINDOW_MS, WindowStats
 
 NO_OFFSET: Final = -1
@@ -47,7 +51,15 @@ class BotState:
     equal the ``window_ms`` of the partition clock the state is applied with.
     """
 
-    __slots__ = ("bot_id", "last_offset", "late_pending", "late_total", "window_ms", "windows")
+    __slots__ = (
+        "bot_id",
+        "last_offset",
+        "late_pending",
+        "late_total",
+        "seen_until_ms",
+        "window_ms",
+        "windows",
+    )
 
     def __init__(self, bot_id: str, window_ms: int = WINDOW_MS) -> None:
         if window_ms <= 0 or window_ms % 1000:
@@ -58,6 +70,7 @@ class BotState:
         self.last_offset = NO_OFFSET
         self.late_pending = 0
         self.late_total = 0
+        self.seen_until_ms = NO_TIME
 
     def apply(
         self, offset: int, event: Mapping[str, Any], ts_ms: int, clock: PartitionClock
@@ -75,6 +88,7 @@ class BotState:
             self.last_offset = offset
             self.late_pending += 1
             self.late_total += 1
+            self.seen_until_ms = max(self.seen_until_ms, start + size)
             return _LATE
         # add() before storing anything: an event it rejects leaves no trace.
         stats = self.windows.get(start)
@@ -97,10 +111,19 @@ class BotState:
         size = self.window_ms
         ready = sorted(s for s in self.windows if s + size <= watermark_ms)
         closed = [(start, self.windows.pop(start)) for start in ready]
-        if closed and self.late_pending:
-            closed[0][1].late_events_excluded += self.late_pending
-            self.late_pending = 0
+        if closed:
+            self.seen_until_ms = max(self.seen_until_ms, closed[-1][0] + size)
+            if self.late_pending:
+                closed[0][1].late_events_excluded += self.late_pending
+                self.late_pending = 0
         return closed
+
+    def quiet_since(self) -> int | None:
+        """Since when (event time) the bot sent nothing: None while it has open windows or
+        nothing says (an entry written before this was kept)."""
+        if self.windows or self.seen_until_ms == NO_TIME:
+            return None
+        return self.seen_until_ms
 
     def close_ready(self, watermark_ms: int) -> list[dict[str, Any]]:
         """Window records (DESIGN.md) of the windows closed at ``watermark_ms``, oldest first."""
@@ -117,6 +140,7 @@ class BotState:
             "last_offset": self.last_offset,
             "late_pending": self.late_pending,
             "late_total": self.late_total,
+            "seen_until": self.seen_until_ms,
             "windows": {str(start): stats.to_dict() for start, stats in self.windows.items()},
         }
 
@@ -126,6 +150,7 @@ class BotState:
         state.last_offset = int(data["last_offset"])
         state.late_pending = int(data["late_pending"])
         state.late_total = int(data["late_total"])
+        state.seen_until_ms = int(data.get("seen_until", NO_TIME))
         state.windows = {
             int(start): WindowStats.from_dict(stats) for start, stats in data["windows"].items()
         }

@@ -64,6 +64,13 @@ class StreamsConfig:
         "BOTWATCH_IDLE_CLOSE_S",
         "Wall-clock seconds without records after which a quiet partition's windows close.",
     )
+    retire_after_s: float = setting(
+        7 * 86400.0,
+        "BOTWATCH_RETIRE_AFTER_S",
+        "A bot that sends nothing for this long is forgotten: its window and alert state are "
+        "deleted, its firing alerts resolve (0: never). Bounds the worker's memory when bot "
+        "ids come and go.",
+    )
     batch_max: int = setting(
         5000, "BOTWATCH_BATCH_MAX", "Most records the worker processes in one batch."
     )

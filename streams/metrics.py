@@ -82,6 +82,11 @@ class WorkerMetrics:
             registry=r,
         )
         self.open_windows = Gauge("botwatch_open_windows", "Per-bot windows open now.", registry=r)
+        self.bots_retired = Counter(
+            "botwatch_bots_retired",
+            "Bots forgotten after BOTWATCH_RETIRE_AFTER_S without events (state deleted).",
+            registry=r,
+        )
         self.alert_notifications = Counter(
             "botwatch_alert_notifications",
             "Alert records published (topic, index and receivers), by rule severity and state.",

@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -50,7 +50,7 @@ from schemas.gather import gather_all
 from schemas.jsonbytes import json_bytes
 from schemas.sink import DeadLetterRecord, Sink, SinkRecord
 from streams.alerting import AlertStage, Notify
-from streams.bot_state import BotState, Outcome, PartitionState
+from streams.bot_state import NO_OFFSET, BotState, Outcome, PartitionState
 from streams.config import StreamsConfig
 from streams.dlq import REPLAY_REKEYED, REPLAYED_STAGE, DlqStage, dlq_headers, miskeyed_reason
 from streams.metrics import WorkerMetrics, observe_ages
@@ -99,8 +99,9 @@ class StateTable(Protocol):
 
     def load(self, partition: int, key: str) -> bytes | None: ...
 
-    def save(self, partition: int, key: str, value: bytes) -> Awaitable[object] | None:
-        """Store ``value``; the awaitable (if any) resolves once the change is durable."""
+    def save(self, partition: int, key: str, value: bytes | None) -> Awaitable[object] | None:
+        """Store ``value`` (None deletes the entry); the awaitable (if any) resolves once the
+        change is durable."""
         ...
 
 
@@ -118,7 +119,8 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-_Entry = tuple[int, str, bytes]  # (partition, key, value) of the state table
+# (partition, key, value) of the state table; value None deletes the entry.
+_Entry = tuple[int, str, bytes | None]
 
 
 @dataclass
@@ -190,6 +192,7 @@ class BatchProcessor:
         self._lateness_ms = int(config.lateness_s * 1000)
         self._future_ms = int(config.max_future_s * 1000)
         self._idle_ms = int(config.idle_close_s * 1000)
+        self._retire_ms = int(config.retire_after_s * 1000)
         self._parts: dict[int, PartitionState] = {}
         self._bots: dict[int, dict[str, BotState]] = {}
         self._last_offset: dict[int, int] = {}
@@ -735,6 +738,86 @@ class BatchProcessor:
             self._count_active()
             return len(records)
 
+    async def retire_quiet(
+        self, committed: Mapping[int, int], behind: set[int] | frozenset[int] = frozenset()
+    ) -> int:
+        """Forget the bots that sent nothing for ``retire_after_s``; returns how many went.
+
+        Their window and alert entries are deleted (tombstones in the changelog) and their
+        firing alerts resolve; a bot that comes back starts afresh. Quiet is judged like the
+        alert tick: by the wall clock where a partition is caught up, by its own event time
+        where it is ``behind``. A bot with open windows is not quiet, and a bot goes only
+        once every record of it is committed (its ``last_offset`` below the partition's
+        offset in ``committed``): a record read again after a crash must find its state.
+        """
+        if self._retire_ms <= 0:
+            return 0
+        async with self._lock:
+            await self.drain()
+            if self._broken:
+                return 0
+            now = self.now_ms()
+            reason = (
+                f"no events for {_duration(self._retire_ms)}: botwatch forgot this bot, and "
+                "its next event starts it afresh"
+            )
+            entries: list[_Entry] = []
+            records: list[dict[str, Any]] = []
+            retired = 0
+            async with self._reloaded_on_failure(self._parts):
+                for partition, part in sorted(self._parts.items()):
+                    done = committed.get(partition)
+                    at = part.clock.max_event_ms if partition in behind else now
+                    if done is None or at == NO_TIME:
+                        continue
+                    for bot_id in self._quiet(partition, at, done, entries):
+                        retired += 1
+                        self._bots[partition].pop(bot_id, None)
+                        entries.append((partition, _bot_key(partition, bot_id), None))
+                        if self.alerts is not None:
+                            resolved, deleted = self.alerts.retire(partition, bot_id, at, reason)
+                            records += resolved
+                            entries += deleted
+                await self._publish_alerts(records)
+                await self._write(entries)
+            self._notify(records)
+            self.metrics.bots_retired.inc(retired)
+            return retired
+
+    def _quiet(self, partition: int, at: int, committed: int, entries: list[_Entry]) -> list[str]:
+        """The bots of ``partition`` quiet since before ``at`` less the retirement time.
+
+        A bot with a window entry written before its quiet time was kept starts the clock now
+        (its entry, rewritten, goes to ``entries``).
+        """
+        horizon = at - self._retire_ms
+        bots = self._bots[partition]
+        part = self._parts[partition]
+        engine = self.alerts.engine(partition) if self.alerts is not None else None
+        candidates = set(bots)
+        if engine is not None:
+            candidates.update(engine.bot_ids())
+        quiet = []
+        for bot_id in sorted(candidates):
+            if bot_id in part.next_close:
+                continue
+            bot = bots.get(bot_id)
+            if bot is None:
+                bot = self._bot(partition, bot_id)
+            if bot.windows or bot.last_offset >= committed:
+                continue
+            signs = (bot.quiet_since(), engine.last_seen(bot_id) if engine is not None else None)
+            seen = [t for t in signs if t is not None]
+            if seen:
+                if max(seen) <= horizon:
+                    quiet.append(bot_id)
+            elif bot.last_offset == NO_OFFSET:  # nothing says it ever sent anything
+                quiet.append(bot_id)
+            else:
+                bot.seen_until_ms = at
+                entries.append((partition, _bot_key(partition, bot_id), json_bytes(bot.to_dict())))
+        return quiet
+
     @contextlib.asynccontextmanager
     async def _reloaded_on_failure(self, partitions: Iterable[int]) -> AsyncIterator[None]:
         """A timer's step that fails half-way leaves the cache ahead of what it published
@@ -803,6 +886,15 @@ class BatchProcessor:
 
     def last_offsets(self) -> dict[int, int]:
         return dict(self._last_offset)
+
+
+def _duration(ms: int) -> str:
+    """``7d``, ``36h``, ``90m`` or ``45s``: the largest unit that divides ``ms`` exactly."""
+    seconds = ms // 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{ms / 1000:g}s"
 
 
 def _sink_record(rec: Record, event: dict[str, Any]) -> SinkRecord:

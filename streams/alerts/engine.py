@@ -328,6 +328,29 @@ class AlertEngine:
     def bot_ids(self) -> list[str]:
         return sorted(self._bots)
 
+    def knows(self, bot_id: str) -> bool:
+        return bot_id in self._bots
+
+    def last_seen(self, bot_id: str) -> int | None:
+        """Event time of the bot's newest event; None for a bot not known (or not yet seen)."""
+        bot = self._bots.get(bot_id)
+        return None if bot is None else bot.last_seen_ms
+
+    def retire(self, bot_id: str, now_ms: int, reason: str) -> list[dict[str, Any]]:
+        """Forget a bot gone for good: its alerts resolve, each resolution carrying ``reason``
+        as the annotation ``retired``, and its state goes (an absence alert would otherwise
+        fire for a decommissioned bot forever)."""
+        bot = self._bots.get(bot_id)
+        if bot is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for alert in bot.book:
+            for record in bot.book.resolve(self.rules_by_name[alert.rule], alert.key, now_ms):
+                record["annotations"]["retired"] = reason
+                out.append(record)
+        self.drop_bot(bot_id)
+        return out
+
     def take_dirty(self) -> set[str]:
         """Bots whose state changed since the last call: the table entries to write."""
         dirty, self._dirty = self._dirty, set()
@@ -367,7 +390,7 @@ class AlertEngine:
         self._track(bot)
 
     def drop_bot(self, bot_id: str) -> None:
-        """Forget a bot (its partition moved to another worker)."""
+        """Forget a bot (its partition moved to another worker, or it was retired)."""
         self._bots.pop(bot_id, None)
         self._active.discard(bot_id)
         self._dirty.discard(bot_id)

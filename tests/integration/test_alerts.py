@@ -325,6 +325,51 @@ async def test_a_bot_that_stops_is_down_after_the_configured_time_and_back_when_
         assert notified(rec, tag, "bot-down") == [("hb-bot", "firing"), ("hb-bot", "resolved")]
 
 
+async def test_a_bot_quiet_past_the_retirement_time_is_forgotten_for_good(
+    pipeline: dict[str, Any],
+) -> None:
+    """Its bot-down alert resolves saying why, its entries become tombstones in the
+    changelog, and a restarted worker does not bring it back."""
+    pipeline["env"]["BOTWATCH_RETIRE_AFTER_S"] = "20"  # checked every 2 s
+    use_rules(pipeline, ABSENCE_RULE)
+    async with recorder() as rec:
+        tag = use_receivers(pipeline, rec)
+        w = await start_worker(pipeline)
+        try:
+            now = int(time.time() * 1000)
+            if now % MINUTE < 6_000:  # the keeper's event must pass the minute by the lateness
+                await asyncio.sleep(6 - now % MINUTE / 1000)
+                now = int(time.time() * 1000)
+            minute = now - now % MINUTE
+            gone = [event("gone-bot", minute - 30_000 + i * 500) for i in range(4)]
+            # Its window [minute - 1 min, minute) closes on the keeper's event.
+            await produce(pipeline, [*gone, event("keeper-bot", now)])
+            await eventually(
+                lambda: len(notified(rec, tag, "bot-down")) >= 3, "bot-down for both, then gone"
+            )
+            mine = [a for a in hook_alerts(rec, tag) if a["labels"]["bot_id"] == "gone-bot"]
+            assert [a["status"] for a in mine] == ["firing", "resolved"]
+            assert mine[1]["annotations"]["retired"] == (
+                "no events for 20s: botwatch forgot this bot, and its next event starts it afresh"
+            )
+            assert w.metric("botwatch_bots_retired_total") == 1
+        finally:
+            assert w.stop() == 0, w.tail()
+        changelog = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+        deleted = {
+            r["key"] for r in read_topic(pipeline["settings"].kafka_bootstrap, changelog)
+            if r["key"].endswith("|gone-bot") and r["payload"] is None
+        }  # fmt: skip
+        assert {key[0] for key in deleted} == {"a", "b"}  # its alert entry and its bot entry
+        restarted = await start_worker(pipeline, "b")
+        try:
+            await asyncio.sleep(8)  # four checks: a bot restored from the table would go again
+            assert restarted.metric("botwatch_bots_retired_total") == 0
+            assert [a for a in hook_alerts(rec, tag) if a["labels"]["bot_id"] == "gone-bot"] == mine
+        finally:
+            assert restarted.stop() == 0, restarted.tail()
+
+
 BURN_RULE = """\
 rules:
   - name: slo-page

@@ -60,13 +60,14 @@ def make(
     clock: Clock | None = None,
     silences: Silences | None = None,
     outputs: RecordingOutputs | None = None,
+    retire_after_s: float = 7 * 86400.0,
 ) -> tuple[BatchProcessor, ScanTable, RecordingOutputs, DiscardSink, Inbox, Clock]:
     table = table if table is not None else ScanTable()
     clock = clock or Clock()
     outputs = outputs if outputs is not None else RecordingOutputs()
     sink, inbox = DiscardSink(), Inbox()
     stage = AlertStage(parse_rules(RULES), table, silences or Silences())
-    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
+    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0, retire_after_s=retire_after_s)
     processor = BatchProcessor(
         config, table, outputs, sink, WorkerMetrics(), alerts=stage, notify=inbox, now_ms=clock
     )
@@ -220,3 +221,39 @@ async def test_an_idle_close_that_fails_to_publish_closes_the_windows_again() ->
     assert await processor.close_idle() == 1
     [window] = outputs.windows
     assert window["count"] == 2
+
+
+async def test_a_retired_bot_resolves_its_absence_alert_and_its_entries_go() -> None:
+    processor, table, outputs, _, inbox, clock = make(retire_after_s=3600.0)
+    feed = Feed()
+    await processor.process([feed(event("b", T0)), feed(event("other", T0 + 2 * W))])
+    clock.now = T0 + 4 * W
+    await processor.tick_alerts()
+    assert inbox.states() == [("down", "b", "firing")]
+    assert (0, "a|0|b") in table.data and (0, "b|0|b") in table.data
+    clock.now = T0 + W + 3_600_000  # an hour after b's window ended
+    assert await processor.retire_quiet({0: feed.offset}) == 1  # other's window is open
+    *_, resolved = inbox.got
+    assert (resolved["rule"], resolved["bot_id"], resolved["state"]) == ("down", "b", "resolved")
+    assert resolved["annotations"]["retired"] == (
+        "no events for 1h: botwatch forgot this bot, and its next event starts it afresh"
+    )
+    assert outputs.alert_records[-1] == resolved
+    assert (0, "a|0|b") not in table.data and (0, "b|0|b") not in table.data
+    await processor.tick_alerts()  # other has been quiet for most of the hour too
+    assert [a for a in inbox.got if a["bot_id"] == "b"][-1] == resolved  # b is forgotten
+    assert [a["bot_id"] for a in processor.alerts.active()] == ["other"]  # type: ignore[union-attr]
+
+
+async def test_a_bot_known_only_to_the_alert_table_after_a_restart_is_retired_too() -> None:
+    processor, table, *_, clock = make(retire_after_s=3600.0)
+    feed = Feed()
+    await processor.process([feed(event("b", T0)), feed(event("other", T0 + 2 * W))])
+    restarted, *_ = make(table=table, clock=clock, retire_after_s=3600.0)
+    restarted.adopt([0])  # loads the alert entries; bot entries wait for their bot's records
+    clock.now = T0 + W + 3_600_000
+    assert await restarted.retire_quiet({0: feed.offset}) == 1
+    assert sorted(k for _, k in table.data if k.startswith(("a|", "b|"))) == [
+        "a|0|other",
+        "b|0|other",
+    ]

@@ -32,8 +32,11 @@ class DictTable:
     def load(self, partition: int, key: str) -> bytes | None:
         return self.data.get((partition, key))
 
-    def save(self, partition: int, key: str, value: bytes) -> None:
-        self.data[(partition, key)] = value
+    def save(self, partition: int, key: str, value: bytes | None) -> None:
+        if value is None:
+            self.data.pop((partition, key), None)
+        else:
+            self.data[(partition, key)] = value
         self.writes.append((partition, key))
 
 
@@ -117,12 +120,13 @@ def make(
     outputs: RecordingOutputs | None = None,
     sink: DiscardSink | None = None,
     clock: Clock | None = None,
+    retire_after_s: float = 7 * 86400.0,
 ) -> tuple[BatchProcessor, DictTable, RecordingOutputs, DiscardSink, WorkerMetrics]:
     table = table if table is not None else DictTable()
     outputs = outputs if outputs is not None else RecordingOutputs()
     sink = sink if sink is not None else DiscardSink()
     metrics = WorkerMetrics()
-    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
+    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0, retire_after_s=retire_after_s)
     processor = BatchProcessor(config, table, outputs, sink, metrics, now_ms=clock or Clock())
     return processor, table, outputs, sink, metrics
 
@@ -552,3 +556,65 @@ async def test_a_batch_whose_partition_is_revoked_while_it_waits_is_dropped_unro
     assert processor.last_offsets() == {}  # nothing of partition 0 stays cached
     assert await processor.close_idle() == 0
     assert outputs.windows == []
+
+
+async def test_a_bot_quiet_past_the_retirement_time_is_forgotten_then_starts_afresh() -> None:
+    clock = Clock()
+    processor, table, outputs, _, metrics = make(clock=clock, retire_after_s=3600.0)
+    feed = Feed()
+    await processor.process([feed(event("gone", T0 + 1_000)), feed(event("gone", T0 + 2_000))])
+    # "stays" keeps sending; its event an hour later closes gone's window [T0, T0 + 1 min).
+    await processor.process([feed(event("stays", T0 + 3_600_000))])
+    assert [w["bot_id"] for w in outputs.windows] == ["gone"]
+    committed = {0: feed.offset}  # every record read so far is committed
+    clock.now = T0 + W + 3_600_000 - 1  # one ms short of an hour since gone's window ended
+    assert await processor.retire_quiet(committed) == 0
+    clock.now += 1
+    assert await processor.retire_quiet(committed) == 1
+    assert (0, "b|0|gone") not in table.data and (0, "b|0|stays") in table.data
+    assert value(metrics, "botwatch_bots_retired_total") == 1
+    # Back later: counted from scratch, in its own window, once.
+    clock.now = T0 + 7_200_000
+    await processor.process([feed(event("gone", T0 + 7_200_000))])
+    await processor.process([feed(event("stays", T0 + 7_200_000 + 2 * W))])
+    back = [w for w in outputs.windows if w["bot_id"] == "gone"][-1]
+    assert (back["window_start"], back["count"]) == (rfc3339(T0 + 7_200_000), 1)
+
+
+async def test_a_bot_with_an_open_window_or_an_uncommitted_record_is_not_retired() -> None:
+    clock = Clock(T0 + 10 * 3_600_000)
+    processor, table, *_ = make(clock=clock, retire_after_s=3600.0)
+    feed = Feed()
+    await processor.process([feed(event("open", T0 + 1_000))])  # its window never closes
+    assert await processor.retire_quiet({0: feed.offset}) == 0
+    await processor.process([feed(event("open", T0 + 3 * W))])  # closes [T0, T0 + 1 min)
+    assert await processor.retire_quiet({0: feed.offset}) == 0  # a window is open again
+    await processor.process([feed(event("other", T0 + 10 * W))])  # closes open's last window
+    assert await processor.retire_quiet({0: 1}) == 0  # open's last record is not committed
+    assert await processor.retire_quiet({}) == 0  # nothing known committed
+    assert await processor.retire_quiet({0: feed.offset}) == 1
+    assert (0, "b|0|open") not in table.data
+
+
+async def test_an_entry_that_does_not_say_when_its_bot_went_quiet_starts_the_clock() -> None:
+    clock = Clock(T0 + 10 * 3_600_000)
+    table = DictTable()
+    legacy = {"bot_id": "old", "window_ms": W, "last_offset": 4, "late_pending": 0,
+              "late_total": 0, "windows": {}}  # fmt: skip
+    table.data[(0, "b|0|old")] = orjson.dumps(legacy)
+    processor, *_ = make(table=table, clock=clock, retire_after_s=3600.0)
+    processor.adopt([0])
+    await processor.process([Feed()(event("old", T0 + 9 * 3_600_000))])  # offset 0: a duplicate
+    assert await processor.retire_quiet({0: 5}) == 0
+    assert orjson.loads(table.data[(0, "b|0|old")])["seen_until"] == clock.now
+    clock.now += 3_600_000
+    assert await processor.retire_quiet({0: 5}) == 1
+
+
+async def test_retirement_is_off_at_zero() -> None:
+    clock = Clock(T0 + 100 * 86_400_000)
+    processor, table, *_ = make(clock=clock, retire_after_s=0)
+    feed = Feed()
+    await processor.process([feed(event("a", T0)), feed(event("b", T0 + 5 * W))])
+    assert await processor.retire_quiet({0: feed.offset}) == 0
+    assert (0, "b|0|a") in table.data
