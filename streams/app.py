@@ -490,10 +490,21 @@ class Worker:
         async def update_lag() -> None:
             self._update_lag()
 
-        # A tenth of the retirement time, within 1 s to a minute: a scan of every bot.
-        retire_every_s = min(max(self.config.retire_after_s / 10, 1.0), 60.0)
+        if self.config.retire_after_s > 0:
+            self._wire_retirement()
 
-        @self.app.timer(interval=retire_every_s)
+        @self.app.timer(interval=5.0)
+        async def flush_throttled_lines() -> None:
+            try:
+                flush_throttled(logging.getLogger())
+            except Exception:  # a log line must never stop the worker
+                log.exception("logging the summaries of throttled lines failed")
+
+    def _wire_retirement(self) -> None:
+        # A tenth of the retirement time, within 1 s to a minute: a scan of every bot.
+        every_s = min(max(self.config.retire_after_s / 10, 1.0), 60.0)
+
+        @self.app.timer(interval=every_s)
         async def retire_quiet_bots() -> None:
             if not self.ready or self.stopping:
                 return
@@ -504,10 +515,6 @@ class Worker:
             except Exception:
                 # Its partitions were reloaded from the table: the next check does it again.
                 log.exception("retiring quiet bots failed; retrying on the next check")
-
-        @self.app.timer(interval=5.0)
-        async def flush_throttled_lines() -> None:
-            flush_throttled(logging.getLogger())
 
         @self.app.timer(interval=self.config.alert_tick_s)
         async def tick_alerts() -> None:
@@ -693,13 +700,15 @@ class Worker:
         return behind
 
     def _committed(self) -> dict[int, int]:
-        """The committed offset (the next to read) of each owned events partition."""
+        """The next offset to read of each events partition, as far as this worker's commits
+        succeeded (none known before its first commit of a partition: nothing is retired)."""
         consumer = self.app.consumer
-        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        if not isinstance(consumer, BatchConsumer):
+            return {}
         return {
             tp.partition: offset
-            for tp, offset in list(committed.items())
-            if tp.topic == self.config.events_topic and offset is not None
+            for tp, offset in list(consumer.durably_committed.items())
+            if tp.topic == self.config.events_topic
         }
 
     def _update_lag(self) -> None:

@@ -210,7 +210,17 @@ class BatchConsumer(AIOKafkaConsumer):
 
     def __init__(self, *args: Any, intake: BatchIntake, **kwargs: Any) -> None:
         self.intake = intake
+        # The next offset to read of each partition, as far as a commit of this process
+        # succeeded. faust's own ``_committed_offset`` moves on even when a commit failed
+        # (a group that already rebalanced), so it cannot say what is durable.
+        self.durably_committed: dict[Any, int] = {}
         super().__init__(*args, **kwargs)
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        done: bool = await super()._commit(offsets)
+        if done:
+            self.durably_committed.update(offsets)
+        return done
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -87,20 +87,27 @@ class RepeatThrottle(logging.Filter):
         """Summaries of the kinds whose window passed with lines left out and no line since:
         the last one left out, saying how many there were. Each kind starts over."""
         now = self._clock()
-        summaries = []
-        with self._lock:
-            for kind, seen in list(self._kinds.items()):
-                if seen.last is None or now - seen.passed_at < self.window_s:
-                    continue
+        with self._lock:  # formatting waits until the lock is let go (see below)
+            due = [
+                (kind, seen.last, seen.left_out)
+                for kind, seen in self._kinds.items()
+                if seen.last is not None and now - seen.passed_at >= self.window_s
+            ]
+            for kind, _, _ in due:
                 del self._kinds[kind]
-                summary = logging.makeLogRecord(seen.last.__dict__)
-                summary.msg = (
-                    f"{seen.last.getMessage()} [the last of {seen.left_out} like this after "
-                    "the one logged; none since]"
-                )
-                summary.args = None
-                setattr(summary, _SUMMARY, True)
-                summaries.append(summary)
+        summaries = []
+        for _, last, left_out in due:
+            try:  # a line's arguments may not fit its format: logging would say so, not raise
+                text = last.getMessage()
+            except Exception:
+                text = str(last.msg)
+            summary = logging.makeLogRecord(last.__dict__)
+            summary.msg = (
+                f"{text} [the last of {left_out} like this after the one logged; none since]"
+            )
+            summary.args = None
+            setattr(summary, _SUMMARY, True)
+            summaries.append(summary)
         return summaries
 
 

@@ -749,6 +749,8 @@ class BatchProcessor:
         where it is ``behind``. A bot with open windows is not quiet, and a bot goes only
         once every record of it is committed (its ``last_offset`` below the partition's
         offset in ``committed``): a record read again after a crash must find its state.
+        Late events it sent after its last window closed are in ``botwatch_late_events_total``
+        but, with no window of it left to close, in no window record.
         """
         if self._retire_ms <= 0:
             return 0
@@ -781,6 +783,7 @@ class BatchProcessor:
                 await self._publish_alerts(records)
                 await self._write(entries)
             self._notify(records)
+            self._count_active()
             self.metrics.bots_retired.inc(retired)
             return retired
 

@@ -119,8 +119,9 @@ class Broker(NamedTuple):
 class FakeAioKafkaClient:
     """aiokafka's client as the metadata adapter uses it: known brokers, and ``send``."""
 
-    def __init__(self, answering: set[int], brokers: list[int]) -> None:
+    def __init__(self, answering: set[int], brokers: list[int], hanging: int | None = None) -> None:
         self.answering = answering
+        self.hanging = hanging
         self._brokers = brokers
         self.sent: list[tuple[int, Any]] = []
         self.cluster = self
@@ -130,16 +131,20 @@ class FakeAioKafkaClient:
 
     async def send(self, node: int, request: Any) -> str:
         self.sent.append((node, request))
+        if node == self.hanging:
+            await asyncio.sleep(3600)
         if node not in self.answering:
             raise NodeNotReadyError(f"node {node} not ready")
         return f"answer of {node}"
 
 
 async def test_metadata_of_the_topic_from_the_first_broker_that_answers() -> None:
-    client = FakeAioKafkaClient(answering={3}, brokers=[1, 2, 3])
+    client = FakeAioKafkaClient(answering={3}, brokers=[1, 2, 3], hanging=1)
     adapter = _AioKafkaMetadata(client)  # type: ignore[arg-type]
-    assert await adapter.fetch_metadata(["bots.events"]) == "answer of 3"
-    assert [node for node, _ in client.sent] == [1, 2, 3]
+    # Broker 1 never answers and 2 refuses: 3's answer counts, without waiting for 1.
+    async with asyncio.timeout(1):
+        assert await adapter.fetch_metadata(["bots.events"]) == "answer of 3"
+    assert sorted(node for node, _ in client.sent) == [1, 2, 3]
     for _, request in client.sent:  # aiokafka keeps the request's fields private
         assert request._topics == ["bots.events"]
         assert request._allow_auto_topic_creation is False  # asking creates nothing

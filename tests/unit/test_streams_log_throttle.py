@@ -131,3 +131,15 @@ def test_flush_hands_each_handler_the_summaries_of_its_own_throttle() -> None:
         ]
     finally:
         logger.removeHandler(handler)
+
+
+def test_a_line_whose_arguments_do_not_fit_its_format_is_summarised_as_written() -> None:
+    now = [0.0]
+    throttle = RepeatThrottle(window_s=10.0, clock=lambda: now[0])
+    assert throttle.filter(record("aiokafka.conn", "broken %d", "not a number"))
+    assert not throttle.filter(record("aiokafka.conn", "broken %d", "again"))
+    now[0] = 10.0
+    [summary] = throttle.due()
+    assert summary.getMessage() == (
+        "broken %d [the last of 1 like this after the one logged; none since]"
+    )

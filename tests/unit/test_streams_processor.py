@@ -618,3 +618,14 @@ async def test_retirement_is_off_at_zero() -> None:
     await processor.process([feed(event("a", T0)), feed(event("b", T0 + 5 * W))])
     assert await processor.retire_quiet({0: feed.offset}) == 0
     assert (0, "b|0|a") in table.data
+
+
+async def test_a_partition_behind_judges_quiet_by_its_own_event_time() -> None:
+    clock = Clock(T0 + 100 * 3_600_000)  # the wall clock is far ahead of the backlog
+    processor, table, *_ = make(clock=clock, retire_after_s=3600.0)
+    feed = Feed()
+    await processor.process([feed(event("a", T0)), feed(event("b", T0 + 30 * W))])
+    assert await processor.retire_quiet({0: feed.offset}, behind={0}) == 0  # 29 min of quiet
+    await processor.process([feed(event("b", T0 + W + 3_600_000))])
+    assert await processor.retire_quiet({0: feed.offset}, behind={0}) == 1  # an hour of it
+    assert (0, "b|0|a") not in table.data
