@@ -1,1 +1,2 @@
-"""OpenSearch: bulk writer, index templates, retention and dashboards objects."""
+"""Where records leave the pipeline: OpenSearch (bulk writer, index templates, retention) and
+the alert receivers (Alertmanager, webhook, Slack)."""
