@@ -86,11 +86,22 @@ def broker_urls(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
 
 
+# faust names a table's changelog topic ``<app id>-<table>-changelog``.
+TABLE_NAME: Final = "windows"
+
+
 def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
-    """The topics the worker needs; events, dead letters and stats share a partition count."""
+    """The topics the worker needs; events, dead letters and stats share a partition count.
+
+    The events topic and the state table's changelog (faust creates it) must have exactly
+    ``config.partitions``: faust assigns the table's partitions, so an events partition past
+    them would never be read.
+    """
     n = config.partitions
+    changelog = f"{config.app_id}-{TABLE_NAME}-changelog"
     return [
-        TopicSpec(config.events_topic, n, {}),
+        TopicSpec(config.events_topic, n, {}, exact=True),
+        TopicSpec(changelog, n, {}, exact=True, create=False),
         TopicSpec(config.dlq_topic, n, {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}),
         TopicSpec(config.stats_topic, n, {}),
         TopicSpec(config.alerts_topic, n, {}),
@@ -343,6 +354,7 @@ class Worker:
         )
         self.kafka = BrokerProbe(config.kafka_bootstrap, config.events_topic)
         self.metrics.kafka_up.set_function(lambda: float(self.kafka.up))
+        self._reported_partitions: int | None = None
         self.assigned: set[int] = set()
         # Assigned partitions whose table state is recovered: only their records are
         # processed. A batch may still hold records fetched before a rebalance; those are
@@ -384,7 +396,7 @@ class Worker:
         )
         # bytes in, bytes out: the processor encodes its own compact state with orjson.
         self.table = self.app.Table(
-            "windows",
+            TABLE_NAME,
             partitions=config.partitions,
             key_type=bytes,
             value_type=bytes,
@@ -489,6 +501,7 @@ class Worker:
         @self.app.timer(interval=5.0)
         async def update_lag() -> None:
             self._update_lag()
+            self._check_partitions()
 
         if self.config.retire_after_s > 0:
             self._wire_retirement()
@@ -699,6 +712,19 @@ class Worker:
                 behind.add(tp.partition)
         return behind
 
+    def _unread_partitions(self) -> str:
+        """Why records wait that this worker will never read, or "" (see ``topic_specs``)."""
+        found, n = self.kafka.partitions, self.config.partitions
+        if found is None or found == n:
+            return ""
+        return (
+            f"the events topic {self.config.events_topic} has {found} partitions and the "
+            f"worker reads {n} (BOTWATCH_PARTITIONS): "
+            + (f"records of partitions {n}..{found - 1} are never read. " if found > n else "")
+            + "Partitions cannot be added to the events topic of a running pipeline; "
+            "see README, 'Partitions'"
+        )
+
     def _committed(self) -> dict[int, int]:
         """The next offset to read of each events partition, as far as this worker's commits
         succeeded (none known before its first commit of a partition: nothing is retired)."""
@@ -710,6 +736,18 @@ class Worker:
             for tp, offset in list(consumer.durably_committed.items())
             if tp.topic == self.config.events_topic
         }
+
+    def _check_partitions(self) -> None:
+        """Log once per count seen, and keep the gauge, when the events topic's partition
+        count is not the one the worker reads."""
+        found = self.kafka.partitions
+        if found is None:
+            return
+        self.metrics.unread_partitions.set(max(found - self.config.partitions, 0))
+        unread = self._unread_partitions()
+        if unread and found != self._reported_partitions:
+            log.error("%s", unread)
+        self._reported_partitions = found
 
     def _update_lag(self) -> None:
         """Records of each owned partition not yet committed, i.e. not yet durable.
@@ -749,6 +787,9 @@ class Worker:
         kafka_ok, kafka = self.kafka.health()
         if not kafka_ok:
             return False, kafka
+        unread = self._unread_partitions()
+        if unread:
+            return False, unread
         if not self.joined:
             return False, "joining the consumer group: no partitions assigned yet"
         ok, reason = self.sink.health()

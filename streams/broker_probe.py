@@ -4,7 +4,9 @@ faust's consumer rides out a broker outage in its own thread, retrying quietly: 
 worker sees changes, and ``/ready`` kept saying "consuming" while no broker was there. A
 metadata request every few seconds on a connection of its own says whether the cluster
 answers at all. It asks about the events topic only: the metadata of every topic costs the
-worker and the broker a few milliseconds per thousand topics, every few seconds.
+worker and the broker a few milliseconds per thousand topics, every few seconds. The answer
+also says how many partitions the topic has now (partitions added while the worker runs are
+never read by it: see ``streams.topics``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaClient
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.protocol.metadata import MetadataRequest
 
@@ -26,7 +29,9 @@ from schemas.background import Background
 class MetadataClient(Protocol):
     async def bootstrap(self) -> None: ...
 
-    async def fetch_metadata(self, topics: list[str]) -> Any: ...
+    async def partition_counts(self, topics: list[str]) -> dict[str, int]:
+        """Partitions of each of ``topics`` that exists."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -54,6 +59,7 @@ class BrokerProbe:
         self._client: MetadataClient | None = None
         self._loop = Background(self._run, "kafka-probe")
         self.up = True  # until a request says otherwise
+        self.partitions: int | None = None  # of ``topic``, at the last answer
         self.down_since: float | None = None
         self.last_error = ""
 
@@ -71,7 +77,7 @@ class BrokerProbe:
         try:
             async with asyncio.timeout(self.timeout_s):
                 client = await self._connected()
-                await client.fetch_metadata([self.topic])
+                counts = await client.partition_counts([self.topic])
         except Exception as exc:  # any failure means: not answering
             if isinstance(exc, TimeoutError):
                 error = f"no answer within {self.timeout_s:g} s"
@@ -80,6 +86,7 @@ class BrokerProbe:
             self._failed(error)
             return False
         self.up, self.down_since, self.last_error = True, None, ""
+        self.partitions = counts.get(self.topic)
         return True
 
     async def start(self) -> None:
@@ -136,7 +143,14 @@ class _AioKafkaMetadata:
     async def bootstrap(self) -> None:
         await self._client.bootstrap()
 
-    async def fetch_metadata(self, topics: list[str]) -> Any:
+    async def partition_counts(self, topics: list[str]) -> dict[str, int]:
+        answer = await self._metadata(topics)
+        cluster = ClusterMetadata()
+        cluster.update_metadata(answer)
+        counts = {t: cluster.partitions_for_topic(t) for t in topics}
+        return {t: len(found) for t, found in counts.items() if found is not None}
+
+    async def _metadata(self, topics: list[str]) -> Any:
         nodes = [broker.nodeId for broker in self._client.cluster.brokers()]
         if not nodes:
             raise KafkaConnectionError("no broker known from the bootstrap servers")

@@ -82,6 +82,12 @@ class WorkerMetrics:
             registry=r,
         )
         self.open_windows = Gauge("botwatch_open_windows", "Per-bot windows open now.", registry=r)
+        self.unread_partitions = Gauge(
+            "botwatch_events_partitions_unread",
+            "Partitions of the events topic past BOTWATCH_PARTITIONS (added while the worker "
+            "runs): the worker never reads them.",
+            registry=r,
+        )
         self.bots_retired = Counter(
             "botwatch_bots_retired",
             "Bots forgotten after BOTWATCH_RETIRE_AFTER_S without events (state deleted).",

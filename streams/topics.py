@@ -17,38 +17,57 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str]
+    # The worker's state table is partitioned like this topic: with another count, partitions
+    # past the table's would never be read (faust assigns the table's partitions only).
+    exact: bool = False
+    # False: checked when it exists, never created here (faust makes its changelog itself).
+    create: bool = True
 
 
-async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
-    """Create the topics in ``specs`` that do not exist; returns the names created.
+class PartitionCountError(ValueError):
+    """Topics whose partition count must equal BOTWATCH_PARTITIONS differ from it."""
 
-    An existing topic is left as it is; a partition count that differs from the spec is
-    reported, because per-bot windows rely on events and stats being co-partitioned.
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[TopicSpec]:
+    """Create the topics in ``specs`` that do not exist; returns those created.
+
+    An existing topic is left as it is. A partition count that differs from an ``exact``
+    spec raises ``PartitionCountError`` before anything is created; for the others it is
+    reported.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
+        present = [s for s in specs if s.name in existing]
+        if present:
+            described = await admin.describe_topics([s.name for s in present])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            wrong = [s for s in present if counts.get(s.name, s.partitions) != s.partitions]
+            exact = [s for s in wrong if s.exact]
+            if exact:
+                raise PartitionCountError(
+                    "; ".join(
+                        f"topic {s.name} has {counts[s.name]} partitions, "
+                        f"BOTWATCH_PARTITIONS is {s.partitions}"
+                        for s in exact
+                    )
+                )
+            for spec in wrong:
+                log.warning(
+                    "topic %s has %s partitions, configured %s: keep events and stats "
+                    "topics at one partition count (BOTWATCH_PARTITIONS)",
+                    spec.name,
+                    counts[spec.name],
+                    spec.partitions,
+                )
+        missing = [s for s in specs if s.name not in existing and s.create]
         if missing:
             # Another worker may create one between our check and our request.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing]
                 )
-        present = [s for s in specs if s.name in existing]
-        if present:
-            described = await admin.describe_topics([s.name for s in present])
-            counts = {d["topic"]: len(d["partitions"]) for d in described}
-            for spec in present:
-                if counts.get(spec.name, spec.partitions) != spec.partitions:
-                    log.warning(
-                        "topic %s has %s partitions, configured %s: keep events and stats "
-                        "topics at one partition count (BOTWATCH_PARTITIONS)",
-                        spec.name,
-                        counts[spec.name],
-                        spec.partitions,
-                    )
-        return [s.name for s in missing]
+        return missing
     finally:
         await admin.close()

@@ -38,6 +38,20 @@ def kafka_unreachable(bootstrap: str, exc: BaseException) -> BotwatchError:
     )
 
 
+def partitions_differ(exc: BaseException, app_id: str) -> BotwatchError:
+    """The error of ``setup`` and ``worker`` when the events topic or the state table has
+    another partition count than BOTWATCH_PARTITIONS."""
+    return BotwatchError(
+        f"error: {exc}. The worker keeps each bot's windows in a table partitioned like the "
+        "events topic, and would never read an events partition past the table's.\n"
+        "  fix: set BOTWATCH_PARTITIONS to the events topic's partition count. If the state "
+        f"table of BOTWATCH_APP_ID={app_id} (its -windows-changelog topic) has another count, "
+        "it was made with another BOTWATCH_PARTITIONS: use that, or a new BOTWATCH_APP_ID "
+        "(new windows, and a new consumer group that reads the events topic from its start). "
+        "Partitions cannot be added to the events topic of a running pipeline."
+    )
+
+
 def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
     """Rows under a header, each column as wide as its widest cell."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from botwatch.commands.common import BotwatchError, kafka_unreachable, settings_of
+from botwatch.commands.common import (
+    BotwatchError,
+    kafka_unreachable,
+    partitions_differ,
+    settings_of,
+)
 from sinks.config import SinkConfig
 from sinks.opensearch import display_url
 from sinks.retention import has_ism, install_ism_policies, retention_days
@@ -40,7 +45,7 @@ def setup(ctx: click.Context) -> None:
     from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
     from streams.app import topic_specs
-    from streams.topics import ensure_topics
+    from streams.topics import PartitionCountError, ensure_topics
 
     settings = settings_of(ctx)
     streams, sink = settings.streams, settings.sink
@@ -52,8 +57,12 @@ def setup(ctx: click.Context) -> None:
         )
     except (KafkaError, OSError, TimeoutError) as exc:
         raise kafka_unreachable(streams.kafka_bootstrap, exc) from None
+    except PartitionCountError as exc:
+        raise partitions_differ(exc, streams.app_id) from None
     for spec in specs:
-        what = "created" if spec.name in created else "exists: "
+        if not spec.create:
+            continue  # the worker's own changelog: faust makes it
+        what = "created" if spec in created else "exists: "
         click.echo(f"topic {what} {spec.name} ({spec.partitions} partitions)")
 
     client = opensearch_client(sink)

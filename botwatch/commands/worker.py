@@ -7,7 +7,12 @@ import asyncio
 import click
 from prometheus_client import CollectorRegistry
 
-from botwatch.commands.common import BotwatchError, kafka_unreachable, settings_of
+from botwatch.commands.common import (
+    BotwatchError,
+    kafka_unreachable,
+    partitions_differ,
+    settings_of,
+)
 from botwatch.settings import Settings
 from schemas.sink import Sink
 from sinks.discard import DiscardSink
@@ -58,7 +63,7 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
     from sinks.receivers import Notifier
     from streams.alerts import RulesError, load_rules
     from streams.app import Worker, topic_specs
-    from streams.topics import ensure_topics
+    from streams.topics import PartitionCountError, ensure_topics
 
     settings = settings_of(ctx)
     config = settings.streams
@@ -74,8 +79,10 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
         created = asyncio.run(ensure_topics(config.kafka_bootstrap, topic_specs(config)))
     except (KafkaError, OSError) as exc:
         raise kafka_unreachable(config.kafka_bootstrap, exc) from None
-    for name in created:
-        click.echo(f"created topic {name} ({config.partitions} partitions)")
+    except PartitionCountError as exc:
+        raise partitions_differ(exc, config.app_id) from None
+    for spec in created:
+        click.echo(f"created topic {spec.name} ({spec.partitions} partitions)")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry(auto_describe=True)
     notifier = Notifier.from_config(settings.receivers, registry=registry)

@@ -7,7 +7,9 @@ and dead-letter topics back with kcat and compares them with the truth.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 from pipeline import (
+    PARTITIONS,
     assert_dead_letters_match,
     assert_stats_match,
     collect_stats,
@@ -23,7 +26,7 @@ from pipeline import (
     truth_windows,
 )
 from pipeline import worker as pipeline_worker
-from support import TopicFactory, WorkerProcess
+from support import BOTWATCH, TopicFactory, WorkerProcess, create_topics
 
 from botwatch.settings import Settings
 
@@ -158,3 +161,71 @@ def merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             windows[bot].update(found)
     late = first["counts"]["late"] + second["counts"]["late"]
     return {"windows": windows, "counts": {"late": late}}
+
+
+def refused(pipeline: dict[str, Any], command: str, partitions: int) -> str:
+    """``botwatch COMMAND`` run with BOTWATCH_PARTITIONS=partitions: its error, once refused."""
+    env = {**pipeline["env"], "BOTWATCH_PARTITIONS": str(partitions)}
+    args = [command] if command == "setup" else [command, "--sink", "discard"]
+    done = subprocess.run(
+        [*BOTWATCH, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    return done.stderr
+
+
+def test_another_partition_count_than_the_events_topics_is_refused_at_start(
+    pipeline: dict[str, Any],
+) -> None:
+    events = pipeline["topics"]["events"]
+    for command in ("worker", "setup"):
+        error = refused(pipeline, command, PARTITIONS - 1)
+        assert f"topic {events} has {PARTITIONS} partitions, BOTWATCH_PARTITIONS is " in error
+        assert "fix: set BOTWATCH_PARTITIONS to the events topic's partition count" in error
+
+
+def test_a_state_table_made_with_another_partition_count_is_refused_at_start(
+    pipeline: dict[str, Any],
+) -> None:
+    """A worker of this app id ran with another count: its changelog has that many."""
+    changelog = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    asyncio.run(create_topics(bootstrap, [changelog], PARTITIONS + 2))  # goes with the app id
+    error = refused(pipeline, "worker", PARTITIONS)
+    assert f"topic {changelog} has {PARTITIONS + 2} partitions" in error
+
+
+def test_partitions_added_while_the_worker_runs_turn_ready_to_503_naming_them(
+    pipeline: dict[str, Any],
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+
+    async def add_partitions(topic: str, total: int) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=pipeline["settings"].kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_partitions({topic: NewPartitions(total_count=total)})
+        finally:
+            await admin.close()
+
+    events = pipeline["topics"]["events"]
+    w = worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        assert w.metric("botwatch_events_partitions_unread") == 0
+        asyncio.run(add_partitions(events, PARTITIONS + 2))
+        deadline = time.monotonic() + 30
+        while w.get("/ready")[0] != 503 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        code, body = w.get("/ready")
+        assert code == 503, body
+        assert (
+            f"the events topic {events} has {PARTITIONS + 2} partitions and the worker reads "
+            f"{PARTITIONS} (BOTWATCH_PARTITIONS): records of partitions {PARTITIONS}.."
+            f"{PARTITIONS + 1} are never read"
+        ).encode() in body
+        w.wait_metric("botwatch_events_partitions_unread", 2, timeout=15)
+        assert w.metric("botwatch_events_partitions_unread") == 2
+    finally:
+        assert w.stop() == 0, w.tail()
+    assert w.log.read_text().count("are never read") == 1, w.tail()  # logged once

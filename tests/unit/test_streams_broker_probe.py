@@ -22,11 +22,11 @@ class FakeClient:
         self.cluster.bootstraps += 1
         await self._answer()
 
-    async def fetch_metadata(self, topics: list[str]) -> Any:
+    async def partition_counts(self, topics: list[str]) -> dict[str, int]:
         self.cluster.requests += 1
         self.cluster.topics.append(topics)
         await self._answer()
-        return {}
+        return {t: self.cluster.partitions for t in topics}
 
     async def close(self) -> None:
         self.closed = True
@@ -44,6 +44,7 @@ class FakeCluster:
         self.bootstraps = 0
         self.requests = 0
         self.topics: list[list[str]] = []
+        self.partitions = 6
         self.clients: list[FakeClient] = []
 
     def client(self) -> FakeClient:
@@ -68,6 +69,10 @@ async def test_down_while_refused_then_up_again_with_the_time_it_went_down() -> 
     assert await p.check()
     assert p.health() == (True, "Kafka at kafka-1:9092 answers")
     assert cluster.topics == [["bots.events"]]  # not every topic of the cluster
+    assert p.partitions == 6
+    cluster.partitions = 12  # partitions added to the topic
+    assert await p.check()
+    assert p.partitions == 12
     cluster.mode = "refused"
     assert not await p.check()
     now[0] += 30
@@ -143,7 +148,7 @@ async def test_metadata_of_the_topic_from_the_first_broker_that_answers() -> Non
     adapter = _AioKafkaMetadata(client)  # type: ignore[arg-type]
     # Broker 1 never answers and 2 refuses: 3's answer counts, without waiting for 1.
     async with asyncio.timeout(1):
-        assert await adapter.fetch_metadata(["bots.events"]) == "answer of 3"
+        assert await adapter._metadata(["bots.events"]) == "answer of 3"
     assert sorted(node for node, _ in client.sent) == [1, 2, 3]
     for _, request in client.sent:  # aiokafka keeps the request's fields private
         assert request._topics == ["bots.events"]
@@ -153,7 +158,7 @@ async def test_metadata_of_the_topic_from_the_first_broker_that_answers() -> Non
 async def test_metadata_fails_with_the_last_error_when_no_broker_answers() -> None:
     adapter = _AioKafkaMetadata(FakeAioKafkaClient(set(), [1, 2]))  # type: ignore[arg-type]
     with pytest.raises(NodeNotReadyError, match="node 2"):
-        await adapter.fetch_metadata(["t"])
+        await adapter._metadata(["t"])
     no_brokers = _AioKafkaMetadata(FakeAioKafkaClient(set(), []))  # type: ignore[arg-type]
     with pytest.raises(KafkaConnectionError, match="no broker known"):
-        await no_brokers.fetch_metadata(["t"])
+        await no_brokers._metadata(["t"])
