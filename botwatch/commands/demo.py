@@ -129,14 +129,17 @@ def _summary(settings: Settings, truth: dict[str, Any], m: dict[str, float], sin
     try:
         client.indices.refresh(index=f"{prefix}-*")
         bots = sorted(truth["bots"])
-        window = {"range": {"timestamp": {"gte": int(since * 1000) - 1000}}}
+        since_ms = int(since * 1000) - 1000
+        window = {"range": {"timestamp": {"gte": since_ms}}}
         query = {"query": {"bool": {"filter": [{"terms": {"bot_id": bots}}, window]}}}
         indexed = client.count(index=f"{prefix}-events-*", body=query)["count"]
+        # This run's windows only: the demo's bots have the same names every run.
+        this_run = {"range": {"window_start": {"gte": since_ms - since_ms % 60_000}}}
         stats = client.search(
             index=f"{prefix}-stats-*",
             body={
                 "size": 0,
-                "query": {"terms": {"bot_id": bots}},
+                "query": {"bool": {"filter": [{"terms": {"bot_id": bots}}, this_run]}},
                 "aggs": {
                     "bots": {
                         "terms": {"field": "bot_id", "size": len(bots)},

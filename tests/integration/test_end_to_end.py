@@ -8,6 +8,8 @@ per malformed record (plus the job-failure copies), and nothing duplicated by a 
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -25,9 +27,18 @@ from pipeline import (
     truth_windows,
 )
 from pipeline import worker as pipeline_worker
-from support import ThreadedProxy, headers_of, put_breaking_template, read_topic
+from support import (
+    BOTWATCH,
+    ThreadedProxy,
+    free_port,
+    headers_of,
+    put_breaking_template,
+    read_topic,
+)
 
 from botwatch.settings import Settings
+from sinks.config import SinkConfig
+from sinks.templates import install_templates
 
 
 @pytest.fixture
@@ -222,3 +233,49 @@ def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(
             index=f"{prefix}-*", body={"query": {"query_string": {"query": f"*{secret}*"}}}
         )
         assert hits["count"] == 0
+
+
+def test_the_demo_runs_the_whole_pipeline_and_reports_only_its_own_run(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    """The README's main command, with this test's topics, indices, group and port, run
+    twice. Each summary lists the windows of its own run only: the bots have the same names
+    every run, and an old window of bot-000 waits in the stats index."""
+    env = {
+        **pipeline["env"],
+        "BOTWATCH_WEB_PORT": str(free_port()),
+        "BOTWATCH_STATE_DIR": str(pipeline["dir"] / "demo-state"),
+    }
+    prefix = env["BOTWATCH_INDEX_PREFIX"]
+    old = {"bot_id": "bot-000", "window_start": "2026-01-01T00:00:00Z", "count": 7,
+           "error_rate": 0.0, "duration_ms": {"p95": None}}  # fmt: skip
+    install_templates(opensearch, SinkConfig(index_prefix=prefix))  # as the demo's setup does
+    opensearch.index(index=f"{prefix}-stats-2026.01.01", body=old, refresh=True)
+    runs = []
+    for seed in ("7", "8"):
+        began = time.time()
+        done = subprocess.run(
+            [*BOTWATCH, "demo", "--duration", "6", "--bots", "3", "--rate", "200",
+             "--seed", seed],
+            env=env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs.append((began, done.stdout + done.stderr))  # the generator reports on stderr
+    url = pipeline["settings"].opensearch_url.rstrip("/")
+    valid = 0
+    for began, out in runs:
+        truth_path = re.search(r"truth in (\S+)", out)
+        assert truth_path is not None, out
+        truth = orjson.loads(Path(truth_path.group(1)).read_bytes())
+        counts = truth["counts"]
+        valid += counts["valid"]
+        assert f"events sent:        {counts['records']:,} ({counts['valid']:,} valid, " in out
+        assert f"processed:          {counts['records']:,} records" in out
+        indexed = f"indexed:            {counts['valid']:,} event documents in {prefix}-events-*"
+        assert indexed in out
+        rows = re.findall(r"^  (bot-\d{3}) +(\S+Z) +(\d+) ", out, re.MULTILINE)
+        assert rows, out
+        first_minute = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(began - began % 60))
+        assert all(start >= first_minute for _, start, _ in rows), (first_minute, out)
+        assert f"curl -s '{url}/{prefix}-events-*" in out
+    assert len(_all(opensearch, f"{prefix}-events-*")) == valid  # both runs, each event once
