@@ -18,7 +18,9 @@ Transient failures are retried forever while they last:
   what to do; the node itself answers, so the circuit stays closed;
 - a request refused as too large (413: above the node's ``http.max_content_length``, or a
   proxy's body limit): split in two and each half sent again, and the sink keeps the smaller
-  size for later requests; a document too large on its own is rejected, with that reason.
+  size for later requests, trying twice that size again every ``REGROW_AFTER_S`` (up to
+  ``bulk_max_bytes``: a limit raised since is used again without a restart); a document too
+  large on its own is rejected, with that reason.
 
 ``stop()`` ends the wait: a pending write raises ``SinkStoppedError`` and its batch stays
 uncommitted, to be redelivered.
@@ -75,6 +77,8 @@ _JSON: Final = {"Content-Type": "application/json"}
 # How a ``_bulk`` answer (filtered by BULK_PATH) begins when every item was written.
 _NO_ERRORS: Final = b'{"errors":false'
 _POLL_S: Final = 0.25
+# How long a request size lowered by a 413 is kept before twice it is tried again.
+REGROW_AFTER_S: Final = 600.0
 _TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
 
 
@@ -149,6 +153,8 @@ class OpenSearchSink:
         self._session: aiohttp.ClientSession | None = None
         # Lowered below ``bulk_max_bytes`` when a request is refused as too large (413).
         self.max_request_bytes = self.config.bulk_max_bytes
+        self._clock = clock
+        self._lowered_at: float | None = None  # when the size was last lowered, or grown
         self.metrics.max_request_bytes.set(self.max_request_bytes)
         self._stopping = asyncio.Event()
         self._templates_done = False
@@ -242,6 +248,7 @@ class OpenSearchSink:
         if not items:
             return []
         await self._ensure_templates()
+        self._regrow()
         results: list[ItemResult | None] = [None] * len(items)
         position = {id(item): n for n, item in enumerate(items)}
         pending = items
@@ -310,6 +317,7 @@ class OpenSearchSink:
         if smaller >= self.max_request_bytes:
             return
         self.max_request_bytes = smaller
+        self._lowered_at = self._clock()
         self.metrics.max_request_bytes.set(smaller)
         log.warning(
             "OpenSearch at %s refused a request of %d bytes as too large (%s); requests are "
@@ -320,6 +328,21 @@ class OpenSearchSink:
             size,
             why,
             smaller,
+        )
+
+    def _regrow(self) -> None:
+        """Twice the lowered request size, ``REGROW_AFTER_S`` after it was last changed: the
+        limit that refused it may have been raised. Too large still, it costs one 413."""
+        lowered_at, limit = self._lowered_at, self.config.bulk_max_bytes
+        if lowered_at is None or self._clock() - lowered_at < REGROW_AFTER_S:
+            return
+        self.max_request_bytes = min(self.max_request_bytes * 2, limit)
+        self._lowered_at = None if self.max_request_bytes >= limit else self._clock()
+        self.metrics.max_request_bytes.set(self.max_request_bytes)
+        log.info(
+            "trying _bulk requests of up to %d bytes again (BOTWATCH_BULK_MAX_BYTES: %d)",
+            self.max_request_bytes,
+            limit,
         )
 
     def _apply(self, chunk: list[BulkItem], payload: bytes, round_: _Round) -> None:

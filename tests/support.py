@@ -155,6 +155,8 @@ class FlakyProxy:
         self.runner: web.AppRunner | None = None
         self.session: ClientSession | None = None
         self.refused = 0
+        # Bodies above this many bytes are answered 413, as nginx's client_max_body_size.
+        self.max_body: int | None = None
 
     async def start(self) -> None:
         self.session = ClientSession()
@@ -181,6 +183,8 @@ class FlakyProxy:
                 request.transport.close()
             return web.Response(status=503, text="upstream down")
         body = await request.read()
+        if self.max_body is not None and len(body) > self.max_body:
+            return web.Response(status=413, text="Request Entity Too Large")
         async with self.session.request(
             request.method,
             self.target + str(request.rel_url),

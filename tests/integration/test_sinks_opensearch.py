@@ -385,6 +385,49 @@ async def test_a_request_above_the_nodes_content_limit_is_split_and_written(
     assert count(opensearch, f"{prefix}-events-*") == 105
 
 
+async def test_a_size_lowered_by_a_proxys_limit_grows_back_once_the_limit_is_raised(
+    opensearch: Any, prefix: str, stack: Settings
+) -> None:
+    """A proxy in front of the node refuses bodies above 64 KiB (413), then its limit is
+    lifted; ten minutes later (a clock of the test's own) the sink tries twice the size."""
+    now = [1000.0]
+    proxy = FlakyProxy(stack.opensearch_url)
+    await proxy.start()
+    proxy.max_body = 64 * 1024
+    config = SinkConfig(
+        opensearch_url=f"http://127.0.0.1:{proxy.port}",
+        index_prefix=prefix,
+        bulk_max_bytes=1024 * 1024,
+        bulk_concurrency=1,
+        retention_sweep_s=0,
+    )
+    records = [as_record(make_event(n, host="h" * 4000), n) for n in range(60)]  # ~250 KB
+    sink = OpenSearchSink(config, clock=lambda: now[0])
+    try:
+        await sink.start()
+        assert (await sink.write_events(records[:30])).rejected == []
+        lowered = sink.max_request_bytes
+        assert lowered <= 64 * 1024
+        proxy.max_body = None  # the proxy's limit is raised
+        now[0] += 599
+        assert (await sink.write_events(records[30:40])).rejected == []
+        assert sink.max_request_bytes == lowered  # not yet
+        now[0] += 1
+        assert (await sink.write_events(records[40:])).rejected == []
+        assert sink.max_request_bytes == 2 * lowered
+        assert sink.metrics.registry.get_sample_value("botwatch_sink_max_request_bytes") == (
+            2 * lowered
+        )
+        for _ in range(8):  # doubling each time, up to BOTWATCH_BULK_MAX_BYTES and no further
+            now[0] += 600
+            assert (await sink.write_events(records[:1])).rejected == []
+        assert sink.max_request_bytes == config.bulk_max_bytes
+    finally:
+        await sink.stop()
+        await proxy.stop()
+    assert count(opensearch, f"{prefix}-events-*") == 60
+
+
 async def test_a_document_above_the_nodes_content_limit_is_rejected_alone(
     opensearch: Any, prefix: str, stack: Settings
 ) -> None:
