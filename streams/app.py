@@ -738,8 +738,8 @@ class Worker:
         }
 
     def _check_partitions(self) -> None:
-        """Log once per count seen, and keep the gauge, when the events topic's partition
-        count is not the one the worker reads."""
+        """Log each time the events topic's partition count changes to one the worker does not
+        read, and keep the gauge."""
         found = self.kafka.partitions
         if found is None:
             return

@@ -42,7 +42,10 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[TopicSpe
         present = [s for s in specs if s.name in existing]
         if present:
             described = await admin.describe_topics([s.name for s in present])
-            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            # A topic just made by another worker may come back with an error and no partitions.
+            counts = {
+                d["topic"]: len(d["partitions"]) for d in described if d.get("error_code", 0) == 0
+            }
             wrong = [s for s in present if counts.get(s.name, s.partitions) != s.partitions]
             exact = [s for s in wrong if s.exact]
             if exact:

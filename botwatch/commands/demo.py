@@ -175,7 +175,7 @@ def _summary(settings: Settings, truth: dict[str, Any], m: dict[str, float], sin
             p95 = w["duration_ms"]["p95"]
             click.echo(
                 f"  {w['bot_id']:<10} {w['window_start']:<22} {w['count']:>7} "
-                f"{w['error_rate']:>10.1%} {p95 if p95 is None else round(p95):>9}"
+                f"{w['error_rate']:>10.1%} {'-' if p95 is None else round(p95):>9}"
             )
     url = sink.opensearch_url.rstrip("/")
     click.echo("\ntry these against OpenSearch:")

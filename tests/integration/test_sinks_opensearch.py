@@ -288,7 +288,14 @@ def test_setup_command_is_idempotent(opensearch: Any, prefix: str, stack: Settin
         f"BOTWATCH_{k.upper()}_TOPIC": f"botwatch-test.{tag}.{k}"
         for k in ("events", "dlq", "stats", "alerts")
     }
-    env = {**os.environ, **topics, "BOTWATCH_INDEX_PREFIX": prefix, "BOTWATCH_PARTITIONS": "1"}
+    env = {
+        **os.environ,
+        **topics,
+        "BOTWATCH_INDEX_PREFIX": prefix,
+        "BOTWATCH_PARTITIONS": "1",
+        # Its own app id: the default one's state table may have another partition count.
+        "BOTWATCH_APP_ID": f"botwatch-test-{tag}-app",
+    }
     try:
         first = subprocess.run(
             [*BOTWATCH, "setup"], check=False, env=env, capture_output=True, text=True, timeout=120
