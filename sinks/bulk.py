@@ -229,6 +229,11 @@ _REFUSAL_HINTS: Final = (
         "is below the high watermark (cluster.routing.allocation.disk.watermark.high). ",
     ),
     (
+        "unavailable_shards_exception",
+        "The index has no active primary shard (the cluster is red): "
+        "GET _cluster/allocation/explain says why (a disk watermark, a lost node). ",
+    ),
+    (
         "rejected_execution",
         "The node's write queue is full: give the node more CPU, or lower "
         "BOTWATCH_BULK_CONCURRENCY. ",

@@ -52,6 +52,13 @@ class SinkConfig:
     request_timeout_s: float = setting(
         30.0, "BOTWATCH_OPENSEARCH_TIMEOUT_S", "Timeout of one request to OpenSearch."
     )
+    bulk_shard_wait_s: float = setting(
+        10.0,
+        "BOTWATCH_BULK_SHARD_WAIT_S",
+        "How long OpenSearch may wait for an index's primary shard (a red index, one being "
+        "created) before answering its documents 503; kept under half of "
+        "BOTWATCH_OPENSEARCH_TIMEOUT_S, so a red index is named, not taken for a node down.",
+    )
     retry_base_s: float = setting(
         0.1, "BOTWATCH_SINK_RETRY_BASE_S", "First retry delay after a failed write (doubles)."
     )

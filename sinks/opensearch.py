@@ -155,6 +155,10 @@ class OpenSearchSink:
         self.max_request_bytes = self.config.bulk_max_bytes
         self._clock = clock
         self._lowered_at: float | None = None  # when the size was last lowered, or grown
+        # OpenSearch's own wait (1 min by default) outlasted the request timeout: a bulk with
+        # one document for a red index timed out whole, and looked like a node down.
+        wait_ms = int(min(self.config.bulk_shard_wait_s, self.config.request_timeout_s / 2) * 1000)
+        self._bulk_path = f"{BULK_PATH}&timeout={max(wait_ms, 1)}ms"
         self.metrics.max_request_bytes.set(self.max_request_bytes)
         self._stopping = asyncio.Event()
         self._templates_done = False
@@ -287,7 +291,7 @@ class OpenSearchSink:
         refused: tuple[int, str] | None = None
         async with gate:  # the body is built here: at most ``bulk_concurrency`` at once
             try:
-                payload = await self._request("POST", BULK_PATH, body(chunk), _NDJSON)
+                payload = await self._request("POST", self._bulk_path, body(chunk), _NDJSON)
             except RequestTooLargeError as exc:
                 # Only its size and words are kept: the error's frames hold the whole body.
                 refused = (exc.size, str(exc))

@@ -518,6 +518,37 @@ async def test_documents_refused_by_the_flood_stage_block_wait_and_health_names_
     assert count(opensearch, indices) == 30
 
 
+async def test_a_red_index_is_named_while_the_other_documents_are_written(
+    opensearch: Any, prefix: str, stack: Settings
+) -> None:
+    """The info events' daily index has no node to hold its primary: OpenSearch answers
+    them 503 after the shard wait, the error events' index takes its own at once."""
+    red = f"{prefix}-events-2026.11.23"  # make_event's day; error events go elsewhere
+    no_node = "index.routing.allocation.include._name"
+    install_templates(opensearch, SinkConfig(index_prefix=prefix))
+    opensearch.indices.create(
+        index=red, body={"settings": {no_node: "no-such-node"}}, wait_for_active_shards=0
+    )
+    config = fast_retry_config(stack.opensearch_url, prefix, bulk_shard_wait_s=0.5)
+    async with OpenSearchSink(config) as sink:
+        records = [as_record(make_event(1), 1), as_record(make_event(2, level="error"), 2)]
+        write = asyncio.create_task(sink.write_events(records))
+        try:
+            async with asyncio.timeout(30):
+                while sink.health()[0]:
+                    await asyncio.sleep(0.05)
+            reason = sink.health()[1]
+            assert "refuses writes: 1 document(s)" in reason
+            assert f"unavailable_shards_exception: [{red}][0] primary shard is not active" in reason
+            assert "GET _cluster/allocation/explain" in reason
+            assert count(opensearch, f"{prefix}-events-errors-*") == 1  # written meanwhile
+        finally:
+            opensearch.indices.put_settings(index=red, body={no_node: None})
+        assert (await asyncio.wait_for(write, 60)).rejected == []
+        assert sink.health()[0]
+    assert count(opensearch, f"{prefix}-events-*") == 2
+
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_running_sink_sweeps_expired_indices(
     opensearch: Any, prefix: str, stack: Settings

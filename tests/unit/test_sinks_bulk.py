@@ -320,7 +320,7 @@ def test_a_write_is_cut_into_about_concurrency_requests(
     assert request_docs(count, max_docs, concurrency) == expected
 
 
-def test_refusal_hints_say_what_to_do_about_a_full_disk_or_a_full_queue() -> None:
+def test_refusal_hints_say_what_to_do_about_a_full_disk_a_full_queue_or_a_red_index() -> None:
     flood = (
         "cluster_block_exception: index [botwatch-events-2026.11.23] blocked by: "
         "[TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has "
@@ -329,4 +329,6 @@ def test_refusal_hints_say_what_to_do_about_a_full_disk_or_a_full_queue() -> Non
     assert refusal_hint(flood).startswith("Free disk space on the node")
     queue = "es_rejected_execution_exception: rejected execution of coordinating operation"
     assert "BOTWATCH_BULK_CONCURRENCY" in refusal_hint(queue)
-    assert refusal_hint("unavailable_shards_exception: primary shard is not active") == ""
+    red = "unavailable_shards_exception: [i][0] primary shard is not active Timeout: [10s]"
+    assert "GET _cluster/allocation/explain" in refusal_hint(red)
+    assert refusal_hint("version_conflict_engine_exception: [x]: version conflict") == ""
