@@ -257,4 +257,7 @@ def error_reason(error: Any) -> str:
     cause = error.get("caused_by")
     if isinstance(cause, dict):
         text += f" (caused by {cause.get('type', 'error')}: {cause.get('reason', '')})"
+    index = error.get("index")
+    if isinstance(index, str) and index not in text:  # "index_closed_exception: closed"
+        text += f" (index {index})"
     return text

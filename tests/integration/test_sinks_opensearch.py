@@ -518,6 +518,21 @@ async def test_documents_refused_by_the_flood_stage_block_wait_and_health_names_
     assert count(opensearch, indices) == 30
 
 
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_event_for_a_closed_index_is_rejected_naming_the_index(
+    opensearch: Any, prefix: str, sink: OpenSearchSink
+) -> None:
+    """Closed by an operator: the event becomes a dead letter; the pipeline does not stall."""
+    assert (await sink.write_events([as_record(make_event(1), 1)])).rejected == []
+    closed = f"{prefix}-events-2026.11.23"
+    opensearch.indices.close(index=closed)
+    [rejected] = (await sink.write_events([as_record(make_event(2), 2)])).rejected
+    assert rejected.reason == (
+        f"OpenSearch rejected the event: index_closed_exception: closed (index {closed})"
+    )
+    assert sink.health()[0]
+
+
 async def test_a_red_index_is_named_while_the_other_documents_are_written(
     opensearch: Any, prefix: str, stack: Settings
 ) -> None:

@@ -332,3 +332,20 @@ def test_refusal_hints_say_what_to_do_about_a_full_disk_a_full_queue_or_a_red_in
     red = "unavailable_shards_exception: [i][0] primary shard is not active Timeout: [10s]"
     assert "GET _cluster/allocation/explain" in refusal_hint(red)
     assert refusal_hint("version_conflict_engine_exception: [x]: version conflict") == ""
+
+
+def test_a_reason_names_its_index_when_its_words_do_not() -> None:
+    its = [BulkItem(b"", b"", "events", "create", 0), BulkItem(b"", b"", "events", "create", 1)]
+    closed = {"type": "index_closed_exception", "reason": "closed", "index": "bw-events-2026.11.20"}
+    blocked = {
+        "type": "cluster_block_exception",
+        "reason": "index [bw-events-2026.11.20] blocked by: [FORBIDDEN/8/index write (api)];",
+        "index": "bw-events-2026.11.20",
+    }
+    results = classify(canned(("create", 400, closed), ("create", 403, blocked)), its)
+    assert [r.reason for r in results] == [
+        "index_closed_exception: closed (index bw-events-2026.11.20)",
+        "cluster_block_exception: index [bw-events-2026.11.20] blocked by: "
+        "[FORBIDDEN/8/index write (api)];",
+    ]
+    assert [r.outcome for r in results] == [Outcome.REJECTED, Outcome.REJECTED]
