@@ -105,7 +105,9 @@ class RepeatThrottle(logging.Filter):
             summary.msg = (
                 f"{text} [the last of {left_out} like this after the one logged; none since]"
             )
-            summary.args = None
+            # No arguments left to put in: (), not None, which faust's formatter (mode's
+            # ExtensionFormatter) turns into (None,) and then fails to format.
+            summary.args = ()
             setattr(summary, _SUMMARY, True)
             summaries.append(summary)
         return summaries

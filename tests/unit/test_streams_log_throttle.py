@@ -143,3 +143,20 @@ def test_a_line_whose_arguments_do_not_fit_its_format_is_summarised_as_written()
     assert summary.getMessage() == (
         "broken %d [the last of 1 like this after the one logged; none since]"
     )
+
+
+def test_a_summary_formats_through_the_formatter_the_worker_logs_with() -> None:
+    from mode.utils.logging import ExtensionFormatter
+
+    now = [0.0]
+    throttle = RepeatThrottle(window_s=10.0, clock=lambda: now[0])
+    missing = "Topic %s not found in cluster metadata"
+    assert throttle.filter(record("aiokafka.cluster", missing, "bots.events"))
+    assert not throttle.filter(record("aiokafka.cluster", missing, "bots.events"))
+    now[0] = 10.0
+    [summary] = throttle.due()
+    text = ExtensionFormatter(fmt="%(message)s").format(summary)
+    assert text.endswith(
+        "Topic bots.events not found in cluster metadata "
+        "[the last of 1 like this after the one logged; none since]"
+    )
