@@ -21,6 +21,11 @@ from producers.producer import SyncProducer
 from producers.transport import KafkaTransport
 
 EMIT_BLOCK_MS = 100.0
+# The SDK waits at most EMIT_BLOCK_MS for room in its queue; the rest of a call's time is the
+# interpreter's. Two bot threads, the SDK's sender replaying its spool and a broker restarting
+# share two cores: one call in about 10,000 once took 120 ms, and failed a bound without
+# slack. A call that waited for Kafka would take the delivery timeout (2 s) or hang.
+SCHEDULING_SLACK_MS = 250.0
 
 
 def config_for(bootstrap: str, topic: str, spool: Path) -> ProducerConfig:
@@ -74,7 +79,7 @@ def test_broker_outage_nothing_lost_or_duplicated(private_kafka: Any, tmp_path: 
 
     assert spooled_during_outage > 0
     assert all(s["dropped_queue_full"] == 0 and s["dropped_spool_full"] == 0 for s in stats)
-    assert max(durations) * 1000 < EMIT_BLOCK_MS
+    assert max(durations) * 1000 < EMIT_BLOCK_MS + SCHEDULING_SLACK_MS
     events = [event for _, event in read_events(private_kafka.bootstrap, topic)]
     seen: set[str] = set()
     first = [e for e in events if not (e["event_id"] in seen or seen.add(e["event_id"]))]
