@@ -714,6 +714,14 @@ class Worker:
 
     def _unread_partitions(self) -> str:
         """Why records wait that this worker will never read, or "" (see ``topic_specs``)."""
+        if not self.kafka.topic_found:
+            return (
+                f"the events topic {self.config.events_topic} does not exist on Kafka at "
+                f"{self.config.kafka_bootstrap} (deleted while the worker ran?): nothing is "
+                "read. Records of a topic made again reuse offsets this worker has processed "
+                "and would be taken for repeats: run it with a new BOTWATCH_APP_ID (see README, "
+                "'Partitions')"
+            )
         found, n = self.kafka.partitions, self.config.partitions
         if found is None or found == n:
             return ""

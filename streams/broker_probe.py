@@ -60,6 +60,7 @@ class BrokerProbe:
         self._loop = Background(self._run, "kafka-probe")
         self.up = True  # until a request says otherwise
         self.partitions: int | None = None  # of ``topic``, at the last answer
+        self.topic_found = True  # False once an answer says ``topic`` does not exist
         self.down_since: float | None = None
         self.last_error = ""
 
@@ -87,6 +88,7 @@ class BrokerProbe:
             return False
         self.up, self.down_since, self.last_error = True, None, ""
         self.partitions = counts.get(self.topic)
+        self.topic_found = self.topic in counts
         return True
 
     async def start(self) -> None:

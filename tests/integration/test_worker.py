@@ -229,3 +229,24 @@ def test_partitions_added_while_the_worker_runs_turn_ready_to_503_naming_them(
     finally:
         assert w.stop() == 0, w.tail()
     assert w.log.read_text().count("are never read") == 1, w.tail()  # logged once
+
+
+def test_an_events_topic_deleted_under_the_worker_turns_ready_to_503_saying_so(
+    pipeline: dict[str, Any],
+) -> None:
+    from support import delete_topics
+
+    events = pipeline["topics"]["events"]
+    w = worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        asyncio.run(delete_topics(pipeline["settings"].kafka_bootstrap, [events]))
+        deadline = time.monotonic() + 30
+        while w.get("/ready")[0] != 503 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        code, body = w.get("/ready")
+        assert code == 503, body
+        assert f"the events topic {events} does not exist on Kafka at".encode() in body
+        assert b"run it with a new BOTWATCH_APP_ID" in body
+    finally:
+        assert w.stop() == 0, w.tail()

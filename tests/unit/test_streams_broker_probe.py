@@ -26,7 +26,8 @@ class FakeClient:
         self.cluster.requests += 1
         self.cluster.topics.append(topics)
         await self._answer()
-        return {t: self.cluster.partitions for t in topics}
+        count = self.cluster.partitions
+        return {} if count is None else {t: count for t in topics}
 
     async def close(self) -> None:
         self.closed = True
@@ -44,7 +45,7 @@ class FakeCluster:
         self.bootstraps = 0
         self.requests = 0
         self.topics: list[list[str]] = []
-        self.partitions = 6
+        self.partitions: int | None = 6
         self.clients: list[FakeClient] = []
 
     def client(self) -> FakeClient:
@@ -73,6 +74,9 @@ async def test_down_while_refused_then_up_again_with_the_time_it_went_down() -> 
     cluster.partitions = 12  # partitions added to the topic
     assert await p.check()
     assert p.partitions == 12
+    cluster.partitions = None  # the topic deleted
+    assert await p.check()  # Kafka answers
+    assert (p.partitions, p.topic_found) == (None, False)
     cluster.mode = "refused"
     assert not await p.check()
     now[0] += 30
