@@ -679,9 +679,8 @@ class BatchProcessor:
         ``busy`` partitions still have records waiting in Kafka: they are not quiet, only
         behind, so they count as active and their windows wait for their records.
         """
-        async with self._lock:
-            await self.drain()
-            if self._broken:
+        async with self._between_batches() as usable:
+            if not usable:
                 return 0
             now = self.now_ms()
             moved = set()
@@ -711,9 +710,8 @@ class BatchProcessor:
         """
         if self.alerts is None:
             return 0
-        async with self._lock:
-            await self.drain()
-            if self._broken:
+        async with self._between_batches() as usable:
+            if not usable:
                 return 0
             now = self.now_ms()
             records: list[dict[str, Any]] = []
@@ -754,9 +752,8 @@ class BatchProcessor:
         """
         if self._retire_ms <= 0:
             return 0
-        async with self._lock:
-            await self.drain()
-            if self._broken:
+        async with self._between_batches() as usable:
+            if not usable:
                 return 0
             now = self.now_ms()
             reason = (
@@ -820,6 +817,15 @@ class BatchProcessor:
                 bot.seen_until_ms = at
                 entries.append((partition, _bot_key(partition, bot_id), json_bytes(bot.to_dict())))
         return quiet
+
+    @contextlib.asynccontextmanager
+    async def _between_batches(self) -> AsyncIterator[bool]:
+        """The processor's lock, once every batch in flight has ended: what a timer needs
+        before it touches the state. False while a failed batch's partitions wait for the
+        caller to ``forget`` them (the cache is ahead of the table)."""
+        async with self._lock:
+            await self.drain()
+            yield not self._broken
 
     @contextlib.asynccontextmanager
     async def _reloaded_on_failure(self, partitions: Iterable[int]) -> AsyncIterator[None]:

@@ -121,6 +121,15 @@ class WorkerProcess:
             time.sleep(0.5)
         raise AssertionError(f"worker not ready in {timeout} s\n{self.tail()}")
 
+    def wait_unready(self, timeout: float = 30) -> bytes:
+        """Wait until /ready answers 503; its body (the reason)."""
+        deadline = time.monotonic() + timeout
+        while self.get("/ready")[0] != 503 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        code, body = self.get("/ready")
+        assert code == 503, body
+        return body
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

@@ -11,27 +11,34 @@ def record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> lo
     return logging.LogRecord(name, level, __file__, 1, msg, args, None)
 
 
+UNABLE = "Unable connect to node with id %s: %s"
+
+
+def first_and_repeats(throttle: RepeatThrottle, now: list[float], repeats: int) -> None:
+    """One "Unable connect" line passes; ``repeats`` more, a second apart, are left out."""
+    assert throttle.filter(record("aiokafka.client", UNABLE, 1, "refused"))
+    for n in range(repeats):
+        now[0] += 1
+        assert not throttle.filter(record("aiokafka.client", UNABLE, 1, f"refused {n}"))
+
+
 def test_repeats_within_the_window_are_left_out_and_counted_on_the_next_line() -> None:
     now = [0.0]
     throttle = RepeatThrottle(window_s=30.0, clock=lambda: now[0])
-    unable = "Unable connect to node with id %s: %s"
-    assert throttle.filter(record("aiokafka.client", unable, 1, "refused"))
-    for n in range(5):
-        now[0] += 1
-        assert not throttle.filter(record("aiokafka.client", unable, 1, f"refused {n}"))
+    first_and_repeats(throttle, now, 5)
     # Another kind of line, another level, another logger: each passes once.
     assert throttle.filter(record("aiokafka.client", "Unable to update metadata from %s", 1))
-    assert throttle.filter(record("aiokafka.client", unable, 1, "x", level=logging.WARNING))
-    assert throttle.filter(record("aiokafka.conn", unable, 1, "x"))
+    assert throttle.filter(record("aiokafka.client", UNABLE, 1, "x", level=logging.WARNING))
+    assert throttle.filter(record("aiokafka.conn", UNABLE, 1, "x"))
     now[0] = 30.0
-    after = record("aiokafka.client", unable, 1, "refused")
+    after = record("aiokafka.client", UNABLE, 1, "refused")
     assert throttle.filter(after)
     assert after.getMessage() == (
         "Unable connect to node with id 1: refused "
         "[and 5 more like this since the last one logged, not logged]"
     )
     now[0] = 61.0
-    quiet = record("aiokafka.client", unable, 1, "refused")
+    quiet = record("aiokafka.client", UNABLE, 1, "refused")
     assert throttle.filter(quiet)
     assert quiet.getMessage() == "Unable connect to node with id 1: refused"
 
@@ -84,11 +91,7 @@ def test_two_handlers_judge_the_line_as_it_was_logged() -> None:
 def test_a_flush_after_the_window_logs_the_last_line_left_out_with_the_count() -> None:
     now = [0.0]
     throttle = RepeatThrottle(window_s=30.0, clock=lambda: now[0])
-    unable = "Unable connect to node with id %s: %s"
-    assert throttle.filter(record("aiokafka.client", unable, 1, "refused"))
-    for n in range(3):
-        now[0] += 1
-        assert not throttle.filter(record("aiokafka.client", unable, 1, f"refused {n}"))
+    first_and_repeats(throttle, now, 3)
     assert throttle.filter(record("aiokafka.conn", "Connection at %s closed", "k:9092"))
     now[0] = 29.0
     assert throttle.due() == []  # the window has not passed: a next line may still come
@@ -101,7 +104,7 @@ def test_a_flush_after_the_window_logs_the_last_line_left_out_with_the_count() -
     )
     assert throttle.filter(summary)  # passes as it is
     assert throttle.due() == []  # said once
-    line = record("aiokafka.client", unable, 1, "refused")
+    line = record("aiokafka.client", UNABLE, 1, "refused")
     assert throttle.filter(line)  # the kind starts over: the next line passes, with no count
     assert line.getMessage() == "Unable connect to node with id 1: refused"
 
