@@ -244,6 +244,12 @@ class KafkaOutputs:
 PRODUCER_LINGER_S = 0.001
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 
+# How often the consumer asks for the metadata of its topics. At Kafka's 5 minutes an events
+# topic deleted and made again was read again only up to 5 minutes later (the group
+# rebalances when the metadata shows the topic back); a metadata request every 10 s costs
+# nothing next to the fetches.
+CONSUMER_METADATA_MAX_AGE_MS = 10_000
+
 # Young-generation collections every this many container allocations (CPython: 700).
 GC_YOUNG_THRESHOLD = 100_000
 
@@ -379,6 +385,7 @@ class Worker:
             # A dead letter cut to the dead-letter topic's limit always leaves.
             producer_max_request_size=DLQ_MAX_MESSAGE_BYTES + 64 * 1024,
             consumer_auto_offset_reset="earliest",
+            consumer_metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
             broker_commit_interval=1.0,
             broker_session_timeout=config.session_timeout_s,
             broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4),
@@ -414,6 +421,7 @@ class Worker:
             self.metrics,
             alerts=self.alerts,
             notify=notifier,
+            log_end=self._log_end,
         )
         self.web = WebServer(
             build_web_app(self.metrics.registry, self.readiness, self.status, self.active_alerts),
@@ -718,9 +726,8 @@ class Worker:
             return (
                 f"the events topic {self.config.events_topic} does not exist on Kafka at "
                 f"{self.config.kafka_bootstrap} (deleted while the worker ran?): nothing is "
-                "read. Records of a topic made again reuse offsets this worker has processed "
-                "and would be taken for repeats: run it with a new BOTWATCH_APP_ID (see README, "
-                "'Partitions')"
+                f"read. A topic made again is read from its start, its records as new events "
+                f"(make it with {self.config.partitions} partitions; see README, 'Partitions')"
             )
         found, n = self.kafka.partitions, self.config.partitions
         if found is None or found == n:
@@ -776,6 +783,16 @@ class Worker:
                 continue
             lag = uncommitted(highwater, committed.get(tp))
             self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(lag)
+
+    def _log_end(self, partition: int) -> int | None:
+        """The end offset of an events partition, as of the consumer's last fetch."""
+        consumer = self.app.consumer
+        if consumer is None:
+            return None
+        try:
+            return consumer.highwater(TP(self.config.events_topic, partition))
+        except Exception:  # not assigned any more (aiokafka asserts it): not known
+            return None
 
     def run(self, loglevel: str = "warn") -> None:
         """Run the worker until SIGTERM or Ctrl-C (logging at ``loglevel``), then return."""

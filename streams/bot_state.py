@@ -175,13 +175,20 @@ class PartitionState:
 
     ``due`` answers "whose windows closed?" without scanning the bot table: after every
     ``BotState.apply`` or close, the worker calls ``track`` with the bot's ``next_close_ms``.
+
+    ``offset_base`` is added to the offset of every record before a bot sees it: a topic
+    deleted and made again starts its offsets at 0 once more, and its records would
+    otherwise be taken for repeats of the ones the bots have already applied. The worker
+    raises it past every offset applied so far when it finds the log made again
+    (``rebase``), so that no bot entry has to be rewritten.
     """
 
-    __slots__ = ("clock", "next_close")
+    __slots__ = ("clock", "next_close", "offset_base")
 
     def __init__(self, clock: PartitionClock | None = None) -> None:
         self.clock = clock if clock is not None else PartitionClock()
         self.next_close: dict[str, int] = {}
+        self.offset_base = 0
 
     def track(self, bot_id: str, next_close_ms: int | None) -> None:
         if next_close_ms is None:
@@ -194,8 +201,16 @@ class PartitionState:
         watermark = self.clock.watermark
         return sorted(bot for bot, end in self.next_close.items() if end <= watermark)
 
+    def rebase(self, last_offset: int) -> None:
+        """The log was made again after the record at ``last_offset`` was applied: the
+        records of the new log come after every one applied before."""
+        self.offset_base += last_offset + 1
+
     def to_dict(self) -> dict[str, Any]:
-        return {"clock": self.clock.to_dict(), "next_close": dict(self.next_close)}
+        data: dict[str, Any] = {"clock": self.clock.to_dict(), "next_close": dict(self.next_close)}
+        if self.offset_base:
+            data["offset_base"] = self.offset_base
+        return data
 
     @classmethod
     def from_dict(
@@ -205,4 +220,5 @@ class PartitionState:
         clock = PartitionClock.from_dict(data["clock"], now_wall_ms, **clock_settings)
         state = cls(clock)
         state.next_close = {str(bot): int(end) for bot, end in data["next_close"].items()}
+        state.offset_base = int(data.get("offset_base", 0))
         return state

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -56,6 +57,8 @@ from streams.dlq import REPLAY_REKEYED, REPLAYED_STAGE, DlqStage, dlq_headers, m
 from streams.metrics import WorkerMetrics, observe_ages
 from streams.watermark import NO_TIME, PartitionClock
 from streams.windows import FIRST_WINDOWED_MS, LAST_WINDOWED_MS
+
+log = logging.getLogger(__name__)
 
 
 class Record(NamedTuple):
@@ -180,6 +183,7 @@ class BatchProcessor:
         alerts: AlertStage | None = None,
         notify: Notify | None = None,
         now_ms: Callable[[], int] = _wall_ms,
+        log_end: Callable[[int], int | None] | None = None,
     ) -> None:
         self.config = config
         self.table = table
@@ -189,6 +193,10 @@ class BatchProcessor:
         self.alerts = alerts if alerts is not None and alerts.enabled else None
         self.notify = notify
         self.now_ms = now_ms
+        # The offset after the last record of an events partition, as last fetched (None:
+        # not known): whether a record at or below one already processed is read again or
+        # belongs to a log made again.
+        self._log_end = log_end
         self._lateness_ms = int(config.lateness_s * 1000)
         self._future_ms = int(config.max_future_s * 1000)
         self._idle_ms = int(config.idle_close_s * 1000)
@@ -335,11 +343,11 @@ class BatchProcessor:
 
     def _prepare(self, records: Sequence[Record]) -> _Prepared:
         batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
+        seen = self._advance_offsets(records, batch.now)
         self._route_all(records, batch)
         alerts = batch.alerts
         alerts += self._observe(batch)
         batch.closed += self._close_due(batch.partitions, batch.touched, alerts)
-        seen = self._advance_offsets(records, batch.now)
         state = self._snapshot(batch.touched, batch.partitions | seen)
         return _Prepared(records, batch, state)
 
@@ -385,17 +393,49 @@ class BatchProcessor:
         """Record how far each partition was processed; it is stored with the partition entry.
 
         A worker that takes a partition over learns from it whether anything is left to
-        read, which the idle rule needs (a backlog is not quietness).
+        read, which the idle rule needs (a backlog is not quietness). Runs before the batch
+        is routed: a partition whose log was made again is rebased first (``_rebase``).
         """
         last = self._last_offset
-        seen: set[int] = set()
+        first: dict[int, int] = {}
         for rec in records:
-            if rec.partition not in seen:
-                seen.add(rec.partition)
-                self._partition(rec.partition, now)
-            if rec.offset > last.get(rec.partition, -1):
-                last[rec.partition] = rec.offset
-        return seen
+            partition = rec.partition
+            if partition not in first:
+                first[partition] = rec.offset
+                self._partition(partition, now)
+                self._rebase(partition, rec.offset)
+            if rec.offset > last.get(partition, -1):
+                last[partition] = rec.offset
+        return set(first)
+
+    def _rebase(self, partition: int, offset: int) -> None:
+        """Rebase ``partition`` when its log was deleted and made again under the worker.
+
+        A record at or below the last one processed is normally read again (a restart, a
+        rebalance: ``Outcome.DUPLICATE``). When the log also ends at or before that last
+        offset, the records processed cannot be in it any more: the topic was made again (or
+        the broker lost its end), and its records, numbered from 0 again, are new. Seen
+        only while the new log is shorter than the old one was: a topic made again while no
+        worker ran, and filled past the old end before one starts, is not told apart.
+        """
+        done = self._last_offset.get(partition, -1)
+        if offset > done or self._log_end is None:
+            return
+        end = self._log_end(partition)
+        if end is None or end > done:
+            return
+        self._parts[partition].rebase(done)
+        self._last_offset[partition] = -1
+        log.warning(
+            "partition %d of the events topic %s ends at offset %d, before offset %d that "
+            "this worker already processed: the topic was deleted and made again (or the "
+            "broker lost records). Its records from offset %d on are taken as new events.",
+            partition,
+            self.config.events_topic,
+            end,
+            done,
+            offset,
+        )
 
     def _route_all(self, records: Sequence[Record], batch: _Batch) -> None:  # noqa: PLR0915
         """Decode, validate and window each record; what fails becomes a dead letter.
@@ -420,7 +460,7 @@ class BatchProcessor:
         horizon = min(now + self._future_ms, LAST_WINDOWED_MS)
         alerting = self.alerts is not None
         last_seen, envs, errors = batch.last_seen, batch.envs, batch.errors
-        current = -1
+        current, base = -1, 0
         bots: dict[str, BotState] = {}
         clock: PartitionClock | None = None
         part: PartitionState | None = None
@@ -457,6 +497,7 @@ class BatchProcessor:
                     if partition != current or clock is None or part is None:
                         part = self._partition(partition, now)
                         clock = part.clock
+                        base = part.offset_base
                         bots = bots_of[partition]
                         current = partition
                         due_at = _next_due(part)
@@ -469,7 +510,7 @@ class BatchProcessor:
                         bot = load_bot(partition, bot_id)
                     windows = bot.windows
                     before = len(windows)
-                    outcome = bot.apply(rec.offset, event, ts, clock)
+                    outcome = bot.apply(rec.offset + base, event, ts, clock)
                     if len(windows) != before:
                         opened += len(windows) - before
                         end = bot.next_close_ms
@@ -804,7 +845,7 @@ class BatchProcessor:
             bot = bots.get(bot_id)
             if bot is None:
                 bot = self._bot(partition, bot_id)
-            if bot.windows or bot.last_offset >= committed:
+            if bot.windows or bot.last_offset >= committed + part.offset_base:
                 continue
             signs = (bot.quiet_since(), engine.last_seen(bot_id) if engine is not None else None)
             seen = [t for t in signs if t is not None]

@@ -12,6 +12,7 @@ import dataclasses
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,18 +224,56 @@ def test_partitions_added_while_the_worker_runs_turn_ready_to_503_naming_them(
     assert w.log.read_text().count("are never read") == 1, w.tail()  # logged once
 
 
-def test_an_events_topic_deleted_under_the_worker_turns_ready_to_503_saying_so(
+def test_an_events_topic_made_again_under_the_worker_is_read_as_new_events(
     pipeline: dict[str, Any],
 ) -> None:
+    """Deleted: /ready says so. Made again: read within seconds, its records (numbered from 0
+    again) counted in their windows as new events, not taken for repeats of the old topic's
+    records at the same offsets."""
     from support import delete_topics
 
+    bootstrap = pipeline["settings"].kafka_bootstrap
     events = pipeline["topics"]["events"]
+    now = datetime.now(UTC).replace(microsecond=0)
     w = worker(pipeline, "a").start()
     try:
         w.wait_ready()
-        asyncio.run(delete_topics(pipeline["settings"].kafka_bootstrap, [events]))
+        old = generate(pipeline, 4_000, seed=11, start=_rfc3339(now - timedelta(minutes=10)))
+        w.wait_metric("botwatch_records_in_total", 4_000)
+        asyncio.run(delete_topics(bootstrap, [events]))
         body = w.wait_unready()
         assert f"the events topic {events} does not exist on Kafka at".encode() in body
-        assert b"run it with a new BOTWATCH_APP_ID" in body
+        assert b"made again is read from its start" in body
+        _create_again(bootstrap, events)
+        w.wait_ready()
+        # Fewer records than before, on every partition: the worker tells a log made again
+        # from records read again by its end (see the README's "Partitions").
+        new = generate(pipeline, 500, seed=12, start=_rfc3339(now - timedelta(minutes=5)))
+        w.wait_metric("botwatch_records_in_total", 4_500)
+        expected = truth_windows(new)
+        stats = collect_stats(pipeline, len(truth_windows(old)) + len(expected))
+        for key, want in expected.items():
+            for field in ("count", "errors", "successes", "failures"):
+                assert stats[key][field] == want[field], (key, field)
+        assert w.metric("botwatch_duplicates_skipped_total") == 0
     finally:
         assert w.stop() == 0, w.tail()
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _create_again(bootstrap: str, topic: str, timeout: float = 30) -> None:
+    """Create ``topic`` once the broker has finished deleting it (deletion is asynchronous)."""
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(create_topics(bootstrap, [topic], PARTITIONS))
+            return
+        except TopicAlreadyExistsError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import EllipsisType
 from typing import Any
 
@@ -121,13 +122,16 @@ def make(
     sink: DiscardSink | None = None,
     clock: Clock | None = None,
     retire_after_s: float = 7 * 86400.0,
+    log_end: Callable[[int], int | None] | None = None,
 ) -> tuple[BatchProcessor, DictTable, RecordingOutputs, DiscardSink, WorkerMetrics]:
     table = table if table is not None else DictTable()
     outputs = outputs if outputs is not None else RecordingOutputs()
     sink = sink if sink is not None else DiscardSink()
     metrics = WorkerMetrics()
     config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0, retire_after_s=retire_after_s)
-    processor = BatchProcessor(config, table, outputs, sink, metrics, now_ms=clock or Clock())
+    processor = BatchProcessor(
+        config, table, outputs, sink, metrics, now_ms=clock or Clock(), log_end=log_end
+    )
     return processor, table, outputs, sink, metrics
 
 
@@ -283,6 +287,53 @@ async def test_replaying_a_batch_after_a_restart_does_not_double_count() -> None
     await restarted.process([feed(event("b", T0 + W + 30_000))])
     [window] = outputs.windows
     assert window["count"] == 5
+
+
+class LogEnd:
+    """The end offset of every partition's log, as the worker's consumer last fetched it."""
+
+    def __init__(self) -> None:
+        self.end: int | None = None
+
+    def __call__(self, partition: int) -> int | None:
+        return self.end
+
+
+async def test_a_log_made_again_is_read_as_new_events_and_its_repeats_as_repeats() -> None:
+    table, outputs, end = DictTable(), RecordingOutputs(), LogEnd()
+    processor, _, _, _, metrics = make(table, outputs, log_end=end)
+    first = Feed()
+    end.end = 5
+    await processor.process([first(event("b", T0 + i * 1_000)) for i in range(5)])
+    # The topic deleted and made again: offsets from 0 again, the new log shorter.
+    again = Feed()
+    batch = [again(event("b", T0 + 10_000 + i * 1_000)) for i in range(3)]
+    end.end = 3
+    await processor.process(batch)
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 0
+    # The new log's records read again (a restart over the same table): repeats.
+    restarted, _, _, _, metrics = make(table, outputs, log_end=end)
+    await restarted.process(batch[1:])
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 2
+    await restarted.process([again(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert window["count"] == 8
+
+
+async def test_records_read_again_from_a_log_that_holds_them_stay_repeats() -> None:
+    end = LogEnd()
+    processor, _, outputs, _, metrics = make(log_end=end)
+    feed = Feed()
+    batch = [feed(event("b", T0 + i * 1_000)) for i in range(5)]
+    end.end = 5
+    await processor.process(batch)
+    await processor.process(batch[2:])  # the log still ends after them: a rebalance, a restart
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 3
+    end.end = None  # an end not fetched yet is no evidence either
+    await processor.process(batch[:1])
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 4
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    assert outputs.windows[0]["count"] == 5
 
 
 async def test_idle_close_skips_busy_partitions_and_closes_quiet_ones() -> None:
