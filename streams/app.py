@@ -28,6 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Final, NamedTuple
 
 import faust
@@ -48,7 +49,7 @@ from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
 from streams.silences import SilenceFeed
-from streams.topics import TopicSpec
+from streams.topics import TopicSpec, ensure_topics
 from streams.web import WebServer, build_web_app
 
 log = logging.getLogger("botwatch.worker")
@@ -90,6 +91,10 @@ def broker_urls(bootstrap: str) -> str:
 TABLE_NAME: Final = "windows"
 
 
+def changelog_topic(config: StreamsConfig) -> str:
+    return f"{config.app_id}-{TABLE_NAME}-changelog"
+
+
 def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
     """The topics the worker needs; events, dead letters and stats share a partition count.
 
@@ -98,10 +103,10 @@ def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
     them would never be read.
     """
     n = config.partitions
-    changelog = f"{config.app_id}-{TABLE_NAME}-changelog"
+    changelog = changelog_topic(config)
     return [
         TopicSpec(config.events_topic, n, {}, exact=True),
-        TopicSpec(changelog, n, {}, exact=True, create=False),
+        TopicSpec(changelog, n, {"cleanup.policy": "compact"}, exact=True, create=False),
         TopicSpec(config.dlq_topic, n, {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}),
         TopicSpec(config.stats_topic, n, {}),
         TopicSpec(config.alerts_topic, n, {}),
@@ -244,6 +249,13 @@ class KafkaOutputs:
 PRODUCER_LINGER_S = 0.001
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 
+# The state table's changelog made again holds only the entries written from then on.
+_CHANGELOG_REMADE: Final = (
+    ": it holds only the state written from now on, so a worker that takes a partition over "
+    "(or this one with an empty state directory) recovers only the bots written since; this "
+    "worker's state directory still holds every bot"
+)
+
 # How often the consumer asks for the metadata of its topics. At Kafka's 5 minutes an events
 # topic deleted and made again was read again only up to 5 minutes later (the group
 # rebalances when the metadata shows the topic back); a metadata request every 10 s costs
@@ -358,7 +370,18 @@ class Worker:
         self.silence_feed = SilenceFeed(
             config.kafka_bootstrap, config.silences_topic, self.silences
         )
-        self.kafka = BrokerProbe(config.kafka_bootstrap, config.events_topic)
+        # The topics the worker writes to: one deleted under it holds every batch (see
+        # ``_remake_missing_topics``).
+        self.outputs = [
+            spec
+            for spec in topic_specs(config)
+            if spec.name not in (config.events_topic, config.silences_topic)
+        ]
+        self.kafka = BrokerProbe(
+            config.kafka_bootstrap,
+            config.events_topic,
+            outputs=[spec.name for spec in self.outputs],
+        )
         self.metrics.kafka_up.set_function(lambda: float(self.kafka.up))
         self._reported_partitions: int | None = None
         self.assigned: set[int] = set()
@@ -505,6 +528,11 @@ class Worker:
             except Exception:
                 # Its partitions were reloaded from the table: the next tick closes them again.
                 log.exception("closing idle windows failed; retrying on the next tick")
+
+        @self.app.timer(interval=2.0)
+        async def remake_missing_topics() -> None:
+            if self.kafka.missing and not self.stopping:
+                await self._remake_missing_topics()
 
         @self.app.timer(interval=5.0)
         async def update_lag() -> None:
@@ -740,6 +768,38 @@ class Worker:
             "see README, 'Partitions'"
         )
 
+    async def _remake_missing_topics(self) -> None:
+        """Make the topics the worker writes to again when they were deleted under it.
+
+        Its writes to such a topic wait (aiokafka retries them until the topic is back), and
+        with them every batch: the worker makes them at start, and again here.
+        """
+        missing = set(self.kafka.missing)
+        specs = [replace(spec, create=True) for spec in self.outputs if spec.name in missing]
+        try:
+            made = await ensure_topics(self.config.kafka_bootstrap, specs)
+        except Exception:
+            log.exception("making the deleted topics %s again failed", ", ".join(sorted(missing)))
+            return
+        for spec in made:
+            log.warning(
+                "topic %s was deleted while the worker ran; made it again (%d partitions)%s",
+                spec.name,
+                spec.partitions,
+                _CHANGELOG_REMADE if spec.name == changelog_topic(self.config) else "",
+            )
+
+    def _missing_outputs(self) -> str:
+        """Why every batch waits when a topic the worker writes to is gone, or ""."""
+        missing = self.kafka.missing
+        if not missing:
+            return ""
+        return (
+            f"the topic(s) {', '.join(missing)} do not exist on Kafka at "
+            f"{self.config.kafka_bootstrap} (deleted while the worker ran?): every batch waits "
+            "for its writes to them; the worker makes them again"
+        )
+
     def _committed(self) -> dict[int, int]:
         """The next offset to read of each events partition, as far as this worker's commits
         succeeded (none known before its first commit of a partition: nothing is retired)."""
@@ -812,7 +872,7 @@ class Worker:
         kafka_ok, kafka = self.kafka.health()
         if not kafka_ok:
             return False, kafka
-        unread = self._unread_partitions()
+        unread = self._unread_partitions() or self._missing_outputs()
         if unread:
             return False, unread
         if not self.joined:

@@ -3,10 +3,12 @@
 faust's consumer rides out a broker outage in its own thread, retrying quietly: nothing the
 worker sees changes, and ``/ready`` kept saying "consuming" while no broker was there. A
 metadata request every few seconds on a connection of its own says whether the cluster
-answers at all. It asks about the events topic only: the metadata of every topic costs the
-worker and the broker a few milliseconds per thousand topics, every few seconds. The answer
-also says how many partitions the topic has now (partitions added while the worker runs are
-never read by it: see ``streams.topics``).
+answers at all. It asks about the worker's own topics only: the metadata of every topic
+costs the worker and the broker a few milliseconds per thousand topics, every few seconds.
+The answer also says how many partitions the events topic has now (partitions added while
+the worker runs are never read by it: see ``streams.topics``), and which of the topics the
+worker writes to are gone: a write to a deleted topic waits (aiokafka retries it until the
+topic is back), and with it every batch, while nothing else looks wrong.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -37,14 +39,16 @@ class MetadataClient(Protocol):
 
 
 class BrokerProbe:
-    """Asks the cluster about ``topic`` every ``interval_s``; a request that fails or takes
-    longer than ``timeout_s`` marks Kafka down until the next one that succeeds."""
+    """Asks the cluster about ``topic`` and ``outputs`` every ``interval_s``; a request that
+    fails or takes longer than ``timeout_s`` marks Kafka down until the next one that
+    succeeds."""
 
     def __init__(
         self,
         bootstrap: str,
         topic: str,
         *,
+        outputs: Sequence[str] = (),
         interval_s: float = 2.0,
         timeout_s: float = 5.0,
         client_factory: Callable[[], MetadataClient] | None = None,
@@ -52,6 +56,7 @@ class BrokerProbe:
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.outputs = list(outputs)
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._factory = client_factory or self._aiokafka_client
@@ -61,6 +66,7 @@ class BrokerProbe:
         self.up = True  # until a request says otherwise
         self.partitions: int | None = None  # of ``topic``, at the last answer
         self.topic_found = True  # False once an answer says ``topic`` does not exist
+        self.missing: list[str] = []  # ``outputs`` the last answer says do not exist
         self.down_since: float | None = None
         self.last_error = ""
 
@@ -78,7 +84,7 @@ class BrokerProbe:
         try:
             async with asyncio.timeout(self.timeout_s):
                 client = await self._connected()
-                counts = await client.partition_counts([self.topic])
+                counts = await client.partition_counts([self.topic, *self.outputs])
         except Exception as exc:  # any failure means: not answering
             if isinstance(exc, TimeoutError):
                 error = f"no answer within {self.timeout_s:g} s"
@@ -89,6 +95,7 @@ class BrokerProbe:
         self.up, self.down_since, self.last_error = True, None, ""
         self.partitions = counts.get(self.topic)
         self.topic_found = self.topic in counts
+        self.missing = [t for t in self.outputs if t not in counts]
         return True
 
     async def start(self) -> None:

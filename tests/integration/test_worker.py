@@ -260,6 +260,36 @@ def test_an_events_topic_made_again_under_the_worker_is_read_as_new_events(
         assert w.stop() == 0, w.tail()
 
 
+@pytest.mark.parametrize("gone", ["dlq", "changelog"])
+def test_a_topic_the_worker_writes_to_deleted_under_it_is_made_again_and_nothing_is_lost(
+    pipeline: dict[str, Any], gone: str
+) -> None:
+    """A deleted dead-letter topic (or state changelog) held every batch, with /ready 200:
+    now /ready names it, the worker makes it again, and every record is processed."""
+    from support import delete_topics
+
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    if gone == "changelog":
+        topic = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+    else:
+        topic = pipeline["topics"][gone]
+    w = worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        asyncio.run(delete_topics(bootstrap, [topic]))
+        body = w.wait_unready()
+        assert f"the topic(s) {topic} do not exist on Kafka at".encode() in body
+        truth = generate(pipeline, 3_000)
+        w.wait_ready()
+        w.wait_metric("botwatch_records_in_total", 3_000)
+        stats = collect_stats(pipeline, len(truth_windows(truth)))
+        assert_stats_match(truth, stats)
+        assert_dead_letters_match(pipeline, truth)
+        assert f"topic {topic} was deleted while the worker ran; made it again" in w.tail(200)
+    finally:
+        assert w.stop() == 0, w.tail()
+
+
 def _rfc3339(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 

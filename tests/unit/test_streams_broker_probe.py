@@ -27,7 +27,8 @@ class FakeClient:
         self.cluster.topics.append(topics)
         await self._answer()
         count = self.cluster.partitions
-        return {} if count is None else {t: count for t in topics}
+        found = [t for t in topics if t not in self.cluster.deleted]
+        return {} if count is None else {t: count for t in found}
 
     async def close(self) -> None:
         self.closed = True
@@ -46,6 +47,7 @@ class FakeCluster:
         self.requests = 0
         self.topics: list[list[str]] = []
         self.partitions: int | None = 6
+        self.deleted: set[str] = set()
         self.clients: list[FakeClient] = []
 
     def client(self) -> FakeClient:
@@ -62,6 +64,26 @@ def probe(cluster: FakeCluster, now: list[float]) -> BrokerProbe:
         client_factory=cluster.client,
         clock=lambda: now[0],
     )
+
+
+async def test_the_outputs_are_asked_about_in_the_same_request_and_the_missing_ones_named() -> None:
+    cluster, now = FakeCluster(), [1_795_428_000.0]
+    p = BrokerProbe(
+        "kafka-1:9092",
+        "bots.events",
+        outputs=["bots.dlq", "bots.stats"],
+        client_factory=cluster.client,
+        clock=lambda: now[0],
+    )
+    assert await p.check()
+    assert cluster.topics == [["bots.events", "bots.dlq", "bots.stats"]]
+    assert p.missing == []
+    cluster.deleted = {"bots.dlq"}
+    assert await p.check()
+    assert (p.missing, p.topic_found, p.partitions) == (["bots.dlq"], True, 6)
+    cluster.deleted = set()
+    assert await p.check()
+    assert p.missing == []
 
 
 async def test_down_while_refused_then_up_again_with_the_time_it_went_down() -> None:
