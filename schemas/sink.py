@@ -78,3 +78,7 @@ class Sink(Protocol):
     def health(self) -> tuple[bool, str]:
         """(healthy, reason): the worker's /ready reports it."""
         ...
+
+    async def ping(self) -> None:
+        """Check the destination when idle, so that ``health`` is news without writes."""
+        ...

@@ -8,6 +8,7 @@ written, so waiting inside the sink would only delay the offset commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from schemas.env import setting
 
@@ -102,3 +103,13 @@ class SinkConfig:
     retention_alerts_days: int = setting(
         400, "BOTWATCH_RETENTION_ALERTS_DAYS", "Days alert documents are kept."
     )
+
+
+def display_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -40,3 +40,6 @@ class DiscardSink:
 
     def health(self) -> tuple[bool, str]:
         return True, "discard sink: records are not stored"
+
+    async def ping(self) -> None:
+        return None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -37,7 +38,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -63,7 +63,7 @@ from sinks.bulk import (
     split,
     stats_item,
 )
-from sinks.config import SinkConfig
+from sinks.config import SinkConfig, display_url
 from sinks.documents import DeadLetterDoc
 from sinks.metrics import SinkMetrics
 from sinks.redact import Redactor
@@ -77,6 +77,10 @@ _JSON: Final = {"Content-Type": "application/json"}
 # How a ``_bulk`` answer (filtered by BULK_PATH) begins when every item was written.
 _NO_ERRORS: Final = b'{"errors":false'
 _POLL_S: Final = 0.25
+# An idle sink asks OpenSearch whether it answers when no request went out for this long: a
+# worker with nothing to write reported "circuit closed" against a node that was down.
+PING_IDLE_S: Final = 5.0
+_PING_TIMEOUT_S: Final = 5.0
 # How long a request size lowered by a 413 is kept before twice it is tried again.
 REGROW_AFTER_S: Final = 600.0
 _TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
@@ -118,16 +122,6 @@ class _Refusal:
     reason: str = ""
 
 
-def display_url(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class OpenSearchSink:
     def __init__(
         self,
@@ -163,6 +157,7 @@ class OpenSearchSink:
         self._stopping = asyncio.Event()
         self._templates_done = False
         self._down_since: datetime | None = None
+        self._last_request_at = -math.inf  # when a request last went out or ended
         # Writes retrying refused items, by a token of their own (several run at once).
         self._refusals: dict[object, _Refusal] = {}
         self.sweeper = RetentionSweeper(self.config, self.config.retention_sweep_s)
@@ -451,6 +446,7 @@ class OpenSearchSink:
                 await self._pause(min(max(self._breaker.wait_s(), 0.01), _POLL_S))
                 continue
             started = time.perf_counter()
+            self._last_request_at = self._clock()
             try:
                 async with self._session.request(
                     method, self.url + path, data=data, headers=headers
@@ -480,6 +476,42 @@ class OpenSearchSink:
             self.metrics.retries.labels(scope="request").inc()
             await self._pause(self._backoff(attempt))
             attempt += 1
+
+    async def ping(self) -> None:
+        """Ask OpenSearch whether it answers, when no request went out for ``PING_IDLE_S``.
+
+        Health comes from the requests: an idle sink (no events, or a worker just started)
+        would otherwise report a node that is down as fine. A ping counts like a request
+        (failures open the circuit; while it is open, a ping may be its one probe), and
+        never retries: the next one is the retry.
+        """
+        session = self._session
+        if session is None or self._clock() - self._last_request_at < PING_IDLE_S:
+            return
+        probe = self._breaker.state is not State.CLOSED
+        if not self._breaker.allow():
+            return
+        self._last_request_at = self._clock()
+        try:
+            timeout = aiohttp.ClientTimeout(
+                total=min(_PING_TIMEOUT_S, self.config.request_timeout_s)
+            )
+            async with session.get(self.url + "/", timeout=timeout) as response:
+                await response.read()
+                status = response.status
+        except _TRANSPORT_ERRORS as exc:
+            self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            return
+        except BaseException:
+            if probe:
+                self._breaker.abandon()
+            raise
+        finally:
+            self._last_request_at = self._clock()
+        if status == 429 or status >= 500:
+            self._failed(f"HTTP {status}")
+        else:  # it answered (a 401 or 403 too: the node is up)
+            self._succeeded()
 
     def _succeeded(self) -> None:
         self._breaker.record_success()

@@ -10,10 +10,14 @@ import asyncio
 import logging
 
 from schemas.background import Background
-from sinks.config import SinkConfig
+from sinks.config import SinkConfig, display_url
 from sinks.retention import has_ism, run_retention
 
 log = logging.getLogger("botwatch.retention")
+
+# A failed sweep (OpenSearch down when the worker started, say) is tried again this soon,
+# not a whole interval later.
+RETRY_S = 60.0
 
 
 def sweep_once(config: SinkConfig) -> list[str]:
@@ -49,12 +53,16 @@ class RetentionSweeper:
         while True:
             try:
                 deleted = await asyncio.to_thread(sweep_once, self.config)
-            except Exception as exc:  # OpenSearch down: the next round tries again
+            except Exception as exc:  # OpenSearch down: tried again in RETRY_S
                 log.warning(
-                    "retention sweep against %s failed: %s", self.config.opensearch_url, exc
+                    "retention sweep against %s failed (trying again in %g s): %s",
+                    display_url(self.config.opensearch_url),
+                    min(RETRY_S, self.interval_s),
+                    exc,
                 )
-            else:
-                self.swept.extend(deleted)
-                if deleted:
-                    log.info("retention: deleted %d expired index(es): %s", len(deleted), deleted)
+                await asyncio.sleep(min(RETRY_S, self.interval_s))
+                continue
+            self.swept.extend(deleted)
+            if deleted:
+                log.info("retention: deleted %d expired index(es): %s", len(deleted), deleted)
             await asyncio.sleep(self.interval_s)

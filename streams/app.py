@@ -529,6 +529,13 @@ class Worker:
                 # Its partitions were reloaded from the table: the next tick closes them again.
                 log.exception("closing idle windows failed; retrying on the next tick")
 
+        @self.app.timer(interval=1.0)
+        async def ping_sink() -> None:
+            try:
+                await self.sink.ping()
+            except Exception:  # its health says what is wrong; a ping must not stop the worker
+                log.exception("pinging the sink failed")
+
         @self.app.timer(interval=2.0)
         async def remake_missing_topics() -> None:
             if self.kafka.missing and not self.stopping:
@@ -864,6 +871,9 @@ class Worker:
                 self.spinner = None
                 # A broker outage makes aiokafka log hundreds of lines a second.
                 throttle_handlers(logger)
+                # opensearch-py (the retention sweeper's client) logs each failed request
+                # with its traceback, retries included; the sweeper says it in one line.
+                logging.getLogger("opensearch").setLevel(logging.ERROR)
 
         tune_gc()
         _Runner(self.app, loglevel=loglevel, quiet=True).execute_from_commandline()

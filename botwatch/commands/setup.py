@@ -14,8 +14,7 @@ from botwatch.commands.common import (
     partitions_differ,
     settings_of,
 )
-from sinks.config import SinkConfig
-from sinks.opensearch import display_url
+from sinks.config import SinkConfig, display_url
 from sinks.retention import has_ism, install_ism_policies, retention_days
 from sinks.templates import install_templates
 

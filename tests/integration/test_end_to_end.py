@@ -101,8 +101,8 @@ def test_everything_read_is_searchable_once(pipeline: dict[str, Any], opensearch
 def test_opensearch_outage_backpressures_then_drains(
     pipeline: dict[str, Any], opensearch: Any
 ) -> None:
-    """OpenSearch unreachable for 60 s: /ready is 503 naming it, the backlog waits in Kafka,
-    and everything arrives once when it is back."""
+    """OpenSearch unreachable for 60 s: /ready is 503 naming it (before any record too), the
+    backlog waits in Kafka, and everything arrives once when it is back."""
     prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
     proxy = ThreadedProxy(pipeline["settings"].opensearch_url).start()
     pipeline["env"].update(
@@ -118,6 +118,8 @@ def test_opensearch_outage_backpressures_then_drains(
         w.wait_ready()
         proxy.set_down("drop")
         outage_started = time.monotonic()
+        # Before any record: an idle worker's sink asks the node itself.
+        assert b"OpenSearch at" in w.wait_unready()
         truth = generate(pipeline, 5_000)
         saw_503 = False
         while time.monotonic() - outage_started < 60:

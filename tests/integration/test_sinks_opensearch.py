@@ -22,7 +22,7 @@ from schemas.sink import SinkRecord
 from sinks.config import SinkConfig
 from sinks.documents import DeadLetterDoc
 from sinks.indices import FAMILIES
-from sinks.opensearch import OpenSearchSink, SinkStoppedError
+from sinks.opensearch import PING_IDLE_S, OpenSearchSink, SinkStoppedError
 from sinks.retention import run_retention
 from sinks.templates import install_templates
 
@@ -334,6 +334,49 @@ async def test_unreachable_node_turns_health_false_and_stop_releases_the_write(
     await sink.stop()
     with pytest.raises(SinkStoppedError):
         await write
+
+
+async def test_an_idle_sink_pings_and_reports_the_node_down_and_back(
+    stack: Settings, prefix: str
+) -> None:
+    """Health came only from writes: a worker with nothing to write said "circuit closed"
+    against a node that was down."""
+    now = [1_000.0]
+    proxy = FlakyProxy(stack.opensearch_url)
+    await proxy.start()
+    config = fast_retry_config(
+        f"http://127.0.0.1:{proxy.port}", prefix, breaker_open_s=30.0, retention_sweep_s=0
+    )
+    sink = OpenSearchSink(config, clock=lambda: now[0])
+    await sink.start()
+    try:
+        proxy.down = "503"
+        await sink.ping()
+        assert proxy.refused == 1
+        await sink.ping()  # within PING_IDLE_S of the last request: not asked again
+        assert proxy.refused == 1
+        now[0] += PING_IDLE_S
+        await sink.ping()
+        healthy, reason = sink.health()
+        assert not healthy
+        assert "unreachable: circuit open" in reason
+        assert "HTTP 503" in reason
+        proxy.down = None
+        now[0] += PING_IDLE_S
+        await sink.ping()  # the circuit is open: no request until it is half-open
+        assert not sink.health()[0]
+        now[0] += config.breaker_open_s
+        await sink.ping()  # the half-open probe: the node answers
+        assert sink.health() == (True, f"OpenSearch at {config.opensearch_url}: circuit closed")
+        await sink.write_events([as_record(make_event(1))])
+        now[0] += PING_IDLE_S - 1
+        refused = proxy.refused
+        proxy.down = "503"
+        await sink.ping()  # a write went out lately: it is the news
+        assert proxy.refused == refused
+    finally:
+        await sink.stop()
+        await proxy.stop()
 
 
 @pytest.mark.parametrize("mode", ["503", "drop"])
