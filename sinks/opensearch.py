@@ -379,7 +379,7 @@ class OpenSearchSink:
         refusal.rounds += 1
         refusal.documents = len(round_.retry)
         refusal.reason = round_.reasons.most_common(1)[0][0]
-        self.metrics.refused_documents.set(sum(r.documents for r in self._refusals.values()))
+        self._count_refused()
         if refusal.rounds == self.config.breaker_failures:  # once per write that stays stuck
             log.warning("%s", self._refused_reason([refusal]))
 
@@ -388,7 +388,7 @@ class OpenSearchSink:
         refusal = self._refusals.pop(token, None)
         if refusal is None:
             return
-        self.metrics.refused_documents.set(sum(r.documents for r in self._refusals.values()))
+        self._count_refused()
         if completed and refusal.rounds >= self.config.breaker_failures:
             waited = (datetime.now(UTC) - refusal.since).total_seconds()
             log.warning(
@@ -397,6 +397,9 @@ class OpenSearchSink:
                 refusal.documents,
                 waited,
             )
+
+    def _count_refused(self) -> None:
+        self.metrics.refused_documents.set(sum(r.documents for r in self._refusals.values()))
 
     def _refused_for_long(self) -> list[_Refusal]:
         threshold = self.config.breaker_failures
