@@ -21,7 +21,7 @@ import orjson
 
 from schemas.jsonbytes import json_bytes
 from schemas.sink import SinkRecord
-from sinks.documents import DeadLetterDoc, dlq_document, failed_at
+from sinks.documents import DeadLetterDoc, dlq_document, failed_at, reduced_dlq_document
 from sinks.indices import Family, day_of_ms, day_of_timestamp, event_family, index_name
 from sinks.redact import RECORD_SEPARATOR, Redactor
 
@@ -130,11 +130,18 @@ def alert_item(alert: dict[str, Any], ref: int, prefix: str, redactor: Redactor)
     return BulkItem(action_line("index", index, doc_id), json_bytes(doc), "alerts", "index", ref)
 
 
-def dlq_item(letter: DeadLetterDoc, ref: int, prefix: str, redactor: Redactor) -> BulkItem:
+def dlq_item(
+    letter: DeadLetterDoc, ref: int, prefix: str, redactor: Redactor, refusal: str | None = None
+) -> BulkItem:
+    """``refusal``: why OpenSearch refused the full document; the item is then the reduced
+    one (``reduced_dlq_document``), written over the same ``_id``."""
     stamp = failed_at(letter)
     day = day_of_timestamp(stamp) if stamp else day_of_ms(letter.original_timestamp_ms)
     index = index_name(prefix, "dlq", day)
-    source = json_bytes(dlq_document(letter, redactor))
+    doc = dlq_document(letter, redactor)
+    if refusal is not None:
+        doc = reduced_dlq_document(doc, refusal)
+    source = json_bytes(doc)
     return BulkItem(action_line("index", index, letter.doc_id), source, "dlq", "index", ref)
 
 

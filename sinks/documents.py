@@ -118,24 +118,46 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
         if not name.startswith(HEADER_PREFIX)
     }
     if own:
-        doc["headers"] = _cap_leaves(redactor.redact_value(own))
+        doc["headers"] = _flat(redactor.redact_value(own))
     if letter.value is not None:
         doc.update(_value_fields(letter.value, redactor))
     return doc
 
 
+# flat_object indexes every leaf as one term, "path=value", and Lucene refuses a term over
+# 32,766 bytes (the whole document with it). Keys, depth and leaves are bounded so that the
+# worst case (4-byte characters) stays below: 10 x 200 + 4,096 characters, under 25 KB.
 FLAT_LEAF_MAX_CHARS: Final = 4096
+FLAT_KEY_MAX_CHARS: Final = 200
+FLAT_DEPTH_MAX: Final = 10
 
 
-def _cap_leaves(value: Any) -> Any:
-    """``value`` with every string longer than ``FLAT_LEAF_MAX_CHARS`` cut to that length."""
+def _flat(value: Any, depth: int = 0) -> Any:
+    """``value`` bounded for a ``flat_object`` field (the full record stays in ``value``).
+
+    Strings are cut to ``FLAT_LEAF_MAX_CHARS``, keys to ``FLAT_KEY_MAX_CHARS``, and what
+    lies deeper than ``FLAT_DEPTH_MAX`` levels becomes its JSON text, cut like a leaf.
+    """
     if isinstance(value, str):
-        return value if len(value) <= FLAT_LEAF_MAX_CHARS else value[:FLAT_LEAF_MAX_CHARS]
+        return value[:FLAT_LEAF_MAX_CHARS]
+    if isinstance(value, dict | list) and depth >= FLAT_DEPTH_MAX:
+        return orjson.dumps(value).decode()[:FLAT_LEAF_MAX_CHARS]
     if isinstance(value, dict):
-        return {k: _cap_leaves(v) for k, v in value.items()}
+        return {str(k)[:FLAT_KEY_MAX_CHARS]: _flat(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_cap_leaves(v) for v in value]
+        return [_flat(v, depth + 1) for v in value]
     return value
+
+
+def reduced_dlq_document(doc: dict[str, Any], refusal: str) -> dict[str, Any]:
+    """``doc`` without its structured copies (``event``, ``headers``), for a node that refused
+    the whole: the record stays searchable as text, and ``reason`` says what was left out."""
+    reduced = {k: v for k, v in doc.items() if k not in ("event", "headers")}
+    reduced["reason"] = (
+        f"{doc.get('reason', '')} [indexed without its event and headers fields: "
+        f"OpenSearch refused them: {refusal[:500]}]"
+    )
+    return reduced
 
 
 def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
@@ -154,9 +176,8 @@ def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
         if redactor.needs_redaction(value):
             redacted = redactor.redact_value(parsed)
             text = orjson.dumps(redacted).decode()
-        # flat_object indexes every leaf as one term, and Lucene refuses terms over 32 KiB
-        # (an oversize message is a typical dead letter): the full text stays in `value`.
-        fields["event"] = _cap_leaves(redacted)
+        # An oversize message is a typical dead letter: the full text stays in `value`.
+        fields["event"] = _flat(redacted)
     elif redactor.needs_redaction(value):
         text = redactor.redact_unparsed(text)
     fields["value"] = text

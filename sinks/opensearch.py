@@ -238,7 +238,31 @@ class OpenSearchSink:
         ]
         prefix, redactor = self.config.index_prefix, self.redactor
         items = [dlq_item(letter, i, prefix, redactor) for i, letter in enumerate(docs)]
-        self._log_rejected("dead letter", items, await self._write(items))
+        results = await self._write(items)
+        refused = [
+            (docs[item.ref], result.reason)
+            for item, result in zip(items, results, strict=True)
+            if result.outcome is Outcome.REJECTED
+        ]
+        if not refused:
+            return
+        # Its structured copies are what a node may refuse (a term over Lucene's limit, a
+        # template changed by hand): the record as text keeps the dead letter searchable.
+        reduced = [
+            dlq_item(letter, i, prefix, redactor, refusal=reason)
+            for i, (letter, reason) in enumerate(refused)
+        ]
+        again = await self._write(reduced)
+        taken = sum(r.outcome is not Outcome.REJECTED for r in again)
+        log.warning(
+            "OpenSearch refused %d dead letter document(s) of %d (first: %s); %d indexed "
+            "again without their event and headers fields",
+            len(refused),
+            len(items),
+            refused[0][1],
+            taken,
+        )
+        self._log_rejected("dead letter", reduced, again)
 
     # -- writing -------------------------------------------------------------------------
 

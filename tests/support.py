@@ -309,13 +309,16 @@ def put_breaking_template(opensearch: Any, prefix: str) -> None:
 
     mappings = event_index_mappings()
     mappings["properties"]["host"] = {"type": "long"}
+    put_overriding_template(opensearch, f"{prefix}-breaking", f"{prefix}-events-*", mappings)
+
+
+def put_overriding_template(
+    opensearch: Any, name: str, pattern: str, mappings: dict[str, Any]
+) -> None:
+    """An index template for ``pattern`` of a higher priority than botwatch's own."""
     opensearch.indices.put_index_template(
-        name=f"{prefix}-breaking",
-        body={
-            "index_patterns": [f"{prefix}-events-*"],
-            "priority": 500,
-            "template": {"mappings": mappings},
-        },
+        name=name,
+        body={"index_patterns": [pattern], "priority": 500, "template": {"mappings": mappings}},
     )
 
 

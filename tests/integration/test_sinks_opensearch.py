@@ -14,7 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
-from support import BOTWATCH, FlakyProxy, delete_topics, free_port, put_breaking_template
+from support import (
+    BOTWATCH,
+    FlakyProxy,
+    delete_topics,
+    free_port,
+    put_breaking_template,
+    put_overriding_template,
+)
 
 from botwatch.settings import Settings
 from schemas import event_index_mappings, validate_event
@@ -24,7 +31,7 @@ from sinks.documents import DeadLetterDoc
 from sinks.indices import FAMILIES
 from sinks.opensearch import PING_IDLE_S, OpenSearchSink, SinkStoppedError
 from sinks.retention import run_retention
-from sinks.templates import install_templates
+from sinks.templates import dlq_mappings, install_templates
 
 
 @pytest.fixture
@@ -175,6 +182,50 @@ async def test_stats_alerts_and_dead_letters_are_written_once(
     assert count(opensearch, f"{prefix}-dlq-*") == 1
     assert count(opensearch, f"{prefix}-dlq-*", {"query_string": {"query": "*T0KEN*"}}) == 0
     assert count(opensearch, f"{prefix}-dlq-*", {"match": {"reason": "unknown"}}) == 1
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_dead_letter_with_an_immense_key_or_deep_nesting_is_indexed_whole(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    """flat_object indexes "path=value" as one term: a 40,000-character key (or a path of
+    many long keys) made the node refuse the whole document (Lucene's 32,766-byte limit)."""
+    deep: dict[str, Any] = {"leaf": "bottom"}
+    for _ in range(60):  # a path of 60 keys of 600 bytes each
+        deep = {"\U0001f600" * 150: deep}
+    raw = orjson.dumps({"bot_id": "b", "meta": {"x" * 40_000: 1, "deep": deep}})
+    letter = DeadLetterDoc(b"b", raw, "validate", "meta: too large", "t", 0, 1, 0, "")
+    await sink.write_dead_letters([letter])
+    [doc] = [hit["_source"] for hit in _hits(opensearch, f"{prefix}-dlq-*")]
+    assert doc["value"] == raw.decode()
+    assert "event" in doc
+    assert "indexed without" not in doc["reason"]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_dead_letter_the_node_refuses_whole_is_indexed_without_its_copies(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    """A template changed by hand refuses the structured copy: the record stays searchable
+    as text, and its reason says what was left out and why."""
+    mappings = dlq_mappings()
+    mappings["properties"]["event"] = {"type": "long"}
+    put_overriding_template(opensearch, f"{prefix}-breaking-dlq", f"{prefix}-dlq-*", mappings)
+    raw = b'{"bot_id": "b", "message": "needle-7741"}'
+    letter = DeadLetterDoc(b"b", raw, "validate", "level: missing", "t", 0, 2, 0, "")
+    await sink.write_dead_letters([letter])
+    [doc] = [hit["_source"] for hit in _hits(opensearch, f"{prefix}-dlq-*")]
+    assert "event" not in doc
+    assert doc["value"] == raw.decode()
+    assert doc["reason"].startswith("level: missing [indexed without its event and headers")
+    assert "mapper_parsing_exception" in doc["reason"]
+    assert count(opensearch, f"{prefix}-dlq-*", {"match": {"value": "needle-7741"}}) == 1
+
+
+def _hits(opensearch: Any, index: str) -> list[dict[str, Any]]:
+    opensearch.indices.refresh(index=index)
+    hits: list[dict[str, Any]] = opensearch.search(index=index, body={"size": 100})["hits"]["hits"]
+    return hits
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -293,6 +293,40 @@ def test_dead_letter_of_an_oversize_message_stays_indexable() -> None:
     assert doc["value"] == raw.decode()
 
 
+def test_dead_letter_copy_keeps_keys_and_depth_within_a_terms_limit() -> None:
+    from sinks.documents import FLAT_DEPTH_MAX, FLAT_KEY_MAX_CHARS, dlq_document
+
+    deep: dict[str, object] = {"leaf": "bottom"}
+    for _ in range(FLAT_DEPTH_MAX + 5):
+        deep = {"k": deep}
+    raw = orjson.dumps({"bot_id": "b", "meta": {"x" * 40_000: 1, "deep": deep}})
+    letter = DeadLetterDoc(b"b", raw, "validate", "meta: too large", "t", 0, 7, 0, "")
+    event = dlq_document(letter, Redactor(SinkConfig().redact_keys))["event"]
+    assert list(event["meta"]) == ["x" * FLAT_KEY_MAX_CHARS, "deep"]
+    level = event["meta"]["deep"]
+    for _ in range(FLAT_DEPTH_MAX - 2):  # event and meta are the first two levels
+        level = level["k"]
+    assert isinstance(level, str)  # what lies deeper is its JSON text
+    assert orjson.loads(level)["k"]["k"]
+
+
+def test_a_reduced_dead_letter_keeps_the_text_and_says_what_was_left_out() -> None:
+    from sinks.documents import dlq_document, reduced_dlq_document
+
+    raw = b'{"bot_id": "b", "message": "m"}'
+    letter = DeadLetterDoc(b"b", raw, "validate", "level: missing", "t", 0, 7, 0, "", "",
+                           0, [("trace", b"t1")])  # fmt: skip
+    doc = dlq_document(letter, Redactor(SinkConfig().redact_keys))
+    assert {"event", "headers"} <= set(doc)
+    reduced = reduced_dlq_document(doc, "mapper_parsing_exception: event")
+    assert not {"event", "headers"} & set(reduced)
+    assert reduced["value"] == raw.decode()
+    assert reduced["reason"] == (
+        "level: missing [indexed without its event and headers fields: OpenSearch refused "
+        "them: mapper_parsing_exception: event]"
+    )
+
+
 def test_dead_letter_that_is_not_json_is_redacted_through_its_escapes() -> None:
     from sinks.documents import dlq_document
 
