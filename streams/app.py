@@ -282,6 +282,19 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def _failing_reason(records: int, error: BaseException | str | None) -> str:
+    what = (
+        "cancelled"
+        if error is None
+        else error
+        if isinstance(error, str)
+        else f"{type(error).__name__}: {error}"
+    )
+    return (
+        f"a batch of {records} records fails and is retried, nothing after it is processed: {what}"
+    )
+
+
 def uncommitted(highwater: int, committed: int | None) -> int:
     """Records between a partition's committed offset (the next to read) and its end.
 
@@ -418,6 +431,8 @@ class Worker:
         self.app.before_stop = self._stop_batches
         self._batches: asyncio.Task[Any] | None = None
         self._inflight: deque[_InFlight] = deque()
+        # While a failed batch is redone: why, for /ready.
+        self._failing = ""
         self.events_topic = self.app.topic(
             config.events_topic,
             key_serializer="raw",
@@ -464,9 +479,7 @@ class Worker:
         async def process() -> None:
             self._batches = asyncio.current_task()
             try:
-                while True:
-                    epoch, batch = await self.intake.take(config.batch_max, config.batch_within_s)
-                    await self._submit(epoch, batch)
+                await self._batch_loop()
             except Exception as exc:
                 # Not expected (a batch's failures are retried in place). Going on with the
                 # next batch would commit past this one: stop the worker instead.
@@ -583,6 +596,15 @@ class Worker:
                 log.exception("evaluating alert rules on the tick failed; retrying next tick")
             self.metrics.silences.set(len(self.silences))
 
+    async def _batch_loop(self) -> None:
+        config = self.config
+        while True:
+            epoch, batch = await self.intake.take(config.batch_max, config.batch_within_s)
+            if batch:
+                await self._submit(epoch, batch)
+            else:  # woken by a batch that failed: redo it, and those after it, now
+                await self._settle(0)
+
     async def _submit(self, epoch: int, fetched: list[Any]) -> None:
         """Route one batch of fetched records; it is acked by its task once it is durable.
 
@@ -605,6 +627,13 @@ class Worker:
             return
         if task is not None:  # else revoked while waiting: read again by the next owner
             self._inflight.append(_InFlight(epoch, records, task))
+            task.add_done_callback(self._batch_ended)
+
+    def _batch_ended(self, task: asyncio.Task[None]) -> None:
+        """A failed batch is redone by the batch loop, which may be waiting for records:
+        with none coming, the failure went unnoticed (no log, no retry, /ready 200)."""
+        if task.cancelled() or task.exception() is not None:
+            self.intake.wake()
 
     async def _route(self, epoch: int, records: list[Record]) -> asyncio.Task[None] | None:
         """``processor.submit``, acked once durable; None when the batch's assignment ended
@@ -637,6 +666,7 @@ class Worker:
         """
         await asyncio.wait([f.task for f in failed])
         error = next((f.task.exception() for f in failed if not f.task.cancelled()), None)
+        self._failing = _failing_reason(sum(len(f.records) for f in failed), error)
         log.error(
             "writing %d batch(es) of %d records failed (%s); redoing them from the table's state",
             len(failed),
@@ -644,8 +674,11 @@ class Worker:
             f"{type(error).__name__}: {error}" if error is not None else "cancelled",
         )
         self.processor.forget(sorted({r.partition for f in failed for r in f.records}))
-        for f in failed:
-            await self._redo(f.epoch, f.records)
+        try:
+            for f in failed:
+                await self._redo(f.epoch, f.records)
+        finally:
+            self._failing = ""
 
     async def _redo(self, epoch: int, records: list[Record]) -> None:
         delay = 0.5
@@ -660,6 +693,7 @@ class Worker:
                 error = exc
             if error is None:
                 return
+            self._failing = _failing_reason(len(records), error)
             log.error(
                 "processing a batch of %d records failed (%s); retrying in %.1f s "
                 "(state reloaded from the table)",
@@ -890,6 +924,8 @@ class Worker:
         ok, reason = self.sink.health()
         if not ok:
             return False, reason
+        if self._failing:
+            return False, self._failing
         return True, f"consuming {len(self.assigned)} partition(s); sink: {reason}"
 
     def status(self) -> dict[str, Any]:

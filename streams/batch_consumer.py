@@ -60,6 +60,7 @@ class BatchIntake:
         self._size = 0
         self._taker: asyncio.Future[None] | None = None
         self._putter: asyncio.Future[None] | None = None
+        self._woken = False
 
     def __len__(self) -> int:
         return self._size
@@ -88,16 +89,17 @@ class BatchIntake:
         """Up to ``most`` records and their epoch; waits up to ``within`` s to fill them.
 
         Returns as soon as ``most`` records are there; after ``within`` seconds, with what
-        arrived so far. A revocation while waiting discards what was gathered.
+        arrived so far; at once after ``wake``, perhaps with nothing. A revocation while
+        waiting discards what was gathered.
         """
-        while not self._size:
+        while not self._size and not self._woken:
             await self._wait("_taker", None)
         epoch = self.epoch
         out: list[Any] = []
         deadline = monotonic() + within
         while True:
             self._drain_into(out, most)
-            if len(out) >= most:
+            if len(out) >= most or self._woken:
                 break
             left = deadline - monotonic()
             if left <= 0:
@@ -106,10 +108,17 @@ class BatchIntake:
             if self.epoch != epoch:  # revoked while waiting: start over
                 out.clear()
                 epoch = self.epoch
-                while not self._size:
+                while not self._size and not self._woken:
                     await self._wait("_taker", None)
                 deadline = monotonic() + within
+        self._woken = False
         return epoch, out
+
+    def wake(self) -> None:
+        """Make ``take`` return now with what it holds, even nothing (a batch failed, and
+        the worker must redo it instead of waiting for more records)."""
+        self._woken = True
+        notify(self._taker)
 
     def _drain_into(self, out: list[Any], most: int) -> None:
         chunks = self._chunks

@@ -154,8 +154,18 @@ class WorkerProcess:
             return ""
 
 
+_UNAUTHENTICATED = {
+    "error": {
+        "type": "security_exception",
+        "reason": "missing authentication credentials for REST request [/]",
+    },
+    "status": 401,
+}
+
+
 class FlakyProxy:
-    """Forwards to the real node, or answers 503 / drops connections / hangs while ``down``."""
+    """Forwards to the real node, or answers 503 / 401 / drops connections / hangs while
+    ``down`` ("503", "401", "drop", "hang")."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
@@ -190,6 +200,8 @@ class FlakyProxy:
                 return web.Response(status=503, text="upstream was hanging")
             if self.down == "drop" and request.transport is not None:
                 request.transport.close()
+            if self.down == "401":  # a node with security on, asked without credentials
+                return web.json_response(_UNAUTHENTICATED, status=401)
             return web.Response(status=503, text="upstream down")
         body = await request.read()
         if self.max_body is not None and len(body) > self.max_body:

@@ -143,6 +143,33 @@ def test_opensearch_outage_backpressures_then_drains(
     assert len(ids) == len(set(ids)) == truth["counts"]["valid"]
 
 
+def test_a_batch_opensearch_refuses_for_good_turns_ready_to_503_and_is_redone_at_once(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    """A 401 (wrong credentials) fails the batch, not a retried request. The failed batch
+    waited for the next records before anyone noticed: no log, no retry, /ready 200."""
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    proxy = ThreadedProxy(pipeline["settings"].opensearch_url).start()
+    pipeline["env"]["BOTWATCH_OPENSEARCH_URL"] = proxy.url
+    w = pipeline_worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        proxy.set_down("401")
+        truth = generate(pipeline, 2_000)  # then nothing more
+        body = w.wait_unready()
+        assert b"fails and is retried" in body
+        assert b"HTTP 401" in body
+        proxy.set_down(None)
+        w.wait_ready()
+        w.wait_metric("botwatch_records_in_total", 2_000)
+        assert w.metric("botwatch_records_in_total") == 2_000
+    finally:
+        assert w.stop() == 0, w.tail()
+        proxy.stop()
+    ids = [doc["_id"] for doc in _all(opensearch, f"{prefix}-events-*")]
+    assert len(ids) == len(set(ids)) == truth["counts"]["valid"]
+
+
 def _produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
     async def send() -> None:
         producer = AIOKafkaProducer(

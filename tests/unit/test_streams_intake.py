@@ -25,6 +25,23 @@ async def test_take_waits_at_most_within_for_a_batch_to_fill() -> None:
     assert batch == [1]
 
 
+async def test_wake_makes_a_waiting_take_return_even_with_nothing() -> None:
+    intake = BatchIntake("events", high_water=100)
+    taking = asyncio.create_task(intake.take(most=10, within=60.0))
+    await asyncio.sleep(0.01)
+    assert not taking.done()
+    intake.wake()
+    assert await asyncio.wait_for(taking, 5.0) == (0, [])
+    intake.put([1])  # and while filling: with what it has
+    taking = asyncio.create_task(intake.take(most=10, within=60.0))
+    await asyncio.sleep(0.01)
+    intake.wake()
+    assert await asyncio.wait_for(taking, 5.0) == (0, [1])
+    intake.put([2])  # a wake is used up by the take it ended
+    _, batch = await asyncio.wait_for(intake.take(most=1, within=60.0), 5.0)
+    assert batch == [2]
+
+
 async def test_a_revocation_while_filling_discards_what_was_gathered() -> None:
     intake = BatchIntake("events", high_water=100)
     intake.put([1, 2])
