@@ -77,6 +77,10 @@ _JSON: Final = {"Content-Type": "application/json"}
 # How a ``_bulk`` answer (filtered by BULK_PATH) begins when every item was written.
 _NO_ERRORS: Final = b'{"errors":false'
 _POLL_S: Final = 0.25
+_CREDENTIALS_HINT: Final = (
+    " (OpenSearch refuses the credentials: give a user with the right to write botwatch's "
+    "indices and index templates in BOTWATCH_OPENSEARCH_URL, https://user:password@host:9200)"
+)
 # An idle sink asks OpenSearch whether it answers when no request went out for this long: a
 # worker with nothing to write reported "circuit closed" against a node that was down.
 PING_IDLE_S: Final = 5.0
@@ -498,6 +502,8 @@ class OpenSearchSink:
                     what = f"{method} {self._shown_url}{path}: {error}"
                     if status == 413:
                         raise RequestTooLargeError(what, len(data))
+                    if status in (401, 403):
+                        what += _CREDENTIALS_HINT
                     raise SinkRequestError(what)
             self._failed(error)
             self.metrics.retries.labels(scope="request").inc()

@@ -159,6 +159,7 @@ def test_a_batch_opensearch_refuses_for_good_turns_ready_to_503_and_is_redone_at
         body = w.wait_unready()
         assert b"fails and is retried" in body
         assert b"HTTP 401" in body
+        assert b"OpenSearch refuses the credentials" in body
         proxy.set_down(None)
         w.wait_ready()
         w.wait_metric("botwatch_records_in_total", 2_000)
