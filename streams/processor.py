@@ -107,6 +107,10 @@ class StateTable(Protocol):
         change is durable."""
         ...
 
+    def scan(self, partition: int, prefix: str) -> Iterable[tuple[str, bytes]]:
+        """The entries of ``partition`` whose key starts with ``prefix``."""
+        ...
+
 
 def _bot_key(partition: int, bot_id: str) -> str:
     # The partition is part of the key so that a bot whose records were spread over
@@ -204,6 +208,10 @@ class BatchProcessor:
         self._parts: dict[int, PartitionState] = {}
         self._bots: dict[int, dict[str, BotState]] = {}
         self._last_offset: dict[int, int] = {}
+        # Bots in the table that no record of this run touched (not in the cache), found by
+        # one scan per partition at its first retirement check, with the time from which
+        # each may be quiet long enough: they are judged then, without being cached.
+        self._dormant: dict[int, dict[str, int]] = {}
         # Windows open in the cached bot states, kept up to date instead of counted per batch.
         self._open_windows = 0
         # The partition entry last written per partition: an unchanged one is not written again.
@@ -234,6 +242,7 @@ class BatchProcessor:
             if bots:
                 self._open_windows -= sum(len(bot.windows) for bot in bots.values())
             self._last_offset.pop(partition, None)
+            self._dormant.pop(partition, None)
         if self.alerts is not None:
             self.alerts.forget(partitions)
         self.metrics.open_windows.set(self._open_windows)
@@ -292,11 +301,36 @@ class BatchProcessor:
         bots = self._bots[partition]
         state = bots.get(bot_id)
         if state is None:
-            raw = self.table.load(partition, _bot_key(partition, bot_id))
-            state = BotState.from_dict(orjson.loads(raw)) if raw else BotState(bot_id)
+            state = self._stored_bot(partition, bot_id)
             bots[bot_id] = state
             self._open_windows += len(state.windows)
+            dormant = self._dormant.get(partition)
+            if dormant:
+                dormant.pop(bot_id, None)
         return state
+
+    def _stored_bot(self, partition: int, bot_id: str) -> BotState:
+        raw = self.table.load(partition, _bot_key(partition, bot_id))
+        return BotState.from_dict(orjson.loads(raw)) if raw else BotState(bot_id)
+
+    def _dormant_bots(self, partition: int) -> dict[str, int]:
+        """Bots of ``partition`` in the table but not in the cache (see ``_dormant``).
+
+        Without them, a bot that went quiet before the worker restarted (or before another
+        worker took its partition over) stayed in the table for good: only the bots a
+        record brought into the cache were ever retired.
+        """
+        dormant = self._dormant.get(partition)
+        if dormant is None:
+            prefix = _bot_key(partition, "")
+            cached = self._bots[partition]
+            dormant = {
+                key[len(prefix) :]: 0
+                for key, _ in self.table.scan(partition, prefix)
+                if key[len(prefix) :] not in cached
+            }
+            self._dormant[partition] = dormant
+        return dormant
 
     # -- processing ------------------------------------------------------------------
 
@@ -838,13 +872,19 @@ class BatchProcessor:
         candidates = set(bots)
         if engine is not None:
             candidates.update(engine.bot_ids())
+        dormant = self._dormant_bots(partition)
+        candidates.update(bot_id for bot_id, due in dormant.items() if due <= at)
         quiet = []
         for bot_id in sorted(candidates):
             if bot_id in part.next_close:
                 continue
             bot = bots.get(bot_id)
             if bot is None:
-                bot = self._bot(partition, bot_id)
+                if bot_id not in dormant:
+                    bot = self._bot(partition, bot_id)  # an alert engine's: cached as before
+                else:
+                    bot = self._stored_bot(partition, bot_id)
+                    dormant[bot_id] = at  # judged again next time, unless said below
             if bot.windows or bot.last_offset >= committed + part.offset_base:
                 continue
             signs = (bot.quiet_since(), engine.last_seen(bot_id) if engine is not None else None)
@@ -852,11 +892,17 @@ class BatchProcessor:
             if seen:
                 if max(seen) <= horizon:
                     quiet.append(bot_id)
+                    dormant.pop(bot_id, None)
+                elif bot_id in dormant:
+                    dormant[bot_id] = max(seen) + self._retire_ms
             elif bot.last_offset == NO_OFFSET:  # nothing says it ever sent anything
                 quiet.append(bot_id)
+                dormant.pop(bot_id, None)
             else:
                 bot.seen_until_ms = at
                 entries.append((partition, _bot_key(partition, bot_id), json_bytes(bot.to_dict())))
+                if bot_id in dormant:
+                    dormant[bot_id] = at + self._retire_ms
         return quiet
 
     @contextlib.asynccontextmanager

@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pipeline import make_pipeline
+from aiokafka.partitioner import DefaultPartitioner
+from pipeline import PARTITIONS, make_pipeline
 from pipeline import worker as pipeline_worker
 from support import (
     BOTWATCH,
@@ -368,6 +369,51 @@ async def test_a_bot_quiet_past_the_retirement_time_is_forgotten_for_good(
             assert [a for a in hook_alerts(rec, tag) if a["labels"]["bot_id"] == "gone-bot"] == mine
         finally:
             assert restarted.stop() == 0, restarted.tail()
+
+
+async def test_a_bot_quiet_since_before_a_restart_is_retired_by_the_next_worker(
+    pipeline: dict[str, Any],
+) -> None:
+    """With no alert state to find it by, a bot that went quiet before the worker stopped
+    was never judged again (only bots a record brought into the cache were): its entry
+    stayed in the table and the changelog for good."""
+    pipeline["env"]["BOTWATCH_RETIRE_AFTER_S"] = "20"  # checked every 2 s
+    use_rules(pipeline, "rules: []\n")
+    partition_of = DefaultPartitioner()
+    partitions = list(range(PARTITIONS))
+    home = partition_of(b"gone-bot", partitions, partitions)
+    # A bot of the same partition: its record after the restart gets that partition committed
+    # by the new worker, which retires only bots whose records it knows are committed.
+    neighbour = next(
+        f"near-bot-{i}" for i in range(1000)
+        if partition_of(f"near-bot-{i}".encode(), partitions, partitions) == home
+    )  # fmt: skip
+    w = await start_worker(pipeline)
+    try:
+        now = int(time.time() * 1000)
+        minute = now - now % MINUTE
+        gone = [event("gone-bot", minute - 2 * MINUTE + i * 500) for i in range(4)]
+        # The neighbour's event closes gone-bot's window [minute - 2 min, minute - 1 min).
+        await produce(pipeline, [*gone, event(neighbour, minute - MINUTE + 10_000)])
+        await eventually(lambda: w.metric("botwatch_windows_closed_total") >= 1, "its window")
+        assert w.metric("botwatch_bots_retired_total") == 0
+    finally:
+        assert w.stop() == 0, w.tail()
+    restarted = await start_worker(pipeline, "b")  # its own state directory: the changelog's
+    try:
+        await produce(pipeline, [event(neighbour, int(time.time() * 1000))])
+        await eventually(
+            lambda: restarted.metric("botwatch_bots_retired_total") >= 1, "gone-bot retired"
+        )
+        assert restarted.metric("botwatch_bots_retired_total") == 1
+    finally:
+        assert restarted.stop() == 0, restarted.tail()
+    changelog = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+    deleted = [
+        r["key"] for r in read_topic(pipeline["settings"].kafka_bootstrap, changelog)
+        if r["payload"] is None
+    ]  # fmt: skip
+    assert deleted == [f"b|{home}|gone-bot"]
 
 
 BURN_RULE = """\

@@ -40,6 +40,11 @@ class DictTable:
             self.data[(partition, key)] = value
         self.writes.append((partition, key))
 
+    def scan(self, partition: int, prefix: str) -> list[tuple[str, bytes]]:
+        return [
+            (k, v) for (p, k), v in self.data.items() if p == partition and k.startswith(prefix)
+        ]
+
 
 class RecordingOutputs:
     def __init__(self) -> None:
@@ -630,6 +635,27 @@ async def test_a_bot_quiet_past_the_retirement_time_is_forgotten_then_starts_afr
     await processor.process([feed(event("stays", T0 + 7_200_000 + 2 * W))])
     back = [w for w in outputs.windows if w["bot_id"] == "gone"][-1]
     assert (back["window_start"], back["count"]) == (rfc3339(T0 + 7_200_000), 1)
+
+
+async def test_a_bot_quiet_since_before_a_restart_is_retired_with_no_record_of_it() -> None:
+    """Only the bots a record brought into the cache were judged: one that went quiet before
+    the worker restarted stayed in the table (and the changelog) for good."""
+    clock = Clock()
+    table = DictTable()
+    processor, *_ = make(table=table, clock=clock, retire_after_s=3600.0)
+    feed = Feed()
+    await processor.process([feed(event("gone", T0 + 1_000)), feed(event("back", T0 + 2_000))])
+    await processor.process([feed(event("stays", T0 + 10 * W))])  # closes both windows
+    restarted, _, _, _, metrics = make(table=table, clock=clock, retire_after_s=3600.0)
+    restarted.adopt([0])
+    clock.now = T0 + W + 3_600_000 - 1  # a ms short of an hour since their windows ended
+    assert await restarted.retire_quiet({0: feed.offset}) == 0
+    await restarted.process([feed(event("back", T0 + 3_600_000))])  # sends again meanwhile
+    clock.now += 1
+    assert await restarted.retire_quiet({0: feed.offset}) == 1
+    assert (0, "b|0|gone") not in table.data
+    assert (0, "b|0|back") in table.data and (0, "b|0|stays") in table.data
+    assert value(metrics, "botwatch_bots_retired_total") == 1
 
 
 async def test_a_bot_with_an_open_window_or_an_uncommitted_record_is_not_retired() -> None:
