@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import Counter
@@ -59,6 +60,9 @@ from streams.watermark import NO_TIME, PartitionClock
 from streams.windows import FIRST_WINDOWED_MS, LAST_WINDOWED_MS
 
 log = logging.getLogger(__name__)
+
+# Bots not in the cache judged for retirement per partition and check (see ``_quiet``).
+DORMANT_PER_CHECK = 2000
 
 
 class Record(NamedTuple):
@@ -873,7 +877,10 @@ class BatchProcessor:
         if engine is not None:
             candidates.update(engine.bot_ids())
         dormant = self._dormant_bots(partition)
-        candidates.update(bot_id for bot_id, due in dormant.items() if due <= at)
+        # A bounded number per check: each is read from the table and parsed, under the lock
+        # that batches wait for, and a restart may leave a great many of them.
+        due = (bot_id for bot_id, due_at in dormant.items() if due_at <= at)
+        candidates.update(itertools.islice(due, DORMANT_PER_CHECK))
         quiet = []
         for bot_id in sorted(candidates):
             if bot_id in part.next_close:

@@ -13,6 +13,7 @@ import pytest
 from schemas.sink import Rejected, SinkRecord, SinkResult
 from sinks.discard import DiscardSink
 from streams import dlq
+from streams import processor as processor_module
 from streams.config import StreamsConfig
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchProcessor, DeadLetter, Record
@@ -656,6 +657,23 @@ async def test_a_bot_quiet_since_before_a_restart_is_retired_with_no_record_of_i
     assert (0, "b|0|gone") not in table.data
     assert (0, "b|0|back") in table.data and (0, "b|0|stays") in table.data
     assert value(metrics, "botwatch_bots_retired_total") == 1
+
+
+async def test_bots_not_cached_are_judged_a_bounded_number_per_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processor_module, "DORMANT_PER_CHECK", 2)
+    clock = Clock()
+    table = DictTable()
+    processor, *_ = make(table=table, clock=clock, retire_after_s=3600.0)
+    feed = Feed()
+    await processor.process([feed(event(f"gone-{i}", T0 + i)) for i in range(5)])
+    await processor.process([feed(event("stays", T0 + 10 * W))])
+    restarted, *_ = make(table=table, clock=clock, retire_after_s=3600.0)
+    restarted.adopt([0])
+    clock.now = T0 + W + 3_600_000
+    retired = [await restarted.retire_quiet({0: feed.offset}) for _ in range(4)]
+    assert retired == [2, 2, 1, 0]
 
 
 async def test_a_bot_with_an_open_window_or_an_uncommitted_record_is_not_retired() -> None:
