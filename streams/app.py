@@ -282,16 +282,17 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def _error_text(error: BaseException | str | None) -> str:
+    """A batch task's failure as words (None and "cancelled": it was cancelled)."""
+    if error is None:
+        return "cancelled"
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
 def _failing_reason(records: int, error: BaseException | str | None) -> str:
-    what = (
-        "cancelled"
-        if error is None
-        else error
-        if isinstance(error, str)
-        else f"{type(error).__name__}: {error}"
-    )
     return (
-        f"a batch of {records} records fails and is retried, nothing after it is processed: {what}"
+        f"a batch of {records} records fails and is retried, nothing after it is processed: "
+        f"{_error_text(error)}"
     )
 
 
@@ -671,7 +672,7 @@ class Worker:
             "writing %d batch(es) of %d records failed (%s); redoing them from the table's state",
             len(failed),
             sum(len(f.records) for f in failed),
-            f"{type(error).__name__}: {error}" if error is not None else "cancelled",
+            _error_text(error),
         )
         self.processor.forget(sorted({r.partition for f in failed for r in f.records}))
         try:
@@ -698,7 +699,7 @@ class Worker:
                 "processing a batch of %d records failed (%s); retrying in %.1f s "
                 "(state reloaded from the table)",
                 len(records),
-                error if isinstance(error, str) else f"{type(error).__name__}: {error}",
+                _error_text(error),
                 delay,
             )
             self.processor.forget(sorted({r.partition for r in records}))
