@@ -126,6 +126,10 @@ class _Refusal:
     reason: str = ""
 
 
+def _transport_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class OpenSearchSink:
     def __init__(
         self,
@@ -485,7 +489,7 @@ class OpenSearchSink:
                     payload = await response.read()
                     status = response.status
             except _TRANSPORT_ERRORS as exc:
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                error = _transport_error(exc)
             except BaseException:  # cancelled (a stop, a rebalance): no news of the node
                 if probe:
                     self._breaker.abandon()
@@ -505,6 +509,8 @@ class OpenSearchSink:
                     if status in (401, 403):
                         what += _CREDENTIALS_HINT
                     raise SinkRequestError(what)
+            finally:
+                self._last_request_at = self._clock()
             self._failed(error)
             self.metrics.retries.labels(scope="request").inc()
             await self._pause(self._backoff(attempt))
@@ -533,7 +539,7 @@ class OpenSearchSink:
                 await response.read()
                 status = response.status
         except _TRANSPORT_ERRORS as exc:
-            self._failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            self._failed(_transport_error(exc))
             return
         except BaseException:
             if probe:
