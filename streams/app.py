@@ -559,6 +559,7 @@ class Worker:
         async def update_lag() -> None:
             self._update_lag()
             self._check_partitions()
+            await self._check_gaps()
 
         if self.config.retire_after_s > 0:
             self._wire_retirement()
@@ -885,6 +886,39 @@ class Worker:
                 continue
             lag = uncommitted(highwater, committed.get(tp))
             self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(lag)
+
+    async def _check_gaps(self) -> None:
+        """Report the skipped offsets that lay below their partition's log start: records
+        Kafka deleted before this worker read them. aiokafka moves a consumer whose offset
+        fell out of the log to its start, saying so at INFO level only: lost in silence."""
+        gaps = self.processor.take_gaps()
+        consumer = self.app.consumer
+        if not gaps or consumer is None:
+            return
+        topic = self.config.events_topic
+        try:
+            starts = await consumer.earliest_offsets(*{TP(topic, g.partition) for g in gaps})
+        except Exception as exc:  # not known now; the gaps stay unexplained, and logged so
+            log.warning("could not check %d skipped offset range(s): %s", len(gaps), exc)
+            return
+        for gap in gaps:
+            start = starts.get(TP(topic, gap.partition))
+            lost = 0 if start is None else min(start, gap.next_read) - gap.first_missing
+            if lost <= 0:
+                continue  # not deleted: skipped for another reason (transaction markers)
+            self.metrics.records_expired_unread.inc(lost)
+            log.error(
+                "%d record(s) of partition %d of the events topic %s (offsets %d..%d) were "
+                "deleted by Kafka before this worker read them (the topic's retention.ms "
+                "passed while they waited, or records were deleted by hand); their events are "
+                "lost to botwatch. Keep workers running and raise the topic's retention.ms "
+                "above the longest outage.",
+                lost,
+                gap.partition,
+                topic,
+                gap.first_missing,
+                gap.first_missing + lost - 1,
+            )
 
     def _log_end(self, partition: int) -> int | None:
         """The end offset of an events partition, as of the consumer's last fetch."""

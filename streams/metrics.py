@@ -88,6 +88,12 @@ class WorkerMetrics:
             "runs): the worker never reads them.",
             registry=r,
         )
+        self.records_expired_unread = Counter(
+            "botwatch_records_expired_unread",
+            "Records of the events topic Kafka deleted before the worker read them (its "
+            "retention, or a deletion by hand): lost to botwatch.",
+            registry=r,
+        )
         self.bots_retired = Counter(
             "botwatch_bots_retired",
             "Bots forgotten after BOTWATCH_RETIRE_AFTER_S without events (state deleted).",

@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 # Bots not in the cache judged for retirement per partition and check (see ``_quiet``).
 DORMANT_PER_CHECK = 2000
+# Offset gaps kept between two checks (``take_gaps``).
+_GAPS_KEPT = 1000
 
 
 class Record(NamedTuple):
@@ -132,6 +134,17 @@ def _wall_ms() -> int:
 
 # (partition, key, value) of the state table; value None deletes the entry.
 _Entry = tuple[int, str, bytes | None]
+
+
+class OffsetGap(NamedTuple):
+    """Offsets of an events partition the worker skipped: the one after the last it had
+    processed, and the next it read. Kafka's retention (or a deletion by hand) removes
+    records an idle or slow worker has not read yet, and the consumer then starts at the
+    log's new start; the worker asks the broker where that start is (``take_gaps``)."""
+
+    partition: int
+    first_missing: int
+    next_read: int
 
 
 @dataclass
@@ -216,6 +229,8 @@ class BatchProcessor:
         # one scan per partition at its first retirement check, with the time from which
         # each may be quiet long enough: they are judged then, without being cached.
         self._dormant: dict[int, dict[str, int]] = {}
+        # Skipped offsets seen since the last ``take_gaps`` (at most _GAPS_KEPT).
+        self._gaps: list[OffsetGap] = []
         # Windows open in the cached bot states, kept up to date instead of counted per batch.
         self._open_windows = 0
         # The partition entry last written per partition: an unchanged one is not written again.
@@ -437,14 +452,24 @@ class BatchProcessor:
         last = self._last_offset
         first: dict[int, int] = {}
         for rec in records:
-            partition = rec.partition
+            partition, offset = rec.partition, rec.offset
             if partition not in first:
-                first[partition] = rec.offset
+                first[partition] = offset
                 self._partition(partition, now)
-                self._rebase(partition, rec.offset)
-            if rec.offset > last.get(partition, -1):
-                last[partition] = rec.offset
+                self._rebase(partition, offset)
+            done = last.get(partition, -1)
+            if offset > done:
+                # A gap of one is a transaction's commit marker, not a record.
+                if offset > done + 2 and done >= 0 and len(self._gaps) < _GAPS_KEPT:
+                    self._gaps.append(OffsetGap(partition, done + 1, offset))
+                last[partition] = offset
         return set(first)
+
+    def take_gaps(self) -> list[OffsetGap]:
+        """The offsets skipped since the last call (the worker checks them against the log's
+        start: those below it were deleted before anyone read them)."""
+        gaps, self._gaps = self._gaps, []
+        return gaps
 
     def _rebase(self, partition: int, offset: int) -> None:
         """Rebase ``partition`` when its log was deleted and made again under the worker.

@@ -16,7 +16,7 @@ from streams import dlq
 from streams import processor as processor_module
 from streams.config import StreamsConfig
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, DeadLetter, Record
+from streams.processor import BatchProcessor, DeadLetter, OffsetGap, Record
 from streams.windows import rfc3339
 
 T0 = 1_795_428_000_000  # 2026-11-23T10:00:00Z
@@ -293,6 +293,26 @@ async def test_replaying_a_batch_after_a_restart_does_not_double_count() -> None
     await restarted.process([feed(event("b", T0 + W + 30_000))])
     [window] = outputs.windows
     assert window["count"] == 5
+
+
+async def test_offsets_skipped_are_kept_for_the_worker_to_check_but_not_a_marker() -> None:
+    processor, table, *_ = make()
+    feed = Feed()
+    await processor.process([feed(event("b", T0 + i)) for i in range(3)])  # offsets 0..2
+    feed.offset = 4  # one offset skipped: a transaction's commit marker
+    await processor.process([feed(event("b", T0 + 10))])
+    feed.offset = 100  # 5..99 never read
+    batch = [feed(event("b", T0 + 11)), feed(event("b", T0 + 12))]
+    feed.offset = 200  # and a gap inside one batch: 102..199
+    await processor.process([*batch, feed(event("b", T0 + 13))])
+    assert processor.take_gaps() == [OffsetGap(0, 5, 100), OffsetGap(0, 102, 200)]
+    assert processor.take_gaps() == []
+    # After a restart, from the offset the table says was processed last.
+    restarted, *_ = make(table)
+    await restarted.process([Feed()(event("b", T0 + 14))])  # offset 0: read again, no gap
+    feed.offset = 300
+    await restarted.process([feed(event("b", T0 + 15))])
+    assert restarted.take_gaps() == [OffsetGap(0, 201, 300)]
 
 
 class LogEnd:
