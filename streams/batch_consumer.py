@@ -166,6 +166,11 @@ FETCH_MAX_WAIT_MS = 100
 FETCH_MIN_BYTES = 256 * 1024
 
 
+# How long stopping waits for the aiokafka consumer to close (it leaves the group, and with
+# the broker away it may wait for it).
+CONSUMER_STOP_S = 10.0
+
+
 class _Fetched(dict[Any, list[Any]]):
     """A fetch result, stamped with the intake's epoch when aiokafka handed it over."""
 
@@ -183,23 +188,35 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         return consumer
 
     async def on_thread_stop(self) -> None:
-        """faust stops the aiokafka consumer here. With the broker away, aiokafka's
-        ``Fetcher.close`` awaits a fetch task it has just cancelled while that task sleeps
-        before a retry, and re-raises its cancellation: the thread's shutdown stopped half-way
-        and the worker sat out faust's 60 s shutdown timeout before it exited. The consumer's
-        ``stop`` ends there, before closing its client: that is closed here, and the fetch
-        tasks left over are cancelled with the rest of the thread's tasks when its loop ends."""
+        """faust stops the aiokafka consumer here, within ``CONSUMER_STOP_S``.
+
+        With the broker away, aiokafka's ``Fetcher.close`` awaits a fetch task it has just
+        cancelled while that task sleeps before a retry, and re-raises its cancellation: the
+        thread's shutdown stopped half-way and the worker sat out faust's 60 s shutdown
+        timeout before it exited. Its group coordinator can also wait for its coordination
+        task, itself waiting for a broker that is gone. Either way the consumer's ``stop``
+        ends before closing its client: that is closed here, and the tasks left over are
+        cancelled with the rest of the thread's tasks when its loop ends.
+        """
+        stopping = asyncio.ensure_future(super().on_thread_stop())
         try:
-            await super().on_thread_stop()
+            done, _ = await asyncio.wait({stopping}, timeout=CONSUMER_STOP_S)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # this thread's own task is being cancelled: not aiokafka's leftover
-            log.warning("the Kafka consumer closed while the broker was unreachable")
-            consumer = self._consumer
-            if consumer is not None:
-                with contextlib.suppress(Exception):
-                    await consumer._client.close()
+            stopping.cancel()
+            raise  # this thread's own task is being cancelled
+        if not done:
+            stopping.cancel()
+            await asyncio.wait({stopping})
+        elif not stopping.cancelled():  # else: aiokafka's leftover cancellation
+            error = stopping.exception()
+            if error is not None:
+                raise error
+            return
+        log.warning("the Kafka consumer closed while the broker was unreachable")
+        consumer = self._consumer
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer._client.close()
 
     async def _fetch_records(self, *args: Any, **kwargs: Any) -> _Fetched:
         records = await super()._fetch_records(*args, **kwargs)
