@@ -91,8 +91,9 @@ def broker_urls(bootstrap: str) -> str:
 TABLE_NAME: Final = "windows"
 
 
-def changelog_topic(config: StreamsConfig) -> str:
-    return f"{config.app_id}-{TABLE_NAME}-changelog"
+def changelog_topic(app_id: str) -> str:
+    """The state table's changelog topic of the worker app ``app_id`` (faust names it)."""
+    return f"{app_id}-{TABLE_NAME}-changelog"
 
 
 def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
@@ -103,7 +104,7 @@ def topic_specs(config: StreamsConfig) -> list[TopicSpec]:
     them would never be read.
     """
     n = config.partitions
-    changelog = changelog_topic(config)
+    changelog = changelog_topic(config.app_id)
     return [
         TopicSpec(config.events_topic, n, {}, exact=True),
         TopicSpec(changelog, n, {"cleanup.policy": "compact"}, exact=True, create=False),
@@ -829,7 +830,7 @@ class Worker:
                 "topic %s was deleted while the worker ran; made it again (%d partitions)%s",
                 spec.name,
                 spec.partitions,
-                _CHANGELOG_REMADE if spec.name == changelog_topic(self.config) else "",
+                _CHANGELOG_REMADE if spec.name == changelog_topic(self.config.app_id) else "",
             )
 
     def _missing_outputs(self) -> str:

@@ -39,6 +39,7 @@ from support import (
 )
 
 from botwatch.settings import Settings
+from streams.app import changelog_topic
 from streams.windows import rfc3339
 
 ERRORS_RULE = """\
@@ -356,7 +357,7 @@ async def test_a_bot_quiet_past_the_retirement_time_is_forgotten_for_good(
             assert w.metric("botwatch_bots_retired_total") == 1
         finally:
             assert w.stop() == 0, w.tail()
-        changelog = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+        changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
         deleted = {
             r["key"] for r in read_topic(pipeline["settings"].kafka_bootstrap, changelog)
             if r["key"].endswith("|gone-bot") and r["payload"] is None
@@ -408,7 +409,7 @@ async def test_a_bot_quiet_since_before_a_restart_is_retired_by_the_next_worker(
         assert restarted.metric("botwatch_bots_retired_total") == 1
     finally:
         assert restarted.stop() == 0, restarted.tail()
-    changelog = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
     deleted = [
         r["key"] for r in read_topic(pipeline["settings"].kafka_bootstrap, changelog)
         if r["payload"] is None

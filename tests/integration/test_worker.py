@@ -32,6 +32,7 @@ from pipeline import worker as pipeline_worker
 from support import BOTWATCH, TopicFactory, WorkerProcess, create_topics
 
 from botwatch.settings import Settings
+from streams.app import changelog_topic
 
 
 @pytest.fixture
@@ -187,7 +188,7 @@ def test_a_state_table_made_with_another_partition_count_is_refused_at_start(
     pipeline: dict[str, Any],
 ) -> None:
     """A worker of this app id ran with another count: its changelog has that many."""
-    changelog = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
     bootstrap = pipeline["settings"].kafka_bootstrap
     asyncio.run(create_topics(bootstrap, [changelog], PARTITIONS + 2))  # goes with the app id
     error = refused(pipeline, "worker", PARTITIONS)
@@ -272,7 +273,7 @@ def test_a_topic_the_worker_writes_to_deleted_under_it_is_made_again_and_nothing
 
     bootstrap = pipeline["settings"].kafka_bootstrap
     if gone == "changelog":
-        topic = f"{pipeline['env']['BOTWATCH_APP_ID']}-windows-changelog"
+        topic = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
     else:
         topic = pipeline["topics"][gone]
     w = worker(pipeline, "a").start()
