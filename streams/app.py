@@ -29,11 +29,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 import faust
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaFaustProducer
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -48,6 +49,7 @@ from streams.log_throttle import flush_throttled, throttle_handlers
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
+from streams.produce import OutRecord, send_batched
 from streams.silences import SilenceFeed
 from streams.topics import TopicSpec, ensure_topics
 from streams.web import WebServer, build_web_app
@@ -200,29 +202,29 @@ class KafkaOutputs:
                 )
 
     async def _send_letters(self, letters: list[DeadLetter], limit: int) -> list[DeadLetter]:
-        """Send ``letters`` cut to ``limit`` bytes each; returns those refused as too large."""
-        producer = self._app.producer
-        pending = []
+        """Send ``letters`` cut to ``limit`` bytes each; returns those refused as too large.
+
+        Refused as too large means in a batch the broker refused: a batch holds one record
+        over the producer's batch size, so that is the letter (or the topic's limit is below
+        the batch size, and every letter is cut again).
+        """
+        records = []
         for letter in letters:
             value, headers = fit_record(letter.key, letter.value, letter.headers, limit)
-            pending.append(
-                await producer.send(
-                    self._config.dlq_topic,
-                    letter.key,
-                    value,
-                    None,
-                    letter.timestamp_ms / 1000,
-                    headers,
-                )
-            )
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        refused = []
-        for letter, result in zip(letters, results, strict=True):
-            if isinstance(result, _TOO_LARGE):
-                refused.append(letter)
-            elif isinstance(result, BaseException):
-                raise result
+            records.append(OutRecord(letter.key, value, letter.timestamp_ms, headers))
+        refused: list[DeadLetter] = []
+        for members, error in await self._send(self._config.dlq_topic, records):
+            if not isinstance(error, _TOO_LARGE):
+                raise error
+            refused += (letters[index] for index in members)
         return refused
+
+    async def _send(
+        self, topic: str, records: list[OutRecord]
+    ) -> list[tuple[list[int], BaseException]]:
+        # faust's aiokafka driver's producer (not threaded: ``producer_threaded`` is off).
+        producer = cast(AIOKafkaFaustProducer, self._app.producer)._ensure_producer()
+        return await send_batched(producer, topic, records)
 
     async def stats(self, windows: list[dict[str, Any]]) -> None:
         keyed = [(window["bot_id"].encode(), window) for window in windows]
@@ -234,12 +236,10 @@ class KafkaOutputs:
         await self._send_json(self._config.alerts_topic, keyed)
 
     async def _send_json(self, topic: str, keyed: list[tuple[bytes, dict[str, Any]]]) -> None:
-        producer = self._app.producer
-        pending = [
-            await producer.send(topic, key, orjson.dumps(value), None, None, None)
-            for key, value in keyed
-        ]
-        await asyncio.gather(*pending)
+        dumps = orjson.dumps
+        records = [OutRecord(key, dumps(value), None, []) for key, value in keyed]
+        for _, error in await self._send(topic, records):
+            raise error
 
 
 # A batch writes its table entries, dead letters and windows as a burst of sends. With no
