@@ -27,7 +27,7 @@ import gc
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, NamedTuple, cast
 
@@ -167,6 +167,11 @@ class DeadLetterTooLargeError(RuntimeError):
     """The dead-letter topic refuses even a letter cut to the broker's default limit."""
 
 
+def _letter_record(letter: DeadLetter, limit: int) -> OutRecord:
+    value, headers = fit_record(letter.key, letter.value, letter.headers, limit)
+    return OutRecord(letter.key, value, letter.timestamp_ms, headers)
+
+
 class KafkaOutputs:
     """``Outputs`` through faust's producer; each call waits for the broker's acks."""
 
@@ -208,11 +213,8 @@ class KafkaOutputs:
         over the producer's batch size, so that is the letter (or the topic's limit is below
         the batch size, and every letter is cut again).
         """
-        records = []
-        for letter in letters:
-            value, headers = fit_record(letter.key, letter.value, letter.headers, limit)
-            records.append(OutRecord(letter.key, value, letter.timestamp_ms, headers))
         refused: list[DeadLetter] = []
+        records = (_letter_record(letter, limit) for letter in letters)
         for members, error in await self._send(self._config.dlq_topic, records):
             if not isinstance(error, _TOO_LARGE):
                 raise error
@@ -220,7 +222,7 @@ class KafkaOutputs:
         return refused
 
     async def _send(
-        self, topic: str, records: list[OutRecord]
+        self, topic: str, records: Iterable[OutRecord]
     ) -> list[tuple[list[int], BaseException]]:
         # faust's aiokafka driver's producer (not threaded: ``producer_threaded`` is off).
         producer = cast(AIOKafkaFaustProducer, self._app.producer)._ensure_producer()
@@ -237,7 +239,7 @@ class KafkaOutputs:
 
     async def _send_json(self, topic: str, keyed: list[tuple[bytes, dict[str, Any]]]) -> None:
         dumps = orjson.dumps
-        records = [OutRecord(key, dumps(value), None, []) for key, value in keyed]
+        records = (OutRecord(key, dumps(value), None, []) for key, value in keyed)
         for _, error in await self._send(topic, records):
             raise error
 

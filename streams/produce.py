@@ -13,11 +13,13 @@ Measured (a stream of only malformed records, all dead-lettered, sink discarded)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable
+from itertools import chain
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 _partitioner = DefaultPartitioner()
 
@@ -32,45 +34,46 @@ class OutRecord(NamedTuple):
 
 
 async def send_batched(
-    producer: AIOKafkaProducer, topic: str, records: Sequence[OutRecord]
+    producer: AIOKafkaProducer, topic: str, records: Iterable[OutRecord]
 ) -> list[tuple[list[int], BaseException]]:
     """Send ``records`` and wait until the broker stored them.
 
     Returns the batches the broker refused, as the indexes of their records in ``records``
     and the error, so that the caller decides what each error means (a record too large for
     the topic, say); records of every other batch are stored. Records of one key keep their
-    order. Raises what sending raises before any batch is handed over (the topic unknown
-    after the producer's metadata wait, the producer closed).
+    order. ``records`` is read once, each record appended as it comes: a generator that
+    serializes them keeps only the open batches in memory (10,000 closed windows at once
+    are megabytes of JSON). Raises what sending raises before any batch is handed over
+    (the topic unknown after the producer's metadata wait, the producer closed).
     """
-    if not records:
+    pending = iter(records)
+    first = next(pending, None)
+    if first is None:
         return []
     await producer.client._wait_on_metadata(topic)
     metadata = producer.client.cluster
     all_partitions = sorted(metadata.partitions_for_topic(topic) or ())
     available = list(metadata.available_partitions_for_topic(topic) or ())
-    by_partition: dict[int, list[int]] = {}
     partition_of: dict[bytes | None, int] = {}  # keys repeat (bot ids): hash each once
-    for index, record in enumerate(records):
-        key = record.key
+    open_batches: dict[int, tuple[BatchBuilder, list[int]]] = {}
+    sent: list[tuple[list[int], asyncio.Future[Any]]] = []
+    for index, (key, value, timestamp_ms, headers) in enumerate(chain((first,), pending)):
         partition = partition_of.get(key)
         if partition is None:
             partition = partition_of[key] = _partitioner(key, all_partitions, available)
-        by_partition.setdefault(partition, []).append(index)
-    sent: list[tuple[list[int], asyncio.Future[Any]]] = []
-    for partition, indexes in by_partition.items():
-        builder = producer.create_batch()
-        members: list[int] = []
-        for index in indexes:
-            key, value, timestamp_ms, headers = records[index]
+        batch = open_batches.get(partition)
+        if batch is not None:
+            builder, members = batch
             if builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers):
                 members.append(index)
                 continue
-            # Full (the producer's max batch size): send it, start the next with this record
-            # (a builder takes its first record whatever its size).
+            # Full (the producer's max batch size): send it, start the next with this record.
             sent.append((members, await producer.send_batch(builder, topic, partition=partition)))
-            builder = producer.create_batch()
-            builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
-            members = [index]
+        builder = producer.create_batch()
+        # A builder takes its first record whatever its size.
+        builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
+        open_batches[partition] = (builder, [index])
+    for partition, (builder, members) in open_batches.items():
         sent.append((members, await producer.send_batch(builder, topic, partition=partition)))
     results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
     return [
