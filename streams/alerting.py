@@ -17,7 +17,7 @@ notified nor forgets to resolve it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -28,8 +28,6 @@ from streams.alerts import AlertEngine, Rule, Silences
 
 class AlertTable(Protocol):
     """The changelog-backed table, addressed per source partition, with a prefix scan."""
-
-    def save(self, partition: int, key: str, value: bytes | None) -> Awaitable[object] | None: ...
 
     def scan(self, partition: int, prefix: str) -> Iterable[tuple[str, bytes]]: ...
 
@@ -118,15 +116,6 @@ class AlertStage:
 
     def tick(self, partition: int, now_ms: int, settled_ms: int) -> list[dict[str, Any]]:
         return self.engine(partition).tick(now_ms, settled_ms)
-
-    def save(self, partition: int) -> list[Awaitable[object]]:
-        """Write the entries of bots whose alert state changed; awaitables of the writes."""
-        pending: list[Awaitable[object]] = []
-        for _, key, value in self.dirty_entries(partition):
-            done = self.table.save(partition, key, value)
-            if done is not None:
-                pending.append(done)
-        return pending
 
     def dirty_entries(self, partition: int) -> list[tuple[int, str, bytes]]:
         """(partition, key, value) of bots whose alert state changed, serialized now."""

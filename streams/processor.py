@@ -108,9 +108,9 @@ class StateTable(Protocol):
 
     def load(self, partition: int, key: str) -> bytes | None: ...
 
-    def save(self, partition: int, key: str, value: bytes | None) -> Awaitable[object] | None:
-        """Store ``value`` (None deletes the entry); the awaitable (if any) resolves once the
-        change is durable."""
+    def save(self, entries: Sequence[tuple[int, str, bytes | None]]) -> Awaitable[None] | None:
+        """Store each ``(partition, key, value)`` in order (a value of None deletes its
+        entry); the awaitable (if any) resolves once the changes are durable."""
         ...
 
     def scan(self, partition: int, prefix: str) -> Iterable[tuple[str, bytes]]:
@@ -765,14 +765,9 @@ class BatchProcessor:
         framework later stops its producer and commits offsets in (a graceful stop or a
         rebalance right after this batch must not commit offsets whose state was lost).
         """
-        save = self.table.save
-        pending: list[Awaitable[object]] = []
-        for partition, key, value in entries:
-            done = save(partition, key, value)
-            if done is not None:
-                pending.append(done)
-        if pending:
-            await asyncio.gather(*pending)
+        done = self.table.save(entries)
+        if done is not None:
+            await done
 
     async def _save(self, touched: set[tuple[int, str]], partitions: set[int]) -> None:
         await self._write(self._snapshot(touched, partitions))
@@ -833,9 +828,7 @@ class BatchProcessor:
                     records += self.alerts.tick(partition, at, settled)
                     ticked.append(partition)
                 await self._publish_alerts(records)
-                pending = [done for partition in ticked for done in self.alerts.save(partition)]
-                if pending:
-                    await asyncio.gather(*pending)
+                await self._write([entry for p in ticked for entry in self.alerts.dirty_entries(p)])
             self._notify(records)
             self._count_active()
             return len(records)

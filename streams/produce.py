@@ -25,12 +25,19 @@ _partitioner = DefaultPartitioner()
 
 
 class OutRecord(NamedTuple):
-    """A record to send: ``timestamp_ms`` None means now."""
+    """A record to send: ``timestamp_ms`` None means now; ``partition`` None means the one
+    the key hashes to."""
 
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None
     headers: list[tuple[str, bytes]]
+    partition: int | None = None
+
+
+# Each batch handed over: the indexes of its records, and its future (the broker's answer:
+# the RecordMetadata of its first record, or the error).
+Sent = list[tuple[list[int], "asyncio.Future[Any]"]]
 
 
 async def send_batched(
@@ -40,11 +47,27 @@ async def send_batched(
 
     Returns the batches the broker refused, as the indexes of their records in ``records``
     and the error, so that the caller decides what each error means (a record too large for
-    the topic, say); records of every other batch are stored. Records of one key keep their
-    order. ``records`` is read once, each record appended as it comes: a generator that
-    serializes them keeps only the open batches in memory (10,000 closed windows at once
-    are megabytes of JSON). Raises what sending raises before any batch is handed over
-    (the topic unknown after the producer's metadata wait, the producer closed).
+    the topic, say); records of every other batch are stored.
+    """
+    sent = await hand_over(producer, topic, records)
+    results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+    return [
+        (members, result)
+        for (members, _), result in zip(sent, results, strict=True)
+        if isinstance(result, BaseException)
+    ]
+
+
+async def hand_over(producer: AIOKafkaProducer, topic: str, records: Iterable[OutRecord]) -> Sent:
+    """Hand ``records`` to the producer in batches; the batches' futures say when they are
+    stored.
+
+    Records of one partition keep their order, and so do two calls to one partition when
+    the second starts after the first returned. ``records`` is read once, each record
+    appended as it comes: a generator that serializes them keeps only the open batches in
+    memory (10,000 closed windows at once are megabytes of JSON). Raises what sending
+    raises before a batch is handed over (the topic unknown after the producer's metadata
+    wait, the producer closed).
     """
     pending = iter(records)
     first = next(pending, None)
@@ -56,9 +79,9 @@ async def send_batched(
     available = list(metadata.available_partitions_for_topic(topic) or ())
     partition_of: dict[bytes | None, int] = {}  # keys repeat (bot ids): hash each once
     open_batches: dict[int, tuple[BatchBuilder, list[int]]] = {}
-    sent: list[tuple[list[int], asyncio.Future[Any]]] = []
-    for index, (key, value, timestamp_ms, headers) in enumerate(chain((first,), pending)):
-        partition = partition_of.get(key)
+    sent: Sent = []
+    for index, (key, value, timestamp_ms, headers, chosen) in enumerate(chain((first,), pending)):
+        partition = chosen if chosen is not None else partition_of.get(key)
         if partition is None:
             partition = partition_of[key] = _partitioner(key, all_partitions, available)
         batch = open_batches.get(partition)
@@ -75,9 +98,4 @@ async def send_batched(
         open_batches[partition] = (builder, [index])
     for partition, (builder, members) in open_batches.items():
         sent.append((members, await producer.send_batch(builder, topic, partition=partition)))
-    results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
-    return [
-        (members, result)
-        for (members, _), result in zip(sent, results, strict=True)
-        if isinstance(result, BaseException)
-    ]
+    return sent

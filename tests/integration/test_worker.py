@@ -368,3 +368,44 @@ def _create_again(bootstrap: str, topic: str, timeout: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def test_the_state_directory_records_how_far_the_changelog_is_applied(
+    pipeline: dict[str, Any],
+) -> None:
+    """Each partition's RocksDB keeps the offset of the last changelog record it holds, so
+    that a restart recovers only what came after (faust reads it as the store's persisted
+    offset). Kept after every table write, and equal to the changelog's end after a stop."""
+    from rocksdict import AccessType, Rdict
+
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    w = worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        generate(pipeline, 3_000)
+        w.wait_metric("botwatch_records_in_total", 3_000)
+    finally:
+        assert w.stop() == 0, w.tail()
+    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
+
+    async def ends() -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(changelog, p) for p in range(PARTITIONS)]
+            return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
+        finally:
+            await consumer.stop()
+
+    end = asyncio.run(ends())
+    persisted = {}
+    for p in range(PARTITIONS):
+        (path,) = (pipeline["dir"] / "state-a").rglob(f"windows-{p}.db")
+        db = Rdict(str(path), access_type=AccessType.read_only())
+        try:
+            raw = db.get(b"__faust\0offset__")
+        finally:
+            db.close()
+        persisted[p] = None if raw is None else int(raw)
+    assert all(offset > 0 for offset in end.values()), end
+    assert persisted == {p: offset - 1 for p, offset in end.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import EllipsisType
 from typing import Any
 
@@ -34,12 +34,13 @@ class DictTable:
     def load(self, partition: int, key: str) -> bytes | None:
         return self.data.get((partition, key))
 
-    def save(self, partition: int, key: str, value: bytes | None) -> None:
-        if value is None:
-            self.data.pop((partition, key), None)
-        else:
-            self.data[(partition, key)] = value
-        self.writes.append((partition, key))
+    def save(self, entries: Sequence[tuple[int, str, bytes | None]]) -> None:
+        for partition, key, value in entries:
+            if value is None:
+                self.data.pop((partition, key), None)
+            else:
+                self.data[(partition, key)] = value
+            self.writes.append((partition, key))
 
     def scan(self, partition: int, prefix: str) -> list[tuple[str, bytes]]:
         return [
