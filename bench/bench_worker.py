@@ -15,7 +15,9 @@ One run:
    ``botwatch_records_in_total`` reaches the record count (group join and table recovery are
    left out); its CPU time over the same span and its peak RSS (VmHWM) come from ``/proc``;
 4. **many bots**: the same with ``--many-bots`` distinct bots (default 10,000), all of them
-   with open windows at once, for the worker's memory.
+   with open windows at once, for the worker's memory;
+5. **malformed flood**: the same with ``--flood-events`` records that are all malformed, as
+   when a producer ships a broken schema: every record becomes a dead letter.
 
 Every topic is deleted at the end. The goal: worker >= 0.5x the bare loop; RSS with 10,000
 bots <= 300 MB.
@@ -99,7 +101,7 @@ async def delete_topics(bootstrap: str, prefixes: list[str]) -> None:
         await admin.close()
 
 
-async def fill(bootstrap: str, topic: str, events: int, bots: int) -> None:
+async def fill(bootstrap: str, topic: str, events: int, bots: int, malformed: float = 0.01) -> None:
     generator = Generator(
         GeneratorConfig(
             start_ms=timestamp_ms(START),
@@ -107,7 +109,7 @@ async def fill(bootstrap: str, topic: str, events: int, bots: int) -> None:
             rate=EVENT_RATE,
             error_rate=0.02,
             failure_rate=0.05,
-            malformed=0.01,
+            malformed=malformed,
             late=0.01,
             seed=7,
         )
@@ -297,10 +299,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await fill(bootstrap, many_topics.events, args.many_events, args.many_bots)
             many = run_worker(bootstrap, many_topics, args.many_events, workdir)
             print(f"worker, {args.many_bots:,} bots: {many['peak_rss_mb']:.0f} MB peak RSS")
+
+            flood_topics = await create_topics(bootstrap, "flood")
+            created.append(flood_topics.prefix)
+            await fill(bootstrap, flood_topics.events, args.flood_events, args.bots, malformed=1.0)
+            flood = run_worker(bootstrap, flood_topics, args.flood_events, workdir)
+            print(f"worker, only malformed records: {flood['events_per_s']:,.0f} records/s")
     finally:
         if created:
             await delete_topics(bootstrap, created)
-    return {"bare": bare, "worker": worker, "many": many}
+    return {"bare": bare, "worker": worker, "many": many, "flood": flood}
 
 
 def main() -> None:
@@ -314,13 +322,20 @@ def main() -> None:
         default=200_000,
         help="records of the many-bots run (3 per bot per minute of event time at 10,000 bots)",
     )
+    parser.add_argument(
+        "--flood-events",
+        type=int,
+        default=100_000,
+        help="records of the run where every record is malformed (all dead-lettered)",
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
-    bare, worker, many = result["bare"], result["worker"], result["many"]
+    bare, worker, many, flood = result["bare"], result["worker"], result["many"], result["flood"]
     ratio = worker["events_per_s"] / bare["events_per_s"]
     print(
         f"\n{args.events:,} records, {args.bots} bots, {PARTITIONS} partitions, "
-        f"sink discarded; many-bots run: {args.many_events:,} records, {args.many_bots:,} bots"
+        f"sink discarded; many-bots run: {args.many_events:,} records, {args.many_bots:,} bots; "
+        f"malformed flood: {args.flood_events:,} records"
     )
     print_table(
         ["run", "records", "seconds", "events/s", "CPU s", "CPU %", "peak RSS MB"],
@@ -332,6 +347,8 @@ def main() -> None:
              worker["peak_rss_mb"]],
             [f"worker, {args.many_bots:,} bots", many["measured_records"], many["seconds"],
              many["events_per_s"], many["cpu_s"], many["cpu_percent"], many["peak_rss_mb"]],
+            ["worker, only malformed records", flood["measured_records"], flood["seconds"],
+             flood["events_per_s"], flood["cpu_s"], flood["cpu_percent"], flood["peak_rss_mb"]],
         ],
     )  # fmt: skip
     print(
@@ -350,6 +367,7 @@ def main() -> None:
             "bots": args.bots,
             "many_bots": args.many_bots,
             "many_events": args.many_events,
+            "flood_events": args.flood_events,
             "partitions": PARTITIONS,
             "event_rate": EVENT_RATE,
             "goal_ratio": GOAL_RATIO,
