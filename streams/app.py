@@ -168,9 +168,13 @@ class FaustTable:
         topic = self._table.changelog_topic.get_topic_name()
         async with self._handing_over:
             sent = await hand_over(aiokafka_producer(self._table.app), topic, records)
+        # Every answer is awaited (with the batch API aiokafka leaves its errors to the
+        # caller), then the first error raised.
+        answers = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
         last: dict[int, int] = {}
-        for members, future in sent:
-            stored = await future  # raises what the broker answered
+        for (members, _), stored in zip(sent, answers, strict=True):
+            if isinstance(stored, BaseException):
+                raise stored
             tp = stored.topic_partition
             last[tp.partition] = max(last.get(tp.partition, -1), stored.offset + len(members) - 1)
         for partition, offset in last.items():

@@ -65,9 +65,13 @@ async def hand_over(producer: AIOKafkaProducer, topic: str, records: Iterable[Ou
     Records of one partition keep their order, and so do two calls to one partition when
     the second starts after the first returned. ``records`` is read once, each record
     appended as it comes: a generator that serializes them keeps only the open batches in
-    memory (10,000 closed windows at once are megabytes of JSON). Raises what sending
-    raises before a batch is handed over (the topic unknown after the producer's metadata
-    wait, the producer closed).
+    memory (10,000 closed windows at once are megabytes of JSON). Raises what handing a
+    batch over raises (the topic unknown after the producer's metadata wait, no room in
+    time, the producer closed); the batches handed over before still go out.
+
+    A partition's batch is taken only once its previous one left (one request in flight
+    per broker): handing partitions over side by side instead measured the same (latency
+    at a fixed 10k and 14k events/s), so they go one after the other.
     """
     pending = iter(records)
     first = next(pending, None)
@@ -80,22 +84,37 @@ async def hand_over(producer: AIOKafkaProducer, topic: str, records: Iterable[Ou
     partition_of: dict[bytes | None, int] = {}  # keys repeat (bot ids): hash each once
     open_batches: dict[int, tuple[BatchBuilder, list[int]]] = {}
     sent: Sent = []
-    for index, (key, value, timestamp_ms, headers, chosen) in enumerate(chain((first,), pending)):
-        partition = chosen if chosen is not None else partition_of.get(key)
-        if partition is None:
-            partition = partition_of[key] = _partitioner(key, all_partitions, available)
-        batch = open_batches.get(partition)
-        if batch is not None:
-            builder, members = batch
-            if builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers):
-                members.append(index)
-                continue
-            # Full (the producer's max batch size): send it, start the next with this record.
+    try:
+        for index, (key, value, timestamp_ms, headers, chosen) in enumerate(
+            chain((first,), pending)
+        ):
+            partition = chosen if chosen is not None else partition_of.get(key)
+            if partition is None:
+                partition = partition_of[key] = _partitioner(key, all_partitions, available)
+            batch = open_batches.get(partition)
+            if batch is not None:
+                builder, members = batch
+                if builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers):
+                    members.append(index)
+                    continue
+                # Full (the producer's max batch size): send it, start the next with this one.
+                future = await producer.send_batch(builder, topic, partition=partition)
+                sent.append((members, future))
+            builder = producer.create_batch()
+            # A builder takes its first record whatever its size.
+            builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
+            open_batches[partition] = (builder, [index])
+        for partition, (builder, members) in open_batches.items():
             sent.append((members, await producer.send_batch(builder, topic, partition=partition)))
-        builder = producer.create_batch()
-        # A builder takes its first record whatever its size.
-        builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
-        open_batches[partition] = (builder, [index])
-    for partition, (builder, members) in open_batches.items():
-        sent.append((members, await producer.send_batch(builder, topic, partition=partition)))
+    except BaseException:
+        # The caller gets this error, not the batches' answers: retrieve those (aiokafka
+        # leaves a batch's error to its sender), so none is logged as never retrieved.
+        for _, future in sent:
+            future.add_done_callback(_retrieve)
+        raise
     return sent
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
