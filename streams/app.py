@@ -52,7 +52,7 @@ from streams.log_throttle import flush_throttled, throttle_handlers
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
-from streams.produce import OutRecord, hand_over, send_batched
+from streams.produce import OutRecord, Sent, hand_over, retrieve, send_batched
 from streams.silences import SilenceFeed
 from streams.topics import TopicSpec, ensure_topics
 from streams.web import WebServer, build_web_app
@@ -138,10 +138,10 @@ class FaustTable:
     def __init__(self, table: Any, source_topic: str) -> None:
         self._table = table
         self._topic = source_topic
-        # Held while entries are handed to the producer: two saves must reach a partition
-        # of the changelog in the order they were called (the later value of a key wins on
-        # recovery), and a save may wait for room before its last batch is handed over.
-        self._handing_over = asyncio.Lock()
+        # The latest hand-over of changes to the changelog. Each waits for the one before:
+        # two saves must reach a partition of the changelog in the order they were called
+        # (the later value of a key wins on recovery).
+        self._handing_over: asyncio.Future[Sent] | None = None
 
     def load(self, partition: int, key: str) -> bytes | None:
         with in_partition(PartitionMarker.of(self._topic, partition)):
@@ -166,8 +166,20 @@ class FaustTable:
                         data[raw_key] = value
                     records.append(OutRecord(raw_key, value, None, [], partition))
         topic = self._table.changelog_topic.get_topic_name()
-        async with self._handing_over:
-            sent = await hand_over(aiokafka_producer(self._table.app), topic, records)
+        producer = aiokafka_producer(self._table.app)
+        before = self._handing_over
+
+        async def hand_over_in_turn() -> Sent:
+            if before is not None:
+                await asyncio.wait({before})
+            return await hand_over(producer, topic, records)
+
+        handing = self._handing_over = asyncio.ensure_future(hand_over_in_turn())
+        handing.add_done_callback(retrieve)
+        # Shielded: a save cancelled on the way (a timer's, at shutdown) still hands over
+        # what it stored locally, so the changelog holds what the store holds. faust's
+        # send_changelog queued each record at once; a hand-over may wait for room.
+        sent = await asyncio.shield(handing)
         # Every answer is awaited (with the batch API aiokafka leaves its errors to the
         # caller), then the first error raised.
         answers = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
@@ -221,16 +233,16 @@ class KafkaOutputs:
         refused = await self._send_letters(letters, DLQ_MAX_MESSAGE_BYTES)
         if refused:
             log.warning(
-                "the dead-letter topic %s refused %d record(s) as too large; sending them cut "
-                "to %d bytes (header %s says so). Raise the topic's max.message.bytes to %d "
-                "to keep such records whole.",
+                "the dead-letter topic %s refused %d record(s) as too large; sending them "
+                "again one by one, each cut to %d bytes if larger (header %s says so). Raise "
+                "the topic's max.message.bytes to %d to keep such records whole.",
                 self._config.dlq_topic,
                 len(refused),
                 DEFAULT_MAX_MESSAGE_BYTES,
                 TRUNCATED,
                 DLQ_MAX_MESSAGE_BYTES,
             )
-            still = await self._send_letters(refused, DEFAULT_MAX_MESSAGE_BYTES)
+            still = await self._send_letters(refused, DEFAULT_MAX_MESSAGE_BYTES, alone=True)
             if still:
                 raise DeadLetterTooLargeError(
                     f"the dead-letter topic {self._config.dlq_topic} refused {len(still)} "
@@ -238,25 +250,28 @@ class KafkaOutputs:
                     f"max.message.bytes to {DLQ_MAX_MESSAGE_BYTES}"
                 )
 
-    async def _send_letters(self, letters: list[DeadLetter], limit: int) -> list[DeadLetter]:
+    async def _send_letters(
+        self, letters: list[DeadLetter], limit: int, *, alone: bool = False
+    ) -> list[DeadLetter]:
         """Send ``letters`` cut to ``limit`` bytes each; returns those refused as too large.
 
         Refused as too large means in a batch the broker refused: a batch holds one record
-        over the producer's batch size, so that is the letter (or the topic's limit is below
-        the batch size, and every letter is cut again).
+        over the producer's batch size, so that is the letter; or the topic's limit is below
+        the batch size (a topic made elsewhere), and the batch's letters are sent again,
+        each alone (``alone``), the next time.
         """
         refused: list[DeadLetter] = []
         records = (_letter_record(letter, limit) for letter in letters)
-        for members, error in await self._send(self._config.dlq_topic, records):
+        for members, error in await self._send(self._config.dlq_topic, records, alone=alone):
             if not isinstance(error, _TOO_LARGE):
                 raise error
             refused += (letters[index] for index in members)
         return refused
 
     async def _send(
-        self, topic: str, records: Iterable[OutRecord]
+        self, topic: str, records: Iterable[OutRecord], *, alone: bool = False
     ) -> list[tuple[list[int], BaseException]]:
-        return await send_batched(aiokafka_producer(self._app), topic, records)
+        return await send_batched(aiokafka_producer(self._app), topic, records, alone=alone)
 
     async def stats(self, windows: list[dict[str, Any]]) -> None:
         keyed = [(window["bot_id"].encode(), window) for window in windows]

@@ -41,15 +41,16 @@ Sent = list[tuple[list[int], "asyncio.Future[Any]"]]
 
 
 async def send_batched(
-    producer: AIOKafkaProducer, topic: str, records: Iterable[OutRecord]
+    producer: AIOKafkaProducer, topic: str, records: Iterable[OutRecord], *, alone: bool = False
 ) -> list[tuple[list[int], BaseException]]:
     """Send ``records`` and wait until the broker stored them.
 
     Returns the batches the broker refused, as the indexes of their records in ``records``
     and the error, so that the caller decides what each error means (a record too large for
-    the topic, say); records of every other batch are stored.
+    the topic, say); records of every other batch are stored. ``alone``: each record in a
+    batch of its own, so that a refusal names that one record.
     """
-    sent = await hand_over(producer, topic, records)
+    sent = await hand_over(producer, topic, records, alone=alone)
     results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
     return [
         (members, result)
@@ -58,7 +59,9 @@ async def send_batched(
     ]
 
 
-async def hand_over(producer: AIOKafkaProducer, topic: str, records: Iterable[OutRecord]) -> Sent:
+async def hand_over(
+    producer: AIOKafkaProducer, topic: str, records: Iterable[OutRecord], *, alone: bool = False
+) -> Sent:
     """Hand ``records`` to the producer in batches; the batches' futures say when they are
     stored.
 
@@ -94,10 +97,14 @@ async def hand_over(producer: AIOKafkaProducer, topic: str, records: Iterable[Ou
             batch = open_batches.get(partition)
             if batch is not None:
                 builder, members = batch
-                if builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers):
+                if not alone and builder.append(
+                    timestamp=timestamp_ms, key=key, value=value, headers=headers
+                ):
                     members.append(index)
                     continue
                 # Full (the producer's max batch size): send it, start the next with this one.
+                # Closed: a record sent the usual way never joins it in the producer's queue.
+                builder.close()
                 future = await producer.send_batch(builder, topic, partition=partition)
                 sent.append((members, future))
             builder = producer.create_batch()
@@ -105,16 +112,18 @@ async def hand_over(producer: AIOKafkaProducer, topic: str, records: Iterable[Ou
             builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
             open_batches[partition] = (builder, [index])
         for partition, (builder, members) in open_batches.items():
+            builder.close()
             sent.append((members, await producer.send_batch(builder, topic, partition=partition)))
     except BaseException:
         # The caller gets this error, not the batches' answers: retrieve those (aiokafka
         # leaves a batch's error to its sender), so none is logged as never retrieved.
         for _, future in sent:
-            future.add_done_callback(_retrieve)
+            future.add_done_callback(retrieve)
         raise
     return sent
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark ``future``'s error as seen (a done-callback for a future nobody awaits)."""
     if not future.cancelled():
         future.exception()

@@ -35,12 +35,19 @@ def worker(pipeline: dict[str, Any], name: str, *args: str) -> WorkerProcess:
 
 
 def generate(
-    pipeline: dict[str, Any], events: int, *, seed: int = 11, start: str | None = None
+    pipeline: dict[str, Any],
+    events: int,
+    *,
+    seed: int = 11,
+    start: str | None = None,
+    bots: int | None = None,
 ) -> dict[str, Any]:
     """``botwatch generate`` into the events topic; its truth. ``start``: the first event
-    time (default: now)."""
+    time (default: now); ``bots``: how many bots (default 6)."""
     truth = pipeline["dir"] / f"truth-{seed}.json"
     starting = ["--start", start] if start else []
+    if bots is not None:
+        starting += ["--bots", str(bots)]  # the last --bots counts
     done = subprocess.run(
         [sys.executable, "-m", "botwatch", "generate", "--topic", pipeline["topics"]["events"],
          "--events", str(events), "--truth", str(truth), *GENERATE, "--seed", str(seed),

@@ -227,6 +227,43 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_and_the_stream_goes_on(
     assert [d["_id"] for d in _all(opensearch, f"{prefix}-events-*")] == [after["event_id"]]
 
 
+def test_dead_letters_get_through_a_topic_made_with_a_limit_below_the_producers_batches(
+    pipeline: dict[str, Any],
+) -> None:
+    """A dead-letter topic made elsewhere with a 20,000-byte limit refuses the worker's
+    batches of small letters (up to 256 KiB each): each letter is then sent alone. Before,
+    the burst was refused whole on every try, and the batch was redone for ever."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    dlq = pipeline["topics"]["dlq"]
+
+    async def limit() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            config = {"max.message.bytes": "20000"}
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, dlq, config)])
+        finally:
+            await admin.close()
+
+    asyncio.run(limit())
+    # Not events (no bot_id, no timestamp...): 100 dead letters of ~1.5 kB, one key.
+    _produce(bootstrap, pipeline["topics"]["events"], [{"note": "x" * 900}] * 100)
+    w = pipeline_worker(pipeline, "a", "--sink", "discard").start()
+    try:
+        w.wait_ready()
+        w.wait_metric("botwatch_dead_letters_total", 100)
+        assert w.metric("botwatch_dead_letters_total") == 100, w.tail()
+    finally:
+        assert w.stop() == 0, w.tail()
+    assert "as too large; sending them again one by one" in w.tail()
+    letters = read_topic(bootstrap, dlq)
+    offsets = sorted(int(headers_of(r)["botwatch.dlq.original.offset"]) for r in letters)
+    assert offsets == list(range(100))
+
+
 def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(
     pipeline: dict[str, Any], opensearch: Any
 ) -> None:

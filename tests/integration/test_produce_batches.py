@@ -19,14 +19,28 @@ KEYS = [f"bot-{i}".encode() for i in range(12)]
 
 
 async def _send(
-    bootstrap: str, topic: str, records: list[OutRecord], **config: Any
+    bootstrap: str, topic: str, records: list[OutRecord], alone: bool = False, **config: Any
 ) -> list[tuple[list[int], BaseException]]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **config)
     await producer.start()
     try:
-        return await send_batched(producer, topic, records)
+        return await send_batched(producer, topic, records, alone=alone)
     finally:
         await producer.stop()
+
+
+async def _admin(bootstrap: str, op: str, topic: str, max_message_bytes: int = 0) -> None:
+    """Create ``topic`` (2 partitions, ``max.message.bytes``) or delete it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if op == "create":
+            config = {"max.message.bytes": str(max_message_bytes)}
+            await admin.create_topics([NewTopic(topic, 2, 1, topic_configs=config)])
+        else:
+            await admin.delete_topics([topic])
+    finally:
+        await admin.close()
 
 
 def _partitions_by_kcat(bootstrap: str, topic: str) -> dict[str, int]:
@@ -71,20 +85,7 @@ def test_a_batch_the_topic_refuses_as_too_large_is_named_and_the_rest_is_stored(
     stack: Settings,
 ) -> None:
     topic = unique_name("botwatch-test.batched-small")
-
-    async def create(admin_op: str) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-        await admin.start()
-        try:
-            if admin_op == "create":
-                spec = NewTopic(topic, 2, 1, topic_configs={"max.message.bytes": str(20_000)})
-                await admin.create_topics([spec])
-            else:
-                await admin.delete_topics([topic])
-        finally:
-            await admin.close()
-
-    asyncio.run(create("create"))
+    asyncio.run(_admin(stack.kafka_bootstrap, "create", topic, max_message_bytes=20_000))
     try:
         big = 7
         records = [
@@ -98,7 +99,26 @@ def test_a_batch_the_topic_refuses_as_too_large_is_named_and_the_rest_is_stored(
         stored = sorted(int(r["payload"]) for r in read_topic(stack.kafka_bootstrap, topic))
         assert stored == [i for i in range(40) if i != big]
     finally:
-        asyncio.run(create("delete"))
+        asyncio.run(_admin(stack.kafka_bootstrap, "delete", topic))
+
+
+def test_alone_sends_each_record_in_a_batch_of_its_own(stack: Settings) -> None:
+    """A topic whose limit is below the producer's batch size refuses whole batches of
+    small records; sent alone, each fits."""
+    topic = unique_name("botwatch-test.batched-alone")
+    asyncio.run(_admin(stack.kafka_bootstrap, "create", topic, max_message_bytes=20_000))
+    try:
+        records = [OutRecord(KEYS[0], b"%04d" % i + b"y" * 996, None, []) for i in range(40)]
+        bootstrap = stack.kafka_bootstrap
+        refused = asyncio.run(_send(bootstrap, topic, records, max_batch_size=65_536))
+        assert [members for members, _ in refused] == [list(range(40))]
+        assert read_topic(bootstrap, topic) == []
+        again = asyncio.run(_send(bootstrap, topic, records, alone=True, max_batch_size=65_536))
+        assert again == []
+        stored = [int(r["payload"][:4]) for r in read_topic(bootstrap, topic)]
+        assert stored == list(range(40))
+    finally:
+        asyncio.run(_admin(stack.kafka_bootstrap, "delete", topic))
 
 
 def test_nothing_to_send_asks_nothing(stack: Settings) -> None:

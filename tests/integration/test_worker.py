@@ -375,15 +375,17 @@ def test_the_state_directory_records_how_far_the_changelog_is_applied(
 ) -> None:
     """Each partition's RocksDB keeps the offset of the last changelog record it holds, so
     that a restart recovers only what came after (faust reads it as the store's persisted
-    offset). Kept after every table write, and equal to the changelog's end after a stop."""
+    offset). Kept after every table write, and equal to the changelog's end after a stop.
+    3,000 bots: a batch writes each partition's entries in several record batches."""
     from rocksdict import AccessType, Rdict
 
     bootstrap = pipeline["settings"].kafka_bootstrap
     w = worker(pipeline, "a").start()
     try:
         w.wait_ready()
-        generate(pipeline, 3_000)
-        w.wait_metric("botwatch_records_in_total", 3_000)
+        generate(pipeline, 6_000, bots=3_000)
+        w.wait_metric("botwatch_records_in_total", 6_000)
+        assert w.metric("botwatch_records_in_total") == 6_000
     finally:
         assert w.stop() == 0, w.tail()
     changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
