@@ -156,18 +156,19 @@ def dlq_headers(
             first_failed_at = value
         elif name == REPLAY_COUNT and replay_count is None:
             replay_count = value
-    texts = (
-        (STAGE, stage),
-        (REASON, _cut(reason)),
-        (EXCEPTION, _cut(exception_text(exception))),
-        (ORIGINAL_TOPIC, original_topic),
-        (ORIGINAL_PARTITION, str(partition)),
-        (ORIGINAL_OFFSET, str(offset)),
-        (ORIGINAL_TIMESTAMP, str(timestamp_ms)),
+    # One list, no generator: a flood of malformed records makes a letter per record.
+    # Integers are ASCII (b"%d"); the stage, topic and time repeat, so they are cached.
+    kept += (
+        (STAGE, _utf8_cached(stage)),
+        (REASON, _utf8(_cut(reason))),
+        (EXCEPTION, _utf8(_cut(exception_text(exception))) if exception is not None else b""),
+        (ORIGINAL_TOPIC, _utf8_cached(original_topic)),
+        (ORIGINAL_PARTITION, b"%d" % partition),
+        (ORIGINAL_OFFSET, b"%d" % offset),
+        (ORIGINAL_TIMESTAMP, b"%d" % timestamp_ms),
+        (FIRST_FAILED_AT, first_failed_at or _utf8_cached(format_utc(now))),
+        (REPLAY_COUNT, replay_count or b"0"),
     )
-    kept.extend((name, _utf8(text)) for name, text in texts)
-    kept.append((FIRST_FAILED_AT, first_failed_at or _utf8(format_utc(now))))
-    kept.append((REPLAY_COUNT, replay_count or b"0"))
     return kept
 
 
@@ -222,6 +223,11 @@ def _cut(text: str) -> str:
     if len(text) <= MAX_TEXT_CHARS:
         return text
     return text[: MAX_TEXT_CHARS - len(_CUT)] + _CUT
+
+
+@functools.lru_cache(maxsize=64)
+def _utf8_cached(text: str) -> bytes:
+    return _utf8(text)
 
 
 def _utf8(text: str) -> bytes:
