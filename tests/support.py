@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -472,3 +473,24 @@ async def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0)
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+class PersistingStore(dict[bytes, bytes]):
+    """A faust table store stand-in: a dict that records the persisted changelog offsets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[int, int] = {}
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        self.persisted[tp.partition] = offset
+
+
+def table_stand_in(changelog: str, producer: Any) -> Any:
+    """What ``streams.app.FaustTable`` reads of a faust Table: its store, its changelog's
+    name and its app's (aiokafka) producer."""
+    return SimpleNamespace(
+        data=PersistingStore(),
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: changelog),
+        app=SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer)),
+    )

@@ -5,31 +5,13 @@ is tested is what reaches the changelog, and in which order.
 """
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from support import read_topic
+from support import read_topic, table_stand_in
 
 from botwatch.settings import Settings
 from streams.app import FaustTable
-
-
-class _Store(dict[bytes, bytes]):
-    def __init__(self) -> None:
-        super().__init__()
-        self.persisted: dict[int, int] = {}
-
-    def set_persisted_offset(self, tp: Any, offset: int) -> None:
-        self.persisted[tp.partition] = offset
-
-
-def _table(topic: str, producer: AIOKafkaProducer) -> Any:
-    return SimpleNamespace(
-        data=_Store(),
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic),
-        app=SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer)),
-    )
 
 
 def test_a_save_cancelled_on_the_way_still_reaches_the_changelog_before_the_next(
@@ -43,7 +25,7 @@ def test_a_save_cancelled_on_the_way_still_reaches_the_changelog_before_the_next
         producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            inner = _table(topic, producer)
+            inner = table_stand_in(topic, producer)
             table = FaustTable(inner, "events")
             # Many batches (16 KiB each) per partition, and the keys the second save writes
             # again come last: the hand-over waits for room between batches.
