@@ -388,18 +388,7 @@ def test_the_state_directory_records_how_far_the_changelog_is_applied(
         assert w.metric("botwatch_records_in_total") == 6_000
     finally:
         assert w.stop() == 0, w.tail()
-    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
-
-    async def ends() -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(changelog, p) for p in range(PARTITIONS)]
-            return {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
-        finally:
-            await consumer.stop()
-
-    end = asyncio.run(ends())
+    end = asyncio.run(_end_offsets(bootstrap, changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])))
     persisted = {}
     for p in range(PARTITIONS):
         (path,) = (pipeline["dir"] / "state-a").rglob(f"windows-{p}.db")
