@@ -6,7 +6,8 @@ What is redacted (replaced with ``[REDACTED]``):
   one of the configured names once both are folded: ASCII case and the separators (ASCII
   punctuation but ``"``, ``\\``, ``:`` and ``/``, and the space) do not count, so
   ``X-Api-Key``, ``accessKey``, ``api.key``, ``API KEY`` and ``db_password`` all match;
-- in ``message``, ``error.message``, ``error.stack`` and every string in ``meta``:
+- in ``message``, ``job_id``, ``host``, ``env``, every string of ``error``, and every string
+  and every key in ``meta``:
   header lines such as ``Authorization: ...`` (the rest of the line), ``name=value`` and
   ``name: value`` pairs whose name contains a configured key (query strings, log lines,
   JSON-ish text; a value opening with ``[`` or ``{`` loses the rest of its line),
@@ -189,31 +190,53 @@ class Redactor:
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, dict):
-            return {
-                k: REDACTED if self.is_secret_key(k) else self.redact_value(v)
-                for k, v in value.items()
-            }
+            return self._redact_object(value)
         if isinstance(value, list):
             return [self.redact_value(v) for v in value]
         return value
 
+    def _redact_object(self, value: dict[str, Any]) -> dict[str, Any]:
+        """Values under secret keys replaced, and the keys themselves scanned as text.
+
+        ``flat_object`` indexes key paths too, so a key like ``https://bob:pw@db`` would put
+        the password in the index. A key the rules change may then equal another key: it
+        takes a `` (2)``, `` (3)``... suffix rather than overwrite that key's value.
+        """
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            redacted = REDACTED if self.is_secret_key(key) else self.redact_value(item)
+            name = self.redact_text(key)
+            if name != key:
+                base, n = name, 1
+                while name in out or name in value:
+                    n += 1
+                    name = f"{base} ({n})"
+            out[name] = redacted
+        return out
+
     def redact_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """A copy of ``event`` with ``message``, ``error.message``, ``error.stack`` and
-        ``meta`` redacted; every other field is left as it is."""
+        """A copy of ``event`` with its free text redacted: ``message``, ``job_id``, ``host``,
+        ``env``, every string of ``error`` and ``meta`` (keys included).
+
+        ``event_id``, ``bot_id``, ``timestamp``, ``level`` and ``status`` are kept: the
+        contract bounds what they hold (``event_id`` is also the document's ``_id``), and a
+        changed one would no longer name its event.
+        """
         out = dict(event)
-        message = event.get("message")
-        if isinstance(message, str):
-            out["message"] = self.redact_text(message)
+        for name in _TEXT_FIELDS:
+            text = event.get(name)
+            if isinstance(text, str):
+                out[name] = self.redact_text(text)
         error = event.get("error")
         if isinstance(error, dict):
-            error = dict(error)
-            for name in ("message", "stack"):
-                if isinstance(error.get(name), str):
-                    error[name] = self.redact_text(error[name])
-            out["error"] = error
+            out["error"] = self._redact_object(error)
         if "meta" in event:
             out["meta"] = self.redact_value(event["meta"])
         return out
+
+
+# The event's top-level free-text fields (``error`` and ``meta`` are redacted as objects).
+_TEXT_FIELDS: Final = ("message", "job_id", "host", "env")
 
 
 _ESCAPE: Final = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)

@@ -245,7 +245,7 @@ async def test_a_record_that_breaks_the_mapping_comes_back_rejected(
 async def test_secrets_never_reach_the_index(
     opensearch: Any, sink: OpenSearchSink, prefix: str
 ) -> None:
-    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(12)]
+    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(15)]
     event = make_event(
         1,
         level="error",
@@ -262,7 +262,11 @@ async def test_secrets_never_reach_the_index(
             "db": {"url": f"postgres://app:{secrets[6]}@db:5432/x"},
             "aws": {"accessKey": secrets[8], "api.key": [secrets[9]]},
             "plain": "visible-value",
+            # flat_object indexes key paths too: a key is free text.
+            f"https://svc:{secrets[12]}@api.local/v1": "endpoint",
         },
+        host=f"https://agent:{secrets[13]}@proxy.local",
+        job_id=f"sync token={secrets[14]}",
     )
     assert (await sink.write_events([as_record(event)])).rejected == []
     # A dead letter that is not JSON, its secrets behind escapes, is indexed redacted.

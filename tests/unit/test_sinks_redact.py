@@ -174,11 +174,59 @@ def test_text_rules() -> None:
 
 
 def test_secret_key_value_is_replaced_whole_and_other_fields_kept() -> None:
-    ev = event({"auth": {"token": {"nested": "x"}}, "n": 1}, job_id="token=abc")
+    ev = event({"auth": {"token": {"nested": "x"}}, "n": 1}, job_id="job-7", host="h1")
     out = R.redact_event(ev)
     assert out["meta"] == {"auth": {"token": REDACTED}, "n": 1}
-    assert out["job_id"] == "token=abc"  # only message, error and meta are redacted
+    assert {k: v for k, v in out.items() if k != "meta"} == {
+        k: v for k, v in ev.items() if k != "meta"
+    }
     assert ev["meta"]["auth"]["token"] == {"nested": "x"}  # the input is not changed
+
+
+@settings(max_examples=300)
+@given(
+    meta=st.dictionaries(plain_key, meta_values, max_size=5),
+    path=st.lists(st.integers(0, 10), max_size=5),
+    template=st.sampled_from(TEXT_TEMPLATES),
+    key_secret=secret,
+    field=st.sampled_from(["job_id", "host", "env", "error.type"]),
+    field_template=st.sampled_from(TEXT_TEMPLATES),
+    field_secret=secret,
+)
+def test_secrets_in_key_names_and_other_text_fields_never_survive(
+    meta: dict[str, Any],
+    path: list[int],
+    template: str,
+    key_secret: str,
+    field: str,
+    field_template: str,
+    field_secret: str,
+) -> None:
+    # flat_object indexes key paths as well as values: a key is free text too.
+    planted = plant(meta, path, template.format(s=key_secret), "kept")
+    text = field_template.format(s=field_secret)
+    extra: dict[str, Any] = (
+        {"error": {"type": text, "message": "m"}} if field == "error.type" else {field: text}
+    )
+    ev = event(planted, **extra)
+    raw = orjson.dumps(ev)
+    assert R.needs_redaction(raw)
+    out = orjson.dumps(R.redact_event(ev)).decode()
+    assert key_secret not in out
+    assert field_secret not in out
+
+
+def test_a_key_the_rules_change_never_takes_another_keys_place() -> None:
+    meta = {"https://u:S1@h": 1, "https://u:S2@h": 2, "https://u:[REDACTED]@h": 3, "x": 4}
+    out = R.redact_event(event(meta))["meta"]
+    assert out == {
+        "https://u:[REDACTED]@h (2)": 1,
+        "https://u:[REDACTED]@h (3)": 2,
+        "https://u:[REDACTED]@h": 3,
+        "x": 4,
+    }
+    nested = R.redact_value({"a": [{"Bearer S3": {"password=S4": "v"}}]})
+    assert nested == {"a": [{"Bearer [REDACTED]": {"password=[REDACTED]": REDACTED}}]}
 
 
 def test_configured_keys_with_many_separators_still_reach_the_slow_path() -> None:
