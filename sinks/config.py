@@ -7,10 +7,12 @@ written, so waiting inside the sink would only delay the offset commit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from schemas.env import setting
+from schemas.env import SettingsError, setting
 
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "password",
@@ -49,6 +51,13 @@ class SinkConfig:
         "BOTWATCH_BULK_CONCURRENCY",
         "_bulk requests one write is split into and sent at once (three batches' writes are "
         "in flight already; two requests each keep a second node core busy).",
+    )
+    index_refresh_interval: str = setting(
+        "500ms",
+        "BOTWATCH_INDEX_REFRESH_INTERVAL",
+        "How often OpenSearch makes new documents searchable (index.refresh_interval of the "
+        "templates, so of indices made after a change: 500ms, 1s, 30s...; -1 turns the "
+        "scheduled refresh off). Longer: fewer, larger segments; shorter: sooner searchable.",
     )
     request_timeout_s: float = setting(
         30.0, "BOTWATCH_OPENSEARCH_TIMEOUT_S", "Timeout of one request to OpenSearch."
@@ -103,6 +112,18 @@ class SinkConfig:
     retention_alerts_days: int = setting(
         400, "BOTWATCH_RETENTION_ALERTS_DAYS", "Days alert documents are kept."
     )
+
+    def __post_init__(self) -> None:
+        if _TIME_VALUE.fullmatch(self.index_refresh_interval) is None:
+            raise SettingsError(
+                f"BOTWATCH_INDEX_REFRESH_INTERVAL={self.index_refresh_interval!r} is not an "
+                "OpenSearch time value: give a whole number with a unit (500ms, 1s, 30s, 1m), "
+                "or -1 to turn the scheduled refresh off."
+            )
+
+
+# OpenSearch's time values as index.refresh_interval takes them (no fractions, no spaces).
+_TIME_VALUE: Final = re.compile(r"-1|[0-9]+(?:nanos|micros|ms|s|m|h|d)")
 
 
 def display_url(url: str) -> str:

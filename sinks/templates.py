@@ -17,11 +17,10 @@ from sinks.indices import Family, family_pattern
 TEMPLATE_PRIORITY: Final = 100
 
 # Single node, local stack: no replica to allocate (the index stays green); one shard is
-# plenty for a day of bot events; 1 s refresh keeps Dashboards near real time.
+# plenty for a day of bot events. The refresh interval is a setting (SinkConfig).
 INDEX_SETTINGS: Final[dict[str, Any]] = {
     "number_of_shards": 1,
     "number_of_replicas": 0,
-    "refresh_interval": "1s",
 }
 
 _DATE: Final[dict[str, Any]] = {
@@ -120,11 +119,12 @@ def template_bodies(config: SinkConfig) -> dict[str, dict[str, Any]]:
         "dlq": dlq_mappings(),
         "alerts": alerts_mappings(),
     }
+    settings = {**INDEX_SETTINGS, "refresh_interval": config.index_refresh_interval}
     return {
         template_name(prefix, family): {
             "index_patterns": [family_pattern(prefix, family)],
             "priority": TEMPLATE_PRIORITY,
-            "template": {"settings": {"index": dict(INDEX_SETTINGS)}, "mappings": mappings},
+            "template": {"settings": {"index": settings}, "mappings": mappings},
             "_meta": {"managed_by": "botwatch", "family": family},
         }
         for family, mappings in families.items()

@@ -108,6 +108,19 @@ def test_templates_are_installed_idempotently(opensearch: Any, prefix: str) -> N
     }
 
 
+@pytest.mark.parametrize("interval", ["500ms", "30s", "-1"])
+def test_a_new_index_takes_the_configured_refresh_interval(
+    opensearch: Any, prefix: str, interval: str
+) -> None:
+    install_templates(opensearch, SinkConfig(index_prefix=prefix, index_refresh_interval=interval))
+    for family in ("events", "events-errors", "stats", "dlq", "alerts"):
+        index = f"{prefix}-{family}-2026.11.23"
+        opensearch.indices.create(index=index)
+        got = opensearch.indices.get_settings(index=index)[index]["settings"]["index"]
+        assert got["refresh_interval"] == interval, family
+        opensearch.indices.delete(index=index)
+
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_events_are_searchable_and_a_rewrite_creates_no_duplicate(
     opensearch: Any, sink: OpenSearchSink, prefix: str

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
+from botwatch.settings import Settings
+from schemas.env import SettingsError
 from sinks.config import SinkConfig
 from sinks.indices import parse_index
 from sinks.retention import ism_policies, plan_retention, retention_days
-from sinks.templates import INDEX_SETTINGS, template_bodies
+from sinks.templates import template_bodies
 
 TODAY = date(2026, 11, 23)
 CONFIG = SinkConfig(index_prefix="bw")
@@ -79,12 +83,15 @@ def test_templates_cover_every_family_with_single_node_settings() -> None:
     bodies = template_bodies(CONFIG)
     assert set(bodies) == {"bw-events", "bw-stats", "bw-dlq", "bw-alerts"}
     for body in bodies.values():
-        assert body["template"]["settings"]["index"] == INDEX_SETTINGS
-        assert INDEX_SETTINGS == {
+        assert body["template"]["settings"]["index"] == {
             "number_of_shards": 1,
             "number_of_replicas": 0,
-            "refresh_interval": "1s",
+            "refresh_interval": "500ms",
         }
+    slower = template_bodies(SinkConfig(index_prefix="bw", index_refresh_interval="30s"))
+    assert {b["template"]["settings"]["index"]["refresh_interval"] for b in slower.values()} == {
+        "30s"
+    }
     assert bodies["bw-events"]["index_patterns"] == ["bw-events-*"]
     assert bodies["bw-events"]["template"]["mappings"]["properties"]["meta"] == {
         "type": "flat_object"
@@ -92,3 +99,16 @@ def test_templates_cover_every_family_with_single_node_settings() -> None:
     assert bodies["bw-dlq"]["template"]["mappings"]["properties"]["event"] == {
         "type": "flat_object"
     }
+
+
+@pytest.mark.parametrize("value", ["500ms", "1s", "30s", "1m", "-1"])
+def test_the_refresh_interval_takes_opensearch_time_values(value: str) -> None:
+    assert SinkConfig(index_refresh_interval=value).index_refresh_interval == value
+
+
+@pytest.mark.parametrize("value", ["", "1.5s", "1 s", "fast", "-2", "10"])
+def test_a_refresh_interval_opensearch_would_refuse_is_named_at_start(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"BOTWATCH_INDEX_REFRESH_INTERVAL=.*unit"):
+        SinkConfig(index_refresh_interval=value)
+    with pytest.raises(SettingsError, match="BOTWATCH_INDEX_REFRESH_INTERVAL"):
+        Settings.load({"BOTWATCH_INDEX_REFRESH_INTERVAL": value or " "})
