@@ -95,7 +95,8 @@ class SinkConfig:
     retention_sweep_s: float = setting(
         86400.0,
         "BOTWATCH_RETENTION_SWEEP_S",
-        "How often a running worker deletes expired indices when ISM is absent (0: never).",
+        "How often a running worker deletes expired indices when ISM is absent; where it is "
+        "present, the worker installs the ISM policies at start instead (0: neither).",
     )
     retention_events_days: int = setting(
         90, "BOTWATCH_RETENTION_EVENTS_DAYS", "Days events below error level are kept."

@@ -126,22 +126,33 @@ def has_ism(client: Any) -> bool:
     return any(row.get("component") == ISM_PLUGIN for row in rows)
 
 
+# Tries of one policy's read-then-write when another writer updates it in between (two
+# workers starting at once).
+_POLICY_TRIES: Final = 3
+
+
 def install_ism_policies(client: Any, config: SinkConfig) -> list[str]:
     """Create or update each policy (an update must name the version it replaces)."""
-    from opensearchpy.exceptions import NotFoundError
+    from opensearchpy.exceptions import ConflictError, NotFoundError
 
     installed = []
     for policy_id, policy in ism_policies(config).items():
         path = f"/_plugins/_ism/policies/{policy_id}"
-        params: dict[str, Any] = {}
-        try:
-            current = client.transport.perform_request("GET", path)
-            params = {
-                "if_seq_no": current["_seq_no"],
-                "if_primary_term": current["_primary_term"],
-            }
-        except NotFoundError:
-            pass
-        client.transport.perform_request("PUT", path, params=params, body=policy)
+        for tries_left in reversed(range(_POLICY_TRIES)):
+            params: dict[str, Any] = {}
+            try:
+                current = client.transport.perform_request("GET", path)
+                params = {
+                    "if_seq_no": current["_seq_no"],
+                    "if_primary_term": current["_primary_term"],
+                }
+            except NotFoundError:
+                pass
+            try:
+                client.transport.perform_request("PUT", path, params=params, body=policy)
+                break
+            except ConflictError:  # written by another since the GET: read it again
+                if not tries_left:
+                    raise
         installed.append(policy_id)
     return installed

@@ -1,17 +1,21 @@
-"""The retention sweeper a running sink keeps: expired daily indices deleted once a day.
+"""Retention kept by a running sink: ISM policies installed at start, or expired daily
+indices deleted once a day.
 
-Where the ISM plugin is installed its policies do this inside OpenSearch and the sweeper
-stands aside; where it is not (the local stack), this is what enforces retention.
+Where the ISM plugin is installed its policies delete old indices inside OpenSearch: the
+worker installs them at start (as ``botwatch setup`` does, so a worker started without
+setup still has retention) and the sweeper deletes nothing. Where it is not (the local
+stack), the sweeper is what enforces retention.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 from schemas.background import Background
 from sinks.config import SinkConfig, display_url
-from sinks.retention import has_ism, run_retention
+from sinks.retention import has_ism, install_ism_policies, run_retention
 
 log = logging.getLogger("botwatch.retention")
 
@@ -20,27 +24,40 @@ log = logging.getLogger("botwatch.retention")
 RETRY_S = 60.0
 
 
-def sweep_once(config: SinkConfig) -> list[str]:
-    """Delete the expired indices now (blocking); returns their names."""
+@dataclass(frozen=True)
+class Sweep:
+    """What one ``sweep_once`` found and did."""
+
+    ism: bool  # the ISM plugin is present: its policies delete, not the sweeper
+    policies: list[str] = field(default_factory=list)  # ISM policies installed
+    deleted: list[str] = field(default_factory=list)  # expired indices deleted
+
+
+def sweep_once(config: SinkConfig, *, install_policies: bool) -> Sweep:
+    """Install the ISM policies (if ``install_policies``) where ISM is present, else delete
+    the expired indices; blocking."""
     from opensearchpy import OpenSearch
 
     client = OpenSearch(hosts=[config.opensearch_url], timeout=config.request_timeout_s)
     try:
         if has_ism(client):
-            return []
-        return [expired.index for expired in run_retention(client, config, dry_run=False)]
+            return Sweep(True, install_ism_policies(client, config) if install_policies else [])
+        expired = run_retention(client, config, dry_run=False)
+        return Sweep(False, deleted=[e.index for e in expired])
     finally:
         client.close()
 
 
 class RetentionSweeper:
-    """Runs ``sweep_once`` at start and then every ``interval_s``, off the event loop."""
+    """Runs ``sweep_once`` at start and then every ``interval_s`` (0: never, not even the
+    policy install), off the event loop."""
 
     def __init__(self, config: SinkConfig, interval_s: float) -> None:
         self.config = config
         self.interval_s = interval_s
         self._loop = Background(self._run, "retention-sweeper")
         self.swept: list[str] = []
+        self.policies: list[str] = []
 
     def start(self) -> None:
         if self.interval_s > 0:
@@ -50,19 +67,29 @@ class RetentionSweeper:
         await self._loop.stop()
 
     async def _run(self) -> None:
+        retry_s = min(RETRY_S, self.interval_s)
+        policies_done = False  # once per start: a policy update makes a new version
         while True:
             try:
-                deleted = await asyncio.to_thread(sweep_once, self.config)
-            except Exception as exc:  # OpenSearch down: tried again in RETRY_S
+                sweep = await asyncio.to_thread(
+                    sweep_once, self.config, install_policies=not policies_done
+                )
+            except Exception as exc:  # OpenSearch down: tried again in retry_s
                 log.warning(
                     "retention sweep against %s failed (trying again in %g s): %s",
                     display_url(self.config.opensearch_url),
-                    min(RETRY_S, self.interval_s),
+                    retry_s,
                     exc,
                 )
-                await asyncio.sleep(min(RETRY_S, self.interval_s))
+                await asyncio.sleep(retry_s)
                 continue
-            self.swept.extend(deleted)
-            if deleted:
-                log.info("retention: deleted %d expired index(es): %s", len(deleted), deleted)
+            policies_done = policies_done or sweep.ism
+            if sweep.policies:
+                self.policies.extend(sweep.policies)
+                log.info("retention: ISM policies installed: %s", sweep.policies)
+            self.swept.extend(sweep.deleted)
+            if sweep.deleted:
+                log.info(
+                    "retention: deleted %d expired index(es): %s", len(sweep.deleted), sweep.deleted
+                )
             await asyncio.sleep(self.interval_s)

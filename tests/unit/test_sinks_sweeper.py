@@ -1,13 +1,17 @@
-"""The retention sweeper's schedule: a failed sweep is tried again soon, not an interval later."""
+"""The retention sweeper: its schedule (a failed sweep is tried again soon, not an interval
+later), and the ISM policies a worker installs at start where the plugin is present."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from opensearchpy.exceptions import ConflictError, NotFoundError
 
 from sinks import sweeper
 from sinks.config import SinkConfig
+from sinks.retention import ism_policies
 
 
 async def test_a_failed_sweep_is_tried_again_after_retry_s_then_every_interval(
@@ -16,11 +20,11 @@ async def test_a_failed_sweep_is_tried_again_after_retry_s_then_every_interval(
     calls: list[float] = []
     loop = asyncio.get_running_loop()
 
-    def sweep_once(config: SinkConfig) -> list[str]:
+    def sweep_once(config: SinkConfig, *, install_policies: bool) -> sweeper.Sweep:
         calls.append(loop.time())
         if len(calls) == 1:
             raise ConnectionError("node down")
-        return ["botwatch-events-2020.01.01"]
+        return sweeper.Sweep(False, deleted=["botwatch-events-2020.01.01"])
 
     monkeypatch.setattr(sweeper, "sweep_once", sweep_once)
     monkeypatch.setattr(sweeper, "RETRY_S", 0.05)
@@ -41,3 +45,97 @@ async def test_a_failed_sweep_is_tried_again_after_retry_s_then_every_interval(
         "retention sweep against http://user:***@node:9200 failed (trying again in 0.05 s): "
         "node down"
     )
+
+
+async def test_the_policies_are_installed_at_start_and_not_again_on_later_sweeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[bool] = []
+
+    def sweep_once(config: SinkConfig, *, install_policies: bool) -> sweeper.Sweep:
+        asked.append(install_policies)
+        if len(asked) == 1:  # the node was down at start: the retry still installs them
+            raise ConnectionError("node down")
+        return sweeper.Sweep(True, ["botwatch-events"] if install_policies else [])
+
+    monkeypatch.setattr(sweeper, "sweep_once", sweep_once)
+    monkeypatch.setattr(sweeper, "RETRY_S", 0.01)
+    sweeping = sweeper.RetentionSweeper(SinkConfig(), interval_s=0.01)
+    sweeping.start()
+    try:
+        for _ in range(200):
+            if len(asked) >= 4:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await sweeping.stop()
+    assert asked[:4] == [True, True, False, False]
+    assert sweeping.policies == ["botwatch-events"]
+    assert sweeping.swept == []
+
+
+class FakeIsmNode:
+    """What ``sweep_once`` asks of a node with the ISM plugin: the plugin list, the policies
+    (with ``conflicts`` PUTs answered 409, as when another worker wrote in between), and any
+    other request, which it records (there must be none: ISM deletes, not the sweeper)."""
+
+    def __init__(self, *args: Any, conflicts: int = 0, **kwargs: Any) -> None:
+        self.policies: dict[str, tuple[int, Any]] = {}
+        self.conflicts = conflicts
+        self.other: list[str] = []
+        self.cat = self
+        self.transport = self
+
+    def plugins(self, format: str) -> list[dict[str, str]]:
+        return [{"component": "opensearch-index-management"}]
+
+    def indices(self, **kwargs: Any) -> list[dict[str, str]]:
+        self.other.append("cat.indices")
+        return [{"index": "botwatch-events-2000.01.01"}]
+
+    def perform_request(
+        self, method: str, path: str, params: Any = None, body: Any = None
+    ) -> dict[str, Any]:
+        name = path.rsplit("/", 1)[1]
+        if method == "GET":
+            if name not in self.policies:
+                raise NotFoundError(404, "not found", {})
+            return {"_seq_no": self.policies[name][0], "_primary_term": 1}
+        if method == "PUT":
+            if self.conflicts:
+                self.conflicts -= 1
+                self.policies[name] = (self.policies.get(name, (0, None))[0] + 1, "theirs")
+                raise ConflictError(409, "version_conflict_engine_exception", {})
+            seq = self.policies.get(name, (-1, None))[0]
+            assert (params or {}).get("if_seq_no", -1) == seq, "an update names its version"
+            self.policies[name] = (seq + 1, body)
+            return {}
+        self.other.append(f"{method} {path}")
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("conflicts", [0, 2])
+def test_where_ism_is_present_a_sweep_installs_the_policies_and_deletes_nothing(
+    monkeypatch: pytest.MonkeyPatch, conflicts: int
+) -> None:
+    node = FakeIsmNode(conflicts=conflicts)
+    monkeypatch.setattr("opensearchpy.OpenSearch", lambda *a, **k: node)
+    config = SinkConfig()
+    sweep = sweeper.sweep_once(config, install_policies=True)
+    assert sweep.ism and sweep.deleted == []
+    assert sorted(sweep.policies) == sorted(ism_policies(config))
+    assert {name: body for name, (_, body) in node.policies.items()} == ism_policies(config)
+    assert node.other == []
+    again = sweeper.sweep_once(config, install_policies=False)
+    assert again == sweeper.Sweep(True)
+    assert node.other == []
+
+
+def test_a_policy_that_keeps_conflicting_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    node = FakeIsmNode(conflicts=3)
+    monkeypatch.setattr("opensearchpy.OpenSearch", lambda *a, **k: node)
+    with pytest.raises(ConflictError):
+        sweeper.sweep_once(SinkConfig(), install_policies=True)
