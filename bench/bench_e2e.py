@@ -457,7 +457,7 @@ def run_botwatch(
                 "records_in": metric(worker.port, "botwatch_records_in_total"),
                 "dead_letters": metric_sum(worker.port, "botwatch_dead_letters_total"),
                 "windows_closed": metric(worker.port, "botwatch_windows_closed_total"),
-                "batches": metric(worker.port, "botwatch_batch_size_records_count"),
+                "batches": metric(worker.port, "botwatch_batch_size_count"),
                 "bulk_requests": metric_sum(worker.port, "botwatch_sink_bulk_seconds_count"),
                 "docs_written": metric_sum(worker.port, "botwatch_sink_docs_written_total"),
             }
