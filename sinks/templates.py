@@ -124,7 +124,7 @@ def template_bodies(config: SinkConfig) -> dict[str, dict[str, Any]]:
         template_name(prefix, family): {
             "index_patterns": [family_pattern(prefix, family)],
             "priority": TEMPLATE_PRIORITY,
-            "template": {"settings": {"index": settings}, "mappings": mappings},
+            "template": {"settings": {"index": dict(settings)}, "mappings": mappings},
             "_meta": {"managed_by": "botwatch", "family": family},
         }
         for family, mappings in families.items()
