@@ -6,8 +6,9 @@ What is redacted (replaced with ``[REDACTED]``):
   one of the configured names once both are folded: ASCII case and the separators (ASCII
   punctuation but ``"``, ``\\``, ``:`` and ``/``, and the space) do not count, so
   ``X-Api-Key``, ``accessKey``, ``api.key``, ``API KEY`` and ``db_password`` all match;
-- in ``message``, ``job_id``, ``host``, ``env``, every string of ``error``, and every string
-  and every key in ``meta``:
+- in ``message``, every string of ``error``, and every string and every key in ``meta``
+  (``job_id``, ``host`` and ``env`` get only the last two rules, bearer tokens and URL
+  credentials: they are identifiers, and ``auth-token-01:9000`` must stay one):
   header lines such as ``Authorization: ...`` (the rest of the line), ``name=value`` and
   ``name: value`` pairs whose name contains a configured key (query strings, log lines,
   JSON-ish text; a value opening with ``[`` or ``{`` loses the rest of its line),
@@ -150,6 +151,17 @@ class Redactor:
             return text
         text = self._header.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._pair.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
+        return self._redact_credentials(text)
+
+    def redact_identifier(self, text: str) -> str:
+        """``redact_text`` without the header and ``name=value`` rules: an identifier such as
+        ``token-refresher:42`` or ``auth-token-01:9000`` names a job or a host, and must
+        stay one; bearer tokens and URL credentials still go."""
+        if not self.needs_redaction(text.encode("utf-8", "surrogatepass")):
+            return text
+        return self._redact_credentials(text)
+
+    def _redact_credentials(self, text: str) -> str:
         text = self._bearer.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._redact_url_passwords(text)
         return self._url_user.sub(lambda m: m.group(1) + REDACTED + "@", text)
@@ -215,28 +227,35 @@ class Redactor:
         return out
 
     def redact_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """A copy of ``event`` with its free text redacted: ``message``, ``job_id``, ``host``,
-        ``env``, every string of ``error`` and ``meta`` (keys included).
+        """A copy of ``event`` with its free text redacted: ``message``, every string of
+        ``error``, and ``meta`` (keys included); ``job_id``, ``host`` and ``env`` lose only
+        bearer tokens and URL credentials (``redact_identifier``).
 
         ``event_id``, ``bot_id``, ``timestamp``, ``level`` and ``status`` are kept: the
         contract bounds what they hold (``event_id`` is also the document's ``_id``), and a
         changed one would no longer name its event.
         """
         out = dict(event)
-        for name in _TEXT_FIELDS:
+        message = event.get("message")
+        if isinstance(message, str):
+            out["message"] = self.redact_text(message)
+        for name in _IDENTIFIERS:
             text = event.get(name)
             if isinstance(text, str):
-                out[name] = self.redact_text(text)
+                out[name] = self.redact_identifier(text)
         error = event.get("error")
         if isinstance(error, dict):
-            out["error"] = self._redact_object(error)
+            # Text rules only: the field names are the contract's, not secrets to look for.
+            out["error"] = {
+                k: self.redact_text(v) if isinstance(v, str) else v for k, v in error.items()
+            }
         if "meta" in event:
             out["meta"] = self.redact_value(event["meta"])
         return out
 
 
-# The event's top-level free-text fields (``error`` and ``meta`` are redacted as objects).
-_TEXT_FIELDS: Final = ("message", "job_id", "host", "env")
+# Top-level fields that name something (a job, a host, an environment): see redact_identifier.
+_IDENTIFIERS: Final = ("job_id", "host", "env")
 
 
 _ESCAPE: Final = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)

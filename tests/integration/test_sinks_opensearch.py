@@ -279,7 +279,7 @@ async def test_secrets_never_reach_the_index(
             f"https://svc:{secrets[12]}@api.local/v1": "endpoint",
         },
         host=f"https://agent:{secrets[13]}@proxy.local",
-        job_id=f"sync token={secrets[14]}",
+        job_id=f"deploy Bearer {secrets[14]}",
     )
     assert (await sink.write_events([as_record(event)])).rejected == []
     # A dead letter that is not JSON, its secrets behind escapes, is indexed redacted.

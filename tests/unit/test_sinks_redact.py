@@ -46,6 +46,16 @@ TEXT_TEMPLATES = [
     "accessKey={s}",
 ]
 
+# The shapes of secret an identifier (job_id, host, env) loses: bearer tokens, URL credentials.
+IDENTIFIER_TEMPLATES = [
+    "Authorization: Bearer {s}",
+    "connect https://bob:{s}@db.example.com:5432/app",
+    "sent Bearer {s} upstream",
+    "clone https://{s}@github.com/org/repo.git",
+    "connect https://bob:pa/{s}@db.example.com",
+    "connect https://bob:p@{s}@db.example.com",
+]
+
 plain_text = st.text(
     alphabet="abcdefghijklmnoqrsuvwxyz0123456789 .,!?-_=ABCDEFGHIJKLMNOQRSUVWXYZ", max_size=30
 )
@@ -105,6 +115,7 @@ def plant(meta: Any, path: list[int], key: str, value: str) -> Any:
     other_template=st.sampled_from(TEXT_TEMPLATES),
     other_secret=secret,
     field=st.sampled_from(["job_id", "host", "env", "type"]),
+    id_template=st.sampled_from(IDENTIFIER_TEMPLATES),
 )
 def test_planted_secrets_never_survive(
     meta: dict[str, Any],
@@ -117,9 +128,10 @@ def test_planted_secrets_never_survive(
     other_template: str,
     other_secret: str,
     field: str,
+    id_template: str,
 ) -> None:
-    # flat_object indexes key paths as well as values: a key name is free text too; so are
-    # job_id, host, env and error.type (``field``).
+    # flat_object indexes key paths as well as values: a key name is free text too; so is
+    # error.type; job_id, host and env (identifiers) lose bearer tokens and URL credentials.
     other = other_template.format(s=other_secret)
     planted = plant(plant(meta, path, key, value), path[::-1], other, "kept")
     message = f"{around} {template.format(s=text_secret)} {around}"
@@ -129,7 +141,7 @@ def test_planted_secrets_never_survive(
         if field == "type"
         else {
             "error": error,
-            field: other,
+            field: id_template.format(s=other_secret),
         }
     )
     ev = event(planted, message, **extra)
@@ -200,6 +212,23 @@ def test_secret_key_value_is_replaced_whole_and_other_fields_kept() -> None:
         k: v for k, v in ev.items() if k != "meta"
     }
     assert ev["meta"]["auth"]["token"] == {"nested": "x"}  # the input is not changed
+
+
+def test_identifiers_keep_their_words_and_lose_only_credentials() -> None:
+    for name in ("job_id", "host", "env"):
+        for text in ("token-refresher:42", "auth-token-01:9000", "cookie-sync:7", "pw=1"):
+            ev = event({"n": 1}, "token=x", **{name: text})  # the message flags the record
+            assert R.redact_event(ev)[name] == text
+        ev = event(None, **{name: "https://ci:S1@build.local/7 Bearer S2"})
+        assert R.redact_event(ev)[name] == ("https://ci:[REDACTED]@build.local/7 Bearer [REDACTED]")
+
+
+def test_error_strings_get_the_text_rules_not_the_key_rule() -> None:
+    # "age" is in "message": the key rule would have replaced the whole message.
+    r = Redactor(["age", "token"])
+    error = {"type": "Bad", "message": "token=S1 at page 2", "stack": "s"}
+    out = r.redact_event(event(None, error=error))["error"]
+    assert out == {"type": "Bad", "message": "token=[REDACTED] at page 2", "stack": "s"}
 
 
 def test_a_key_the_rules_change_never_takes_another_keys_place() -> None:
