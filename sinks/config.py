@@ -115,16 +115,22 @@ class SinkConfig:
     )
 
     def __post_init__(self) -> None:
-        if _TIME_VALUE.fullmatch(self.index_refresh_interval) is None:
+        # OpenSearch reads time values lower-cased and trimmed: so does this check.
+        value = self.index_refresh_interval.strip().lower()
+        match = _REFRESH_INTERVAL.fullmatch(value)
+        if match is None or (match.group(1) is not None and int(match.group(1)) == 0):
             raise SettingsError(
-                f"BOTWATCH_INDEX_REFRESH_INTERVAL={self.index_refresh_interval!r} is not an "
-                "OpenSearch time value: give a whole number with a unit (500ms, 1s, 30s, 1m), "
-                "or -1 to turn the scheduled refresh off."
+                f"BOTWATCH_INDEX_REFRESH_INTERVAL={self.index_refresh_interval!r} is not a "
+                "refresh interval: give a whole number of at least 1 with a unit of ms, s, m, "
+                "h or d (500ms, 1s, 30s), or -1 to turn the scheduled refresh off."
             )
+        object.__setattr__(self, "index_refresh_interval", value)
 
 
-# OpenSearch's time values as index.refresh_interval takes them (no fractions, no spaces).
-_TIME_VALUE: Final = re.compile(r"-1|[0-9]+(?:nanos|micros|ms|s|m|h|d)")
+# What index.refresh_interval may be here: -1 (off), or at least a millisecond (a shorter
+# one, 0s or 1nanos, would also stop the scheduled refresh, silently), with at most 18
+# digits (OpenSearch keeps it in a Java long).
+_REFRESH_INTERVAL: Final = re.compile(r"-1|([0-9]{1,18})(?:ms|s|m|h|d)")
 
 
 def display_url(url: str) -> str:

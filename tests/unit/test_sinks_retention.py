@@ -101,12 +101,21 @@ def test_templates_cover_every_family_with_single_node_settings() -> None:
     }
 
 
-@pytest.mark.parametrize("value", ["500ms", "1s", "30s", "1m", "-1"])
-def test_the_refresh_interval_takes_opensearch_time_values(value: str) -> None:
-    assert SinkConfig(index_refresh_interval=value).index_refresh_interval == value
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        *[("500ms", "500ms"), ("1s", "1s"), ("30s", "30s"), ("1m", "1m"), ("-1", "-1")],
+        *[(" 2S ", "2s"), ("500MS", "500ms"), ("1H", "1h")],  # as OpenSearch reads them
+    ],
+)
+def test_the_refresh_interval_takes_opensearch_time_values(value: str, kept: str) -> None:
+    assert SinkConfig(index_refresh_interval=value).index_refresh_interval == kept
 
 
-@pytest.mark.parametrize("value", ["", "1.5s", "1 s", "fast", "-2", "10"])
+@pytest.mark.parametrize(
+    "value",
+    ["", "1.5s", "1 s", "fast", "-2", "10", "0s", "0ms", "1nanos", "10micros", "9" * 19 + "s"],
+)
 def test_a_refresh_interval_opensearch_would_refuse_is_named_at_start(value: str) -> None:
     with pytest.raises(SettingsError, match=r"BOTWATCH_INDEX_REFRESH_INTERVAL=.*unit"):
         SinkConfig(index_refresh_interval=value)
