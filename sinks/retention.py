@@ -14,10 +14,13 @@ left alone.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
+
+import orjson
 
 from sinks.config import SinkConfig
 from sinks.indices import FAMILIES, Family, family_pattern, parse_index
@@ -95,29 +98,32 @@ def ism_policies(config: SinkConfig) -> dict[str, dict[str, Any]]:
     policies: dict[str, dict[str, Any]] = {}
     for family in FAMILIES:
         priority = ISM_PRIORITY + (1 if family == "events-errors" else 0)
-        policies[ism_policy_id(prefix, family)] = {
-            "policy": {
-                "description": f"botwatch: delete {prefix} {family} indices after "
-                f"{keep[family]} days",
-                "default_state": "hot",
-                "states": [
-                    {
-                        "name": "hot",
-                        "actions": [],
-                        "transitions": [
-                            {
-                                "state_name": "delete",
-                                "conditions": {"min_index_age": f"{keep[family]}d"},
-                            }
-                        ],
-                    },
-                    {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
-                ],
-                "ism_template": [
-                    {"index_patterns": [family_pattern(prefix, family)], "priority": priority}
-                ],
-            }
+        policy: dict[str, Any] = {
+            "default_state": "hot",
+            "states": [
+                {
+                    "name": "hot",
+                    "actions": [],
+                    "transitions": [
+                        {
+                            "state_name": "delete",
+                            "conditions": {"min_index_age": f"{keep[family]}d"},
+                        }
+                    ],
+                },
+                {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+            ],
+            "ism_template": [
+                {"index_patterns": [family_pattern(prefix, family)], "priority": priority}
+            ],
         }
+        # The digest names this exact policy: the node returns it with fields of its own
+        # added, so an unchanged policy is told by its description (``install_ism_policies``).
+        digest = hashlib.sha256(orjson.dumps(policy, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        policy["description"] = (
+            f"botwatch: delete {prefix} {family} indices after {keep[family]} days [{digest[:12]}]"
+        )
+        policies[ism_policy_id(prefix, family)] = {"policy": policy}
     return policies
 
 
@@ -131,28 +137,40 @@ def has_ism(client: Any) -> bool:
 _POLICY_TRIES: Final = 3
 
 
-def install_ism_policies(client: Any, config: SinkConfig) -> list[str]:
-    """Create or update each policy (an update must name the version it replaces)."""
+def install_ism_policies(client: Any, config: SinkConfig) -> dict[str, str]:
+    """Create or update each policy; policy id -> ``created``, ``updated`` or ``unchanged``.
+
+    A policy whose description (with its digest) is already the node's is left alone: every
+    worker start installs them, and each update would make a new policy version. An update
+    must name the version it replaces; one written by another since it was read (two workers
+    starting at once) is read again.
+    """
     from opensearchpy.exceptions import ConflictError, NotFoundError
 
-    installed = []
+    outcomes: dict[str, str] = {}
     for policy_id, policy in ism_policies(config).items():
         path = f"/_plugins/_ism/policies/{policy_id}"
         for tries_left in reversed(range(_POLICY_TRIES)):
             params: dict[str, Any] = {}
             try:
                 current = client.transport.perform_request("GET", path)
+            except NotFoundError:
+                outcome = "created"
+            else:
+                described = (current.get("policy") or {}).get("description")
+                if described == policy["policy"]["description"]:
+                    outcome = "unchanged"
+                    break
+                outcome = "updated"
                 params = {
                     "if_seq_no": current["_seq_no"],
                     "if_primary_term": current["_primary_term"],
                 }
-            except NotFoundError:
-                pass
             try:
                 client.transport.perform_request("PUT", path, params=params, body=policy)
                 break
             except ConflictError:  # written by another since the GET: read it again
                 if not tries_left:
                     raise
-        installed.append(policy_id)
-    return installed
+        outcomes[policy_id] = outcome
+    return outcomes

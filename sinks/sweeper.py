@@ -29,7 +29,7 @@ class Sweep:
     """What one ``sweep_once`` found and did."""
 
     ism: bool  # the ISM plugin is present: its policies delete, not the sweeper
-    policies: list[str] = field(default_factory=list)  # ISM policies installed
+    policies: list[str] = field(default_factory=list)  # ISM policies created or updated
     deleted: list[str] = field(default_factory=list)  # expired indices deleted
 
 
@@ -41,7 +41,10 @@ def sweep_once(config: SinkConfig, *, install_policies: bool) -> Sweep:
     client = OpenSearch(hosts=[config.opensearch_url], timeout=config.request_timeout_s)
     try:
         if has_ism(client):
-            return Sweep(True, install_ism_policies(client, config) if install_policies else [])
+            if not install_policies:
+                return Sweep(True)
+            outcomes = install_ism_policies(client, config)
+            return Sweep(True, [p for p, outcome in outcomes.items() if outcome != "unchanged"])
         expired = run_retention(client, config, dry_run=False)
         return Sweep(False, deleted=[e.index for e in expired])
     finally:
@@ -67,6 +70,14 @@ class RetentionSweeper:
         await self._loop.stop()
 
     async def _run(self) -> None:
+        from opensearchpy.exceptions import (
+            AuthenticationException,
+            AuthorizationException,
+            RequestError,
+        )
+
+        # Answers a retry a minute later would get again: no right (401, 403), a bad request.
+        refused = (AuthenticationException, AuthorizationException, RequestError)
         retry_s = min(RETRY_S, self.interval_s)
         policies_done = False  # once per start: a policy update makes a new version
         while True:
@@ -74,6 +85,19 @@ class RetentionSweeper:
                 sweep = await asyncio.to_thread(
                     sweep_once, self.config, install_policies=not policies_done
                 )
+            except refused as exc:  # not for a retry to mend: said once per interval
+                log.warning(
+                    "retention sweep against %s was refused (%s); not tried again for %g s: "
+                    "give the worker's user the right to delete indices and write ISM "
+                    "policies, or run `botwatch setup` (ISM) or `botwatch retention run` as a "
+                    "user who has it and set BOTWATCH_RETENTION_SWEEP_S=0",
+                    display_url(self.config.opensearch_url),
+                    exc,
+                    self.interval_s,
+                )
+                policies_done = True  # the start's install was refused: not retried
+                await asyncio.sleep(self.interval_s)
+                continue
             except Exception as exc:  # OpenSearch down: tried again in retry_s
                 log.warning(
                     "retention sweep against %s failed (trying again in %g s): %s",
@@ -86,7 +110,7 @@ class RetentionSweeper:
             policies_done = policies_done or sweep.ism
             if sweep.policies:
                 self.policies.extend(sweep.policies)
-                log.info("retention: ISM policies installed: %s", sweep.policies)
+                log.info("retention: ISM policies installed or updated: %s", sweep.policies)
             self.swept.extend(sweep.deleted)
             if sweep.deleted:
                 log.info(

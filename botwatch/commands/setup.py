@@ -70,8 +70,8 @@ def setup(ctx: click.Context) -> None:
             click.echo(f"index template installed: {name}")
         days = retention_days(sink)
         if has_ism(client):
-            for policy in install_ism_policies(client, sink):
-                click.echo(f"ISM policy installed: {policy}")
+            for policy, outcome in install_ism_policies(client, sink).items():
+                click.echo(f"ISM policy {outcome}: {policy}")
         else:
             click.echo(
                 "retention: the ISM plugin is not installed; run `botwatch retention run` "
