@@ -143,10 +143,27 @@ def _flat(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict | list) and depth >= FLAT_DEPTH_MAX:
         return orjson.dumps(value).decode()[:FLAT_LEAF_MAX_CHARS]
     if isinstance(value, dict):
-        return {str(k)[:FLAT_KEY_MAX_CHARS]: _flat(v, depth + 1) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = str(k)
+            if len(key) > FLAT_KEY_MAX_CHARS:
+                key = _cut_key(key, out, value)
+            out[key] = _flat(v, depth + 1)
+        return out
     if isinstance(value, list):
         return [_flat(v, depth + 1) for v in value]
     return value
+
+
+def _cut_key(key: str, taken: dict[str, Any], siblings: dict[str, Any]) -> str:
+    """``key`` cut to ``FLAT_KEY_MAX_CHARS``, with a `` (2)``, `` (3)``... suffix when two
+    long keys share their start (or one cut equals another key): one would hide the other."""
+    cut, n = key[:FLAT_KEY_MAX_CHARS], 1
+    while cut in taken or cut in siblings:
+        n += 1
+        suffix = f" ({n})"
+        cut = key[: FLAT_KEY_MAX_CHARS - len(suffix)] + suffix
+    return cut
 
 
 def reduced_dlq_document(doc: dict[str, Any], refusal: str) -> dict[str, Any]:

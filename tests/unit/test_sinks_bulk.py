@@ -310,6 +310,20 @@ def test_dead_letter_copy_keeps_keys_and_depth_within_a_terms_limit() -> None:
     assert orjson.loads(level)["k"]["k"]
 
 
+def test_long_keys_cut_alike_all_stay_in_the_dead_letter_copy() -> None:
+    from sinks.documents import FLAT_KEY_MAX_CHARS, dlq_document
+
+    stem = "k" * FLAT_KEY_MAX_CHARS
+    # Two long keys that share their first 200 characters, and one key that is that start.
+    meta = {stem + "-a": 1, stem + "-b": 2, stem: 3}
+    raw = orjson.dumps({"bot_id": "b", "meta": meta})
+    letter = DeadLetterDoc(b"b", raw, "validate", "meta: too large", "t", 0, 7, 0, "")
+    copy = dlq_document(letter, Redactor(SinkConfig().redact_keys))["event"]["meta"]
+    assert sorted(copy.values()) == [1, 2, 3]
+    assert all(len(key) <= FLAT_KEY_MAX_CHARS for key in copy)
+    assert copy[stem] == 3
+
+
 def test_a_reduced_dead_letter_keeps_the_text_and_says_what_was_left_out() -> None:
     from sinks.documents import dlq_document, reduced_dlq_document
 
