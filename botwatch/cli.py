@@ -15,6 +15,7 @@ from botwatch.commands.emit import emit as emit_command
 from botwatch.commands.generate import generate as generate_command
 from botwatch.commands.retention import retention as retention_command
 from botwatch.commands.setup import setup as setup_command
+from botwatch.commands.top import top as top_command
 from botwatch.commands.worker import worker
 from botwatch.settings import Settings, SettingsError, describe_settings
 
@@ -66,3 +67,4 @@ main.add_command(retention_command)
 main.add_command(demo)
 main.add_command(alerts_command)
 main.add_command(dlq_command)
+main.add_command(top_command)

@@ -17,24 +17,17 @@ from typing import Any
 import click
 import orjson
 
-from botwatch.commands.common import BotwatchError, kafka_unreachable, print_table, settings_of
+from botwatch.commands.common import (
+    BotwatchError,
+    duration_ms,
+    kafka_unreachable,
+    print_table,
+    settings_of,
+)
 from botwatch.commands.setup import opensearch_client, opensearch_unreachable
 from botwatch.settings import Settings
-from streams.alerts import Silence, Silences, format_duration, parse_duration
+from streams.alerts import Silence, Silences, format_duration
 from streams.windows import rfc3339
-
-
-def _duration_ms(text: str, option: str) -> int:
-    try:
-        ms = parse_duration(text)
-    except ValueError:
-        raise BotwatchError(
-            f"error: {option} {text!r} is not a duration.\n"
-            "  fix: write it like 90s, 15m, 2h, 1h30m or 3d."
-        ) from None
-    if ms <= 0:
-        raise BotwatchError(f"error: {option} must be longer than 0, got {text!r}.")
-    return ms
 
 
 def _number(value: Any) -> str:
@@ -155,7 +148,7 @@ def history(  # noqa: PLR0917 - one parameter per option
     """Alerts that fired (and resolved) within --since, from the alerts indices."""
     from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
-    since_ms = int(time.time() * 1000) - _duration_ms(since, "--since")
+    since_ms = int(time.time() * 1000) - duration_ms(since, "--since")
     config = settings_of(ctx).sink
     client = opensearch_client(config)
     try:
@@ -244,7 +237,7 @@ def silence(  # noqa: PLR0917 - one parameter per option
 
     settings = settings_of(ctx)
     now_ms = int(time.time() * 1000)
-    until_ms = now_ms + _duration_ms(for_, "--for")
+    until_ms = now_ms + duration_ms(for_, "--for")
     if not reason.strip():
         raise BotwatchError("error: --reason is empty.\n  fix: say why, for whoever looks next.")
     made = Silences().add(

@@ -8,6 +8,7 @@ from typing import IO, Any
 import click
 
 from botwatch.settings import Settings
+from streams.alerts import parse_duration
 
 
 class BotwatchError(click.ClickException):
@@ -28,6 +29,20 @@ def settings_of(ctx: click.Context) -> Settings:
     """The settings the top-level group loaded from environment and flags."""
     settings: Settings = ctx.find_root().obj
     return settings
+
+
+def duration_ms(text: str, option: str) -> int:
+    """``text`` of ``option`` (``90s``, ``15m``, ``1h30m``) in milliseconds, or an error."""
+    try:
+        ms = parse_duration(text)
+    except ValueError:
+        raise BotwatchError(
+            f"error: {option} {text!r} is not a duration.\n"
+            "  fix: write it like 90s, 15m, 2h, 1h30m or 3d."
+        ) from None
+    if ms <= 0:
+        raise BotwatchError(f"error: {option} must be longer than 0, got {text!r}.")
+    return ms
 
 
 def kafka_unreachable(bootstrap: str, exc: BaseException) -> BotwatchError:
