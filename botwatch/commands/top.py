@@ -51,7 +51,7 @@ def top(  # noqa: PLR0917 - one parameter per option
     and job failure rates, retries, duration percentiles, late events left out) and its
     totals since --since, from the stats topic. Ctrl-C quits."""
     settings = settings_of(ctx)
-    since_ms = int(time.time() * 1000) - duration_ms(since, "--since")
+    since_ms = max(0, int(time.time() * 1000) - duration_ms(since, "--since"))
 
     def draw(view: StatsView) -> None:
         if not once:
