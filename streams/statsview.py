@@ -57,14 +57,15 @@ class BotRow:
 
 
 class StatsView:
-    """Window records folded per bot and window."""
+    """Window records folded per bot and window, with when each was published."""
 
     def __init__(self) -> None:
         self._windows: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
+        self._published: dict[tuple[str, str, int], int] = {}
         self.records = 0
         self.skipped = 0  # values that are not window records
 
-    def add(self, value: bytes | None) -> None:
+    def add(self, value: bytes | None, published_ms: int = 0) -> None:
         self.records += 1
         try:
             record = orjson.loads(value or b"")
@@ -76,8 +77,20 @@ class StatsView:
         ):
             self.skipped += 1
             return
-        bot = self._windows.setdefault(record["bot_id"], {})
-        bot[(record["window_start"], record["window_size_s"])] = record
+        key = (record["window_start"], record["window_size_s"])
+        self._windows.setdefault(record["bot_id"], {})[key] = record
+        self._published[(record["bot_id"], *key)] = published_ms
+
+    def forget_before(self, published_ms: int) -> None:
+        """Drop the windows published before ``published_ms`` (and bots left with none): a
+        live view's totals keep covering the last ``--since``, and its memory stays bounded."""
+        old = [k for k, at in self._published.items() if at < published_ms]
+        for bot_id, start, size in old:
+            del self._published[(bot_id, start, size)]
+            windows = self._windows[bot_id]
+            del windows[(start, size)]
+            if not windows:
+                del self._windows[bot_id]
 
     def __len__(self) -> int:
         return len(self._windows)

@@ -8,7 +8,6 @@ from typing import IO, Any
 import click
 
 from botwatch.settings import Settings
-from streams.alerts import parse_duration
 
 
 class BotwatchError(click.ClickException):
@@ -33,6 +32,8 @@ def settings_of(ctx: click.Context) -> Settings:
 
 def duration_ms(text: str, option: str) -> int:
     """``text`` of ``option`` (``90s``, ``15m``, ``1h30m``) in milliseconds, or an error."""
+    from streams.alerts import parse_duration  # here: most commands never need it
+
     try:
         ms = parse_duration(text)
     except ValueError:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from aiokafka.errors import KafkaError
 
 from botwatch.commands.common import (
     BotwatchError,
@@ -51,19 +52,23 @@ def top(  # noqa: PLR0917 - one parameter per option
     and job failure rates, retries, duration percentiles, late events left out) and its
     totals since --since, from the stats topic. Ctrl-C quits."""
     settings = settings_of(ctx)
-    since_ms = max(0, int(time.time() * 1000) - duration_ms(since, "--since"))
+    span_ms = duration_ms(since, "--since")
 
     def draw(view: StatsView) -> None:
         if not once:
             click.clear()
         _show(view, settings, since=since, sort=sort, limit=limit, live=not once)
 
+    if not once:
+        click.echo(f"reading {settings.streams.stats_topic} ...")
     try:
-        view = asyncio.run(_watch(settings, since_ms, draw, once, interval))
+        view = asyncio.run(_watch(settings, span_ms, draw, once, interval))
     except KeyboardInterrupt:
         return
     except dl.KafkaUnavailable as exc:
         raise kafka_unreachable(settings.kafka_bootstrap, exc.__cause__ or exc) from None
+    except KafkaError as exc:  # the broker went away after the connection was made
+        raise kafka_unreachable(settings.kafka_bootstrap, exc) from None
     except dl.TopicMissing as exc:
         raise BotwatchError(
             f"error: {exc} on {settings.kafka_bootstrap}.\n"
@@ -75,19 +80,22 @@ def top(  # noqa: PLR0917 - one parameter per option
 
 async def _watch(
     settings: Settings,
-    since_ms: int,
+    span_ms: int,
     draw: Callable[[StatsView], None],
     once: bool,
     interval: float,
 ) -> StatsView:
-    """Fold the stats topic from ``since_ms`` into a view; with ``once``, return it when
-    every partition is read to the end it had at the start, else draw it every ``interval``
-    seconds from then on (until cancelled)."""
+    """Fold the windows published in the last ``span_ms`` into a view; with ``once``, return
+    it when every partition is read to the end it had at the start, else draw it every
+    ``interval`` seconds from then on (until cancelled), older windows dropped each time."""
     view = StatsView()
     async with dl.consumer(settings.kafka_bootstrap) as c:
         tps = await dl.partitions(c, settings.streams.stats_topic, "stats")
-        found = await c.offsets_for_times(dict.fromkeys(tps, since_ms))
+        # The ends first: a partition with nothing since is then sought to an end taken
+        # before, and a window published in between is still read.
         ends = await c.end_offsets(tps)
+        since_ms = max(0, _now_ms() - span_ms)  # before 1970: from the topic's start
+        found = await c.offsets_for_times(dict.fromkeys(tps, since_ms))
         c.assign(tps)
         for tp in tps:
             hit = found.get(tp)
@@ -98,14 +106,19 @@ async def _watch(
             batches = await c.getmany(timeout_ms=200, max_records=10_000)
             for records in batches.values():
                 for record in records:
-                    view.add(record.value)
+                    view.add(record.value, record.timestamp)
             if not caught_up:
                 caught_up = all([await c.position(tp) >= ends[tp] for tp in tps])
                 if caught_up and once:
                     return view
             if caught_up and time.monotonic() - drawn_at >= interval:
+                view.forget_before(_now_ms() - span_ms)
                 draw(view)
                 drawn_at = time.monotonic()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _show(

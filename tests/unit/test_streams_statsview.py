@@ -68,3 +68,17 @@ def test_values_that_are_not_window_records_are_counted_and_left_out() -> None:
     view.add(window("a", "01", 10))
     assert (view.records, view.skipped, len(view)) == (5, 4, 1)
     assert view.rows()[0].last_duration("p95") is None
+
+
+def test_a_live_view_forgets_windows_published_before_its_span() -> None:
+    view = StatsView()
+    view.add(window("a", "01", 10, 1), published_ms=1_000)
+    view.add(window("a", "02", 20, 2), published_ms=2_000)
+    view.add(window("gone", "01", 5), published_ms=1_000)
+    view.add(window("a", "01", 10, 1), published_ms=3_000)  # published again: kept, newer
+    view.forget_before(2_500)
+    (row,) = view.rows()
+    assert (row.bot_id, row.windows, row.events) == ("a", 1, 10)
+    assert row.last["window_start"] == "2026-11-23T10:01:00Z"
+    view.forget_before(10_000)
+    assert len(view) == 0
