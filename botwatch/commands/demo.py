@@ -183,4 +183,5 @@ def _summary(settings: Settings, truth: dict[str, Any], m: dict[str, float], sin
     click.echo(f"  curl -s '{url}/{prefix}-stats-*/_search?sort=error_rate:desc&size=3&pretty'")
     click.echo(f"  curl -s '{url}/{prefix}-dlq-*/_search?q=stage:validate&size=3&pretty'")
     click.echo(f"  curl -s '{url}/_cat/indices/{prefix}-*?v'")
-    click.echo("\nthe stack keeps running: `botwatch stack status`, `botwatch stack down`")
+    click.echo("\nper-bot windows in the terminal, live: `botwatch top` (`--once` to print once)")
+    click.echo("the stack keeps running: `botwatch stack status`, `botwatch stack down`")
