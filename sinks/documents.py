@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import orjson
 
-from sinks.redact import Redactor
+from sinks.redact import Redactor, distinct_key
 
 HEADER_PREFIX: Final = "botwatch.dlq."
 _UTC_TIMESTAMP: Final = re.compile(
@@ -146,24 +146,13 @@ def _flat(value: Any, depth: int = 0) -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             key = str(k)
-            if len(key) > FLAT_KEY_MAX_CHARS:
-                key = _cut_key(key, out, value)
+            if len(key) > FLAT_KEY_MAX_CHARS:  # two long keys may share their start
+                key = distinct_key(key, out, value, FLAT_KEY_MAX_CHARS)
             out[key] = _flat(v, depth + 1)
         return out
     if isinstance(value, list):
         return [_flat(v, depth + 1) for v in value]
     return value
-
-
-def _cut_key(key: str, taken: dict[str, Any], siblings: dict[str, Any]) -> str:
-    """``key`` cut to ``FLAT_KEY_MAX_CHARS``, with a `` (2)``, `` (3)``... suffix when two
-    long keys share their start (or one cut equals another key): one would hide the other."""
-    cut, n = key[:FLAT_KEY_MAX_CHARS], 1
-    while cut in taken or cut in siblings:
-        n += 1
-        suffix = f" ({n})"
-        cut = key[: FLAT_KEY_MAX_CHARS - len(suffix)] + suffix
-    return cut
 
 
 def reduced_dlq_document(doc: dict[str, Any], refusal: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any, Final
 
 from ahocorasick_rs import MATCHKIND_LEFTMOST_FIRST, BytesAhoCorasick
@@ -218,12 +218,7 @@ class Redactor:
         for key, item in value.items():
             redacted = REDACTED if self.is_secret_key(key) else self.redact_value(item)
             name = self.redact_text(key)
-            if name != key:
-                base, n = name, 1
-                while name in out or name in value:
-                    n += 1
-                    name = f"{base} ({n})"
-            out[name] = redacted
+            out[name if name == key else distinct_key(name, out, value)] = redacted
         return out
 
     def redact_event(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +247,21 @@ class Redactor:
         if "meta" in event:
             out["meta"] = self.redact_value(event["meta"])
         return out
+
+
+def distinct_key(
+    key: str, taken: Container[str], siblings: Container[str], limit: int | None = None
+) -> str:
+    """``key`` (cut to ``limit`` characters) made unlike every key of ``taken`` and
+    ``siblings`` with a `` (2)``, `` (3)``... suffix, the cut leaving room for it: a key
+    rewritten (redacted, cut) must not overwrite another key's value."""
+    cut = key[:limit]
+    n = 1
+    while cut in taken or cut in siblings:
+        n += 1
+        suffix = f" ({n})"
+        cut = (key if limit is None else key[: limit - len(suffix)]) + suffix
+    return cut
 
 
 # Top-level fields that name something (a job, a host, an environment): see redact_identifier.

@@ -60,8 +60,8 @@ class StatsView:
     """Window records folded per bot and window, with when each was published."""
 
     def __init__(self) -> None:
-        self._windows: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
-        self._published: dict[tuple[str, str, int], int] = {}
+        # bot_id -> (window_start, window_size_s) -> (record, published at)
+        self._windows: dict[str, dict[tuple[str, int], tuple[dict[str, Any], int]]] = {}
         self.records = 0
         self.skipped = 0  # values that are not window records
 
@@ -78,18 +78,16 @@ class StatsView:
             self.skipped += 1
             return
         key = (record["window_start"], record["window_size_s"])
-        self._windows.setdefault(record["bot_id"], {})[key] = record
-        self._published[(record["bot_id"], *key)] = published_ms
+        self._windows.setdefault(record["bot_id"], {})[key] = (record, published_ms)
 
     def forget_before(self, published_ms: int) -> None:
         """Drop the windows published before ``published_ms`` (and bots left with none): a
         live view's totals keep covering the last ``--since``, and its memory stays bounded."""
-        old = [k for k, at in self._published.items() if at < published_ms]
-        for bot_id, start, size in old:
-            del self._published[(bot_id, start, size)]
-            windows = self._windows[bot_id]
-            del windows[(start, size)]
-            if not windows:
+        for bot_id, windows in list(self._windows.items()):
+            kept = {key: seen for key, seen in windows.items() if seen[1] >= published_ms}
+            if kept:
+                self._windows[bot_id] = kept
+            else:
                 del self._windows[bot_id]
 
     def __len__(self) -> int:
@@ -105,10 +103,10 @@ class StatsView:
         return rows if limit is None else rows[:limit]
 
 
-def _row(bot_id: str, windows: dict[tuple[str, int], dict[str, Any]]) -> BotRow:
+def _row(bot_id: str, windows: dict[tuple[str, int], tuple[dict[str, Any], int]]) -> BotRow:
     # RFC 3339 UTC with a fixed layout (the worker writes them): text order is time order.
-    last = windows[max(windows)]
-    records = windows.values()
+    last = windows[max(windows)][0]
+    records = [record for record, _ in windows.values()]
     return BotRow(
         bot_id=bot_id,
         last=last,
