@@ -33,6 +33,11 @@ class WorkerMetrics:
             "Redelivered records already applied to the windows (skipped, not double counted).",
             registry=r,
         )
+        self.repeated_letters_skipped = Counter(
+            "botwatch_repeated_dead_letters_skipped",
+            "Dead letters of redelivered records not sent again: their first reading sent them.",
+            registry=r,
+        )
         self.reindexed = Counter(
             "botwatch_replayed_reindexed",
             "Records replayed from sink dead letters: indexed again, not counted again.",

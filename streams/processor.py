@@ -170,6 +170,11 @@ class _Batch:
     envs: dict[tuple[int, str], str] = field(default_factory=dict)
     errors: list[tuple[int, str, str, int]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # Partitions whose first records of the batch were processed before (a restart or a
+    # rebalance before their offsets were committed): the last offset processed before.
+    repeats: dict[int, int] = field(default_factory=dict)
+    # Dead letters of those records, not sent again (their first reading sent them).
+    repeated_letters: int = 0
 
 
 class _Prepared(NamedTuple):
@@ -396,8 +401,20 @@ class BatchProcessor:
 
     def _prepare(self, records: Sequence[Record]) -> _Prepared:
         batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
-        seen = self._advance_offsets(records, batch.now)
-        self._route_all(records, batch)
+        seen = self._advance_offsets(records, batch)
+        repeats = batch.repeats
+        if repeats:
+            again = [r for r in records if r.offset <= repeats.get(r.partition, -1)]
+            fresh = [r for r in records if r.offset > repeats.get(r.partition, -1)]
+            # Routed first (each partition's records keep their order) for their windows'
+            # sake; their dead letters are dropped: the batch that first read them sent them
+            # before its state, which says they were processed, was written.
+            letters, batch.letters = batch.letters, []
+            self._route_all(again, batch)
+            batch.repeated_letters, batch.letters = len(batch.letters), letters
+            self._route_all(fresh, batch)
+        else:
+            self._route_all(records, batch)
         alerts = batch.alerts
         alerts += self._observe(batch)
         batch.closed += self._close_due(batch.partitions, batch.touched, alerts)
@@ -430,8 +447,12 @@ class BatchProcessor:
             self._publish_letters(batch.letters),
         )
         rejections = []
+        repeats = batch.repeats
         for rejected in written.rejected:
             r = rejected.record
+            if r.offset <= repeats.get(r.partition, -1):
+                batch.repeated_letters += 1  # rejected and dead-lettered when first read
+                continue
             source = Record(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.raw, r.headers)
             rejections.append(self._letter(source, "sink", rejected.reason, None, batch.stamp))
         await self._publish_letters(rejections)
@@ -442,12 +463,13 @@ class BatchProcessor:
         self._notify(alerts)
         self._count(prepared.records, batch)
 
-    def _advance_offsets(self, records: Sequence[Record], now: int) -> set[int]:
+    def _advance_offsets(self, records: Sequence[Record], batch: _Batch) -> set[int]:
         """Record how far each partition was processed; it is stored with the partition entry.
 
         A worker that takes a partition over learns from it whether anything is left to
         read, which the idle rule needs (a backlog is not quietness). Runs before the batch
-        is routed: a partition whose log was made again is rebased first (``_rebase``).
+        is routed: a partition whose log was made again is rebased first (``_rebase``), and
+        one whose first record was processed before goes into ``batch.repeats``.
         """
         last = self._last_offset
         first: dict[int, int] = {}
@@ -455,8 +477,10 @@ class BatchProcessor:
             partition, offset = rec.partition, rec.offset
             if partition not in first:
                 first[partition] = offset
-                self._partition(partition, now)
+                self._partition(partition, batch.now)
                 self._rebase(partition, offset)
+                if offset <= last.get(partition, -1):
+                    batch.repeats[partition] = last[partition]
             done = last.get(partition, -1)
             if offset > done:
                 # A gap of one is a transaction's commit marker, not a record.
@@ -635,6 +659,8 @@ class BatchProcessor:
             m.duplicates_skipped.inc(batch.duplicates)
         if batch.reindexed:
             m.reindexed.inc(batch.reindexed)
+        if batch.repeated_letters:
+            m.repeated_letters_skipped.inc(batch.repeated_letters)
         if batch.letters:
             for stage, n in Counter(letter.stage for letter in batch.letters).items():
                 m.dead_letters.labels(stage=stage).inc(n)

@@ -29,7 +29,7 @@ from pipeline import (
     truth_windows,
 )
 from pipeline import worker as pipeline_worker
-from support import BOTWATCH, TopicFactory, WorkerProcess, create_topics
+from support import BOTWATCH, TopicFactory, WorkerProcess, create_topics, read_topic
 
 from botwatch.settings import Settings
 from streams.app import changelog_topic
@@ -103,6 +103,65 @@ def test_two_workers_one_stopped_mid_run(pipeline: dict[str, Any]) -> None:
     finally:
         a.stop()
         b.stop()
+
+
+async def _rewind_group(bootstrap: str, group: str, topic: str) -> None:
+    """Commit offset 0 on every partition of ``topic`` for the (empty) consumer group."""
+    # No auto commit: stopping would commit the positions its fetcher had looked up (the
+    # offsets committed before), over the rewind.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.commit(dict.fromkeys(partitions, 0))
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    assert {
+        tp: meta.offset for tp, meta in committed.items() if tp.topic == topic
+    } == dict.fromkeys(partitions, 0)
+
+
+def test_records_read_again_after_their_offsets_were_lost_are_not_dead_lettered_twice(
+    pipeline: dict[str, Any],
+) -> None:
+    """Offsets committed less far than the state says was processed (a crash before the
+    commit; here the group rewound to 0): the records read again change no window and send
+    no second dead letter, which a replay of the dead-letter topic would count twice."""
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    truth = generate(pipeline, 4_000)
+    records = truth["counts"]["records"]
+    w = worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        assert_stats_match(truth, collect_stats(pipeline, len(truth_windows(truth))))
+    finally:
+        assert w.stop() == 0, w.tail()
+    letters = read_topic(bootstrap, pipeline["topics"]["dlq"])
+    assert letters, "the seeded run has malformed records and job failures"
+    windows = read_topic(bootstrap, pipeline["topics"]["stats"])
+    asyncio.run(
+        _rewind_group(bootstrap, pipeline["env"]["BOTWATCH_APP_ID"], pipeline["topics"]["events"])
+    )
+    w = worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        w.wait_metric("botwatch_records_in_total", records)
+        assert w.metric("botwatch_records_in_total") == records, "read again from offset 0"
+        assert w.metric("botwatch_repeated_dead_letters_skipped_total") == len(letters)
+        assert len(read_topic(bootstrap, pipeline["topics"]["dlq"])) == len(letters)
+        assert len(read_topic(bootstrap, pipeline["topics"]["stats"])) == len(windows)
+        assert_dead_letters_match(pipeline, truth)
+    finally:
+        assert w.stop() == 0, w.tail()
 
 
 def test_a_broker_outage_turns_ready_to_503_and_the_worker_carries_on_after_it(

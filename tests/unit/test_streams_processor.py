@@ -296,6 +296,72 @@ async def test_replaying_a_batch_after_a_restart_does_not_double_count() -> None
     assert window["count"] == 5
 
 
+def _stages(letters: list[DeadLetter]) -> list[tuple[str, str]]:
+    return [
+        (headers(x)["botwatch.dlq.original.offset"], headers(x)["botwatch.dlq.stage"])
+        for x in letters
+    ]
+
+
+async def test_records_read_again_after_a_restart_are_not_dead_lettered_again() -> None:
+    table, outputs = DictTable(), RecordingOutputs()
+    processor, *_ = make(table, outputs, RejectingSink())
+    feed = Feed()
+    batch = [
+        feed(b"{not json"),
+        feed(event("b", T0 + 1, "error", status="failure", job_id="j")),
+        feed(event("b", T0 + 2, message="reject me")),
+        feed(event("b", T0 + 3)),
+    ]
+    await processor.process(batch)
+    first = _stages(outputs.letters)
+    assert first == [("0", "decode"), ("1", "job_failure"), ("2", "sink")]
+    restarted, _, _, sink, metrics = make(table, outputs, RejectingSink())
+    await restarted.process(batch)
+    assert _stages(outputs.letters) == first  # the first reading sent them
+    assert value(metrics, "botwatch_repeated_dead_letters_skipped_total") == 3
+    assert sink.events == 3  # the valid ones are indexed again: the same _id, no new document
+    assert value(metrics, "botwatch_records_in_total") == 4
+    await restarted.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert (window["count"], window["failures"]) == (3, 1)
+
+
+async def test_a_batch_of_repeats_and_new_records_dead_letters_only_the_new_ones() -> None:
+    table, outputs = DictTable(), RecordingOutputs()
+    processor, *_ = make(table, outputs)
+    feed, other = Feed(0), Feed(1)
+    old = [feed(b"[1"), feed(event("b", T0))]
+    await processor.process(old)
+    assert _stages(outputs.letters) == [("0", "decode")]
+    restarted, _, _, _, metrics = make(table, outputs)
+    new = [feed(b"[2"), feed(event("b", T0 + 1, "error", status="failure"))]
+    on_other = [other(b"[3")]  # partition 1 was never read: nothing on it is a repeat
+    await restarted.process([*old, *on_other, *new])
+    assert _stages(outputs.letters) == [
+        ("0", "decode"),
+        ("0", "decode"),  # partition 1's
+        ("2", "decode"),
+        ("3", "job_failure"),
+    ]
+    assert [x.value for x in outputs.letters[1:3]] == [b"[3", b"[2"]
+    assert value(metrics, "botwatch_repeated_dead_letters_skipped_total") == 1
+    assert value(metrics, "botwatch_dead_letters_total", stage="decode") == 2
+
+
+async def test_a_log_made_again_dead_letters_its_malformed_records() -> None:
+    end = LogEnd()
+    processor, _, outputs, _, metrics = make(log_end=end)
+    end.end = 3
+    first = Feed()
+    await processor.process([first(event("b", T0 + i)) for i in range(3)])
+    again = Feed()  # offsets from 0 again, the new log shorter: new records, not repeats
+    end.end = 2
+    await processor.process([again(b"{not json"), again(event("b", T0 + 10))])
+    assert _stages(outputs.letters) == [("0", "decode")]
+    assert value(metrics, "botwatch_repeated_dead_letters_skipped_total") == 0
+
+
 async def test_offsets_skipped_are_kept_for_the_worker_to_check_but_not_a_marker() -> None:
     processor, table, *_ = make()
     feed = Feed()
