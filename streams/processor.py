@@ -91,6 +91,9 @@ class DeadLetter:
     timestamp_ms: int
     stage: DlqStage
     reason: str
+    # Where the record was read: a batch redone after a failure tells by it which of its
+    # letters Kafka already has.
+    origin: tuple[int, int] = (-1, -1)
 
 
 class Outputs(Protocol):
@@ -246,6 +249,11 @@ class BatchProcessor:
         # Partitions of submitted batches that failed: the cache holds changes the table does
         # not, and the timers write nothing until the caller ``forget``s them.
         self._broken: set[int] = set()
+        # Records (partition, offset) and stage of dead letters Kafka acknowledged while their
+        # batch's state is not written yet: a batch redone after a failure (a refused bulk
+        # request, an output down) does not send them again. Once the state is written, the
+        # partition entry's last offset says the same, across restarts.
+        self._letters_sent: set[tuple[tuple[int, int], str]] = set()
 
     # -- state cache -----------------------------------------------------------------
 
@@ -280,6 +288,10 @@ class BatchProcessor:
         async with self._lock:
             await self.drain()
             self.forget(partitions)
+            # Whoever owns them next reads their uncommitted records again, and sends what
+            # it does not know was sent; held here, these would only be kept for nothing.
+            released = set(partitions)
+            self._letters_sent = {x for x in self._letters_sent if x[0][0] not in released}
 
     async def adopt_owned(self, partitions: Sequence[int]) -> None:
         """``adopt`` between batches (see ``release``)."""
@@ -460,6 +472,8 @@ class BatchProcessor:
         if before is not None:
             await before  # raises when the batch before failed: this one's state waits too
         await self._write(prepared.state)
+        if self._letters_sent:
+            self._letters_sent.difference_update((x.origin, x.stage) for x in batch.letters)
         self._notify(alerts)
         self._count(prepared.records, batch)
 
@@ -513,6 +527,7 @@ class BatchProcessor:
             return
         self._parts[partition].rebase(done)
         self._last_offset[partition] = -1
+        self._letters_sent = {x for x in self._letters_sent if x[0][0] != partition}
         log.warning(
             "partition %d of the events topic %s ends at offset %d, before offset %d that "
             "this worker already processed: the topic was deleted and made again (or the "
@@ -739,9 +754,17 @@ class BatchProcessor:
         self.metrics.windows_closed.inc(len(closed))
 
     async def _publish_letters(self, letters: list[DeadLetter]) -> None:
+        """Send ``letters`` to the dead-letter topic, then to the sink (idempotent there).
+
+        Those Kafka acknowledged for an earlier try of the same batch are not sent again.
+        """
         if not letters:
             return
-        await self.outputs.dead_letters(letters)
+        sent = self._letters_sent
+        unsent = [x for x in letters if (x.origin, x.stage) not in sent] if sent else letters
+        if unsent:
+            await self.outputs.dead_letters(unsent)
+            sent.update((x.origin, x.stage) for x in unsent)
         await self.sink.write_dead_letters(
             [DeadLetterRecord(x.key, x.value, x.headers) for x in letters]
         )
@@ -1012,7 +1035,8 @@ class BatchProcessor:
             original_headers=rec.headers,
             now=now,
         )
-        return DeadLetter(rec.key, rec.value, headers, rec.timestamp_ms, stage, reason)
+        origin = (rec.partition, rec.offset)
+        return DeadLetter(rec.key, rec.value, headers, rec.timestamp_ms, stage, reason, origin)
 
     # -- introspection ---------------------------------------------------------------
 

@@ -102,15 +102,25 @@ def assert_stats_match(truth: dict[str, Any], stats: dict[tuple[str, str], dict[
     assert late == truth["counts"]["late"]
 
 
-def assert_dead_letters_match(pipeline: dict[str, Any], truth: dict[str, Any]) -> None:
+def assert_dead_letters_match(
+    pipeline: dict[str, Any], truth: dict[str, Any], *, once: bool = False
+) -> None:
+    """Every malformed record of the truth, and no valid one but job failures, is in the
+    dead-letter topic with its stage and field path. ``once``: no record has two letters of
+    one stage (a run where no worker was killed between a batch's letters and its state
+    write)."""
     malformed = {(m["partition"], m["offset"]): m for m in truth["malformed"]}
     seen: dict[tuple[int, int], dict[str, str]] = {}
+    letters: set[tuple[tuple[int, int], str]] = set()
     for envelope in read_topic(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["dlq"]):
         headers = headers_of(envelope)
         origin = (
             int(headers["botwatch.dlq.original.partition"]),
             int(headers["botwatch.dlq.original.offset"]),
         )
+        stage = headers["botwatch.dlq.stage"]
+        assert not (once and (origin, stage) in letters), f"two {stage} letters of {origin}"
+        letters.add((origin, stage))
         if headers["botwatch.dlq.stage"] == "job_failure":
             event = decode_event(envelope["payload"].encode("utf-8", "surrogateescape"))
             assert event["status"] == "failure"

@@ -673,6 +673,73 @@ async def test_a_failed_batch_fails_the_ones_after_it_without_writing_state() ->
     assert state["last_offset"] == 1
 
 
+class RefusingOnceSink(RejectingSink):
+    """Refuses the first ``write_events`` whole (a 401, say), after the letters went out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse = True
+
+    async def write_events(self, records: list[SinkRecord]) -> SinkResult:
+        await asyncio.sleep(0)  # the batch's other writes go out meanwhile
+        if self.refuse:
+            self.refuse = False
+            raise PermissionError("401 Unauthorized")
+        return await super().write_events(records)
+
+
+async def test_a_batch_redone_after_a_failure_does_not_send_its_letters_to_kafka_again() -> None:
+    sink = RefusingOnceSink()
+    processor, table, outputs, _, metrics = make(sink=sink)
+    feed = Feed()
+    records = [
+        feed(b"{not json"),
+        feed(event("b", T0 + 1, "error", status="failure", job_id="j", message="reject me")),
+    ]
+    with pytest.raises(PermissionError):
+        await processor.process(records)
+    assert _stages(outputs.letters) == [("0", "decode"), ("1", "job_failure")]
+    assert sink.dead_letters == 2
+    processor.forget([0])  # how the worker redoes a failed batch
+    await processor.process(records)
+    # Kafka got each letter once, the sink's rejection of the job failure too; OpenSearch
+    # was written again (the same _id).
+    assert _stages(outputs.letters) == [("0", "decode"), ("1", "job_failure"), ("1", "sink")]
+    assert sink.dead_letters == 5
+    assert value(metrics, "botwatch_dead_letters_total", stage="decode") == 1
+    assert value(metrics, "botwatch_dead_letters_total", stage="job_failure") == 1
+    assert json_state(table)["last_offset"] == 1
+    # Once the state says so, the set of letters sent is empty again.
+    assert processor._letters_sent == set()
+    await processor.process(records)  # read again: the state rule
+    assert len(outputs.letters) == 3
+
+
+async def test_letters_of_a_failed_batch_do_not_hide_those_of_a_log_made_again() -> None:
+    end = LogEnd()
+    sink = RefusingOnceSink()
+    sink.refuse = False
+    processor, _, outputs, _, _ = make(sink=sink, log_end=end)
+    old = Feed()
+    end.end = 5
+    await processor.process([old(event("b", T0 + i)) for i in range(3)])
+    sink.refuse = True
+    with pytest.raises(PermissionError):
+        await processor.process([old(event("b", T0 + 3)), old(b"[old")])  # letter of offset 4
+    processor.forget([0])
+    new = Feed()  # the topic made again, shorter than offset 2 processed: rebased
+    end.end = 2
+    await processor.process([new(event("b", T0 + 10)), new(event("b", T0 + 11))])
+    end.end = 5
+    await processor.process([new(event("b", T0 + 12)), new(event("b", T0 + 13)), new(b"[new")])
+    assert [x.value for x in outputs.letters] == [b"[old", b"[new"]
+
+
+def json_state(table: DictTable) -> dict[str, Any]:
+    state: dict[str, Any] = orjson.loads(table.data[(0, "b|0|b")])
+    return state
+
+
 async def test_a_batch_whose_partition_is_revoked_while_it_waits_is_dropped_unrouted() -> None:
     sink = GatedSink()
     processor, table, outputs, _, _ = make(sink=sink)
