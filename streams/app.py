@@ -31,12 +31,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from itertools import groupby
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, Final, NamedTuple, cast
 
 import faust
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaFaustProducer
 from faust.types import TP
 from prometheus_client import CollectorRegistry
@@ -54,6 +55,7 @@ from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
 from streams.produce import OutRecord, Sent, hand_over, retrieve, send_batched
 from streams.silences import SilenceFeed
+from streams.state_offsets import forget_past_the_end
 from streams.topics import TopicSpec, ensure_topics
 from streams.web import WebServer, build_web_app
 
@@ -133,15 +135,34 @@ class FaustTable:
     object, a send and a callback that writes the changelog offset into RocksDB: a batch
     of 10,000 bots wrote 10,000 such offsets. Here each partition's offset is written once
     per ``save``, after the broker stored its entries, as faust's callback would.
+
+    A changelog deleted and made again under the worker holds only what is written from
+    then on: a worker recovering from it (another one after a rebalance, or this one with
+    an empty state directory) would lose every bot not written since, and faust's recovery
+    refuses a store whose persisted offset lies past the log's end (``ConsistencyError``:
+    the worker crashed at the next rebalance). ``changelog_lost`` and ``write_again`` mend
+    both; the worker calls them when it sees the topic missing, and a save calls them when
+    its records land at or below an offset this table wrote before (a log's offsets only
+    grow: the log was made again while the worker's probe looked away).
     """
 
-    def __init__(self, table: Any, source_topic: str) -> None:
+    def __init__(
+        self,
+        table: Any,
+        source_topic: str,
+        partitions: int = 0,
+        owned: Callable[[], Iterable[int]] | None = None,
+    ) -> None:
         self._table = table
         self._topic = source_topic
+        self._partitions = partitions
+        self._owned = owned
         # The latest hand-over of changes to the changelog. Each waits for the one before:
         # two saves must reach a partition of the changelog in the order they were called
         # (the later value of a key wins on recovery).
         self._handing_over: asyncio.Future[Sent] | None = None
+        # The last changelog offset this table wrote, per partition.
+        self._written: dict[int, int] = {}
 
     def load(self, partition: int, key: str) -> bytes | None:
         with in_partition(PartitionMarker.of(self._topic, partition)):
@@ -183,14 +204,83 @@ class FaustTable:
         # Every answer is awaited (with the batch API aiokafka leaves its errors to the
         # caller), then the first error raised.
         answers = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        first: dict[int, int] = {}
         last: dict[int, int] = {}
         for (members, _), stored in zip(sent, answers, strict=True):
             if isinstance(stored, BaseException):
                 raise stored
-            tp = stored.topic_partition
-            last[tp.partition] = max(last.get(tp.partition, -1), stored.offset + len(members) - 1)
+            partition = stored.topic_partition.partition
+            first[partition] = min(first.get(partition, stored.offset), stored.offset)
+            last[partition] = max(last.get(partition, -1), stored.offset + len(members) - 1)
+        remade = [p for p, offset in first.items() if offset <= self._written.get(p, -1)]
+        if remade:
+            log.warning(
+                "the state changelog %s was deleted and made again (partition(s) %s start "
+                "below offsets this worker wrote before)",
+                topic,
+                ", ".join(map(str, remade)),
+            )
+            self.changelog_lost(keep=last)
         for partition, offset in last.items():
             data.set_persisted_offset(TP(topic, partition), offset)
+            self._written[partition] = offset
+        if remade:
+            owned = set(self._owned()) if self._owned is not None else set()
+            await self.write_again(sorted(owned | set(remade)))
+
+    def changelog_lost(self, keep: Iterable[int] = ()) -> None:
+        """Forget the changelog offsets of every partition but ``keep``: the log is gone.
+
+        faust's recovery then reads the log made again from its start, over the local store,
+        instead of refusing a persisted offset past its end. ``keep``: partitions already
+        written to the new log.
+        """
+        kept = set(keep)
+        data = self._table.data
+        topic = self._table.changelog_topic.get_topic_name()
+        for partition in range(self._partitions):
+            tp = TP(topic, partition)
+            if partition not in kept and (data.persisted_offset(tp) or -1) >= 0:
+                data.set_persisted_offset(tp, -1)
+        self._written = {p: offset for p, offset in self._written.items() if p in kept}
+
+    async def write_again(self, partitions: Sequence[int]) -> None:
+        """Write every local entry of ``partitions`` to their changelog made again.
+
+        Saves called before this one reach the changelog first and are older than the
+        local store now; those called after it are newer: the changelog ends as the store.
+        """
+        for partition in partitions:
+            self._written.pop(partition, None)  # offsets of the old log
+        entries: list[tuple[int, str, bytes | None]] = []
+        for partition in partitions:
+            mine = [str(partition).encode()]
+            # Keys name their partition (``kind|partition|...``): a store may hold others.
+            entries += (
+                (partition, key.decode(), value)
+                for key, value in self._local_items(partition)
+                if key.split(b"|", 2)[1:2] == mine
+            )
+        log.warning(
+            "writing the %d local entries of partition(s) %s to the state changelog again",
+            len(entries),
+            ", ".join(map(str, partitions)),
+        )
+        await self.save(entries)
+
+    def _local_items(self, partition: int) -> list[tuple[bytes, bytes]]:
+        """Every entry the local store holds for ``partition``.
+
+        faust's RocksDB store iterates only the partitions its assignor counts as active
+        changelog partitions, and a rebalance while the changelog was missing counts none:
+        its database of the partition is read directly.
+        """
+        store = self._table.data
+        db_for_partition = getattr(store, "_db_for_partition", None)
+        if db_for_partition is not None:
+            return list(store._visible_items(db_for_partition(partition)))
+        with in_partition(PartitionMarker.of(self._topic, partition)):
+            return list(store.items())
 
     def scan(self, partition: int, prefix: str) -> list[tuple[str, bytes]]:
         """Entries whose key starts with ``prefix`` (keys name their partition)."""
@@ -298,11 +388,7 @@ PRODUCER_LINGER_S = 0.001
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 
 # The state table's changelog made again holds only the entries written from then on.
-_CHANGELOG_REMADE: Final = (
-    ": it holds only the state written from now on, so a worker that takes a partition over "
-    "(or this one with an empty state directory) recovers only the bots written since; this "
-    "worker's state directory still holds every bot"
-)
+_CHANGELOG_REMADE: Final = "; writing the state of this worker's partitions to it again"
 
 # How often the consumer asks for the metadata of its topics. At Kafka's 5 minutes an events
 # topic deleted and made again was read again only up to 5 minutes later (the group
@@ -451,6 +537,9 @@ class Worker:
         # processed. A batch may still hold records fetched before a rebalance; those are
         # left un-acked and read again from the committed offset.
         self.ready: set[int] = set()
+        # Partitions whose local state goes to the state changelog again once this worker
+        # owns them and the changelog exists: it was seen missing, or found shorter at start.
+        self._to_rewrite: set[int] = set()
         self.joined = False
         self.stopping = False
         self.intake = BatchIntake(config.events_topic, high_water=max(4 * config.batch_max, 8192))
@@ -496,7 +585,9 @@ class Worker:
             value_type=bytes,
             options=dict(ROCKSDB_OPTIONS),  # faust pops keys from it: a copy each time
         )
-        table = FaustTable(self.table, config.events_topic)
+        table = self.state = FaustTable(
+            self.table, config.events_topic, config.partitions, owned=lambda: self.ready
+        )
         if rules is None:
             rules = load_rules(config.rules_file or None)
         self.alerts = AlertStage(rules, table, self.silences)
@@ -600,8 +691,12 @@ class Worker:
 
         @self.app.timer(interval=2.0)
         async def remake_missing_topics() -> None:
-            if self.kafka.missing and not self.stopping:
+            if self.stopping:
+                return
+            if self.kafka.missing:
                 await self._remake_missing_topics()
+            if self._to_rewrite & self.ready and not self.kafka.missing:
+                await self._rewrite_state()
 
         @self.app.timer(interval=5.0)
         async def update_lag() -> None:
@@ -863,9 +958,14 @@ class Worker:
         """Make the topics the worker writes to again when they were deleted under it.
 
         Its writes to such a topic wait (aiokafka retries them until the topic is back), and
-        with them every batch: the worker makes them at start, and again here.
+        with them every batch: the worker makes them at start, and again here. A state
+        changelog made again gets the state of this worker's partitions (``FaustTable``).
         """
         missing = set(self.kafka.missing)
+        changelog = changelog_topic(self.config.app_id)
+        if changelog in missing:
+            self.state.changelog_lost()
+            self._to_rewrite |= self.ready
         specs = [replace(spec, create=True) for spec in self.outputs if spec.name in missing]
         try:
             made = await ensure_topics(self.config.kafka_bootstrap, specs)
@@ -877,8 +977,23 @@ class Worker:
                 "topic %s was deleted while the worker ran; made it again (%d partitions)%s",
                 spec.name,
                 spec.partitions,
-                _CHANGELOG_REMADE if spec.name == changelog_topic(self.config.app_id) else "",
+                _CHANGELOG_REMADE if spec.name == changelog else "",
             )
+        if changelog in missing:  # it exists again (made here or elsewhere)
+            await self._rewrite_state()
+
+    async def _rewrite_state(self) -> None:
+        """Write the local state of the owned partitions ``_to_rewrite`` to the changelog."""
+        todo = sorted(self._to_rewrite & self.ready)
+        try:
+            await self.state.write_again(todo)
+        except Exception:  # tried again at the next tick
+            log.exception(
+                "writing the state to the changelog %s again failed",
+                changelog_topic(self.config.app_id),
+            )
+            return
+        self._to_rewrite.difference_update(todo)
 
     def _missing_outputs(self) -> str:
         """Why every batch waits when a topic the worker writes to is gone, or ""."""
@@ -993,7 +1108,35 @@ class Worker:
                 logging.getLogger("opensearch").setLevel(logging.ERROR)
 
         tune_gc()
+        self._forget_offsets_past_the_changelog()
         _Runner(self.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+    def _forget_offsets_past_the_changelog(self) -> None:
+        """Before faust opens the stores: see ``streams.state_offsets``."""
+        changelog = changelog_topic(self.config.app_id)
+        try:
+            stale = asyncio.run(
+                forget_past_the_end(
+                    self.config.kafka_bootstrap,
+                    changelog,
+                    Path(self.app.conf.tabledir),
+                    TABLE_NAME,
+                    self.config.partitions,
+                )
+            )
+        except (KafkaError, OSError) as exc:  # faust's recovery checks them too, and says so
+            log.warning("could not compare the state directory with %s: %s", changelog, exc)
+            return
+        if stale:
+            log.warning(
+                "the state changelog %s ends before offsets this worker's state directory "
+                "applied from it, on partition(s) %s: it was deleted and made again (or lost "
+                "records) while the worker was stopped. Their stores are read together with "
+                "the new log, and written to it again once this worker owns them.",
+                changelog,
+                ", ".join(map(str, stale)),
+            )
+            self._to_rewrite.update(stale)
 
     def readiness(self) -> tuple[bool, str]:
         kafka_ok, kafka = self.kafka.health()

@@ -485,6 +485,9 @@ class PersistingStore(dict[bytes, bytes]):
     def set_persisted_offset(self, tp: Any, offset: int) -> None:
         self.persisted[tp.partition] = offset
 
+    def persisted_offset(self, tp: Any) -> int | None:
+        return self.persisted.get(tp.partition)
+
 
 def table_stand_in(changelog: str, producer: Any) -> Any:
     """What ``streams.app.FaustTable`` reads of a faust Table: its store, its changelog's

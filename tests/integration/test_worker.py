@@ -29,7 +29,14 @@ from pipeline import (
     truth_windows,
 )
 from pipeline import worker as pipeline_worker
-from support import BOTWATCH, TopicFactory, WorkerProcess, create_topics, read_topic
+from support import (
+    BOTWATCH,
+    TopicFactory,
+    WorkerProcess,
+    create_topics,
+    delete_topics,
+    read_topic,
+)
 
 from botwatch.settings import Settings
 from streams.app import changelog_topic
@@ -292,8 +299,6 @@ def test_an_events_topic_made_again_under_the_worker_is_read_as_new_events(
     """Deleted: /ready says so. Made again: read within seconds, its records (numbered from 0
     again) counted in their windows as new events, not taken for repeats of the old topic's
     records at the same offsets."""
-    from support import delete_topics
-
     bootstrap = pipeline["settings"].kafka_bootstrap
     events = pipeline["topics"]["events"]
     now = datetime.now(UTC).replace(microsecond=0)
@@ -328,8 +333,6 @@ def test_a_topic_the_worker_writes_to_deleted_under_it_is_made_again_and_nothing
 ) -> None:
     """A deleted dead-letter topic (or state changelog) held every batch, with /ready 200:
     now /ready names it, the worker makes it again, and every record is processed."""
-    from support import delete_topics
-
     bootstrap = pipeline["settings"].kafka_bootstrap
     if gone == "changelog":
         topic = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
@@ -350,6 +353,94 @@ def test_a_topic_the_worker_writes_to_deleted_under_it_is_made_again_and_nothing
         assert f"topic {topic} was deleted while the worker ran; made it again" in w.tail(200)
     finally:
         assert w.stop() == 0, w.tail()
+
+
+def test_a_changelog_deleted_under_the_worker_gets_the_whole_state_again(
+    pipeline: dict[str, Any],
+) -> None:
+    """Every bot was last written before the changelog was deleted: the changelog made
+    again would hold none of them, and a worker recovering from it (a rebalance, an empty
+    state directory) would start every bot afresh. The worker itself must outlive the
+    rebalance that follows (faust's recovery refused its store's old offsets)."""
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
+    w = worker(pipeline, "a").start()
+    try:
+        truth = _closed_windows_of_a_run(pipeline, w)
+        asyncio.run(delete_topics(bootstrap, [changelog]))
+        w.wait_unready()
+        w.wait_ready()
+        deadline = time.monotonic() + 30
+        while "to the state changelog again" not in w.tail(200) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        held = _held_keys(bootstrap, changelog)
+        assert {f"p|{p}" for p in range(PARTITIONS)} <= held
+        assert {key.split("|", 2)[2] for key in held if key.startswith("b|")} == set(
+            truth["windows"]
+        )
+        # The group rebalances once the consumer's metadata (10 s old at most) shows the
+        # topic back; faust's recovery then refused the old offsets and the worker crashed.
+        for _ in range(40):
+            assert w.proc is not None and w.proc.poll() is None, w.tail()
+            time.sleep(0.5)
+        w.wait_ready()
+        more = generate(pipeline, 500, seed=12)
+        w.wait_metric("botwatch_records_in_total", 2_000 + more["counts"]["records"])
+        assert w.metric("botwatch_records_in_total") == 2_000 + more["counts"]["records"]
+    finally:
+        assert w.stop() == 0, w.tail()
+
+
+def test_a_worker_stopped_while_its_changelog_was_deleted_starts_and_writes_its_state_again(
+    pipeline: dict[str, Any],
+) -> None:
+    """Its state directory holds offsets past the new changelog's end: faust's recovery
+    refused them (``ConsistencyError``) and the worker exited at every start."""
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
+    w = worker(pipeline, "a").start()
+    try:
+        truth = _closed_windows_of_a_run(pipeline, w)
+    finally:
+        assert w.stop() == 0, w.tail()
+    asyncio.run(delete_topics(bootstrap, [changelog]))
+    w = worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        assert "deleted and made again (or lost records) while the worker was stopped" in w.tail()
+        more = generate(pipeline, 300, seed=12, bots=1)  # one bot of the six writes again
+        w.wait_metric("botwatch_records_in_total", more["counts"]["records"])
+        assert w.metric("botwatch_records_in_total") == more["counts"]["records"]
+        # The others' state too, although nothing of theirs was written since.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            held = _held_keys(bootstrap, changelog)
+            bots = {key.split("|", 2)[2] for key in held if key.startswith("b|")}
+            if bots == set(truth["windows"]):
+                break
+            time.sleep(0.5)
+        assert bots == set(truth["windows"]), sorted(held)
+        assert {f"p|{p}" for p in range(PARTITIONS)} <= held
+        assert len(more["windows"]) == 1
+    finally:
+        assert w.stop() == 0, w.tail()
+
+
+def _closed_windows_of_a_run(pipeline: dict[str, Any], w: WorkerProcess) -> dict[str, Any]:
+    """Generate into the running worker until every window closed (each bot's state was
+    last written then); the run's truth."""
+    w.wait_ready()
+    truth = generate(pipeline, 2_000)
+    collect_stats(pipeline, len(truth_windows(truth)))
+    return truth
+
+
+def _held_keys(bootstrap: str, topic: str) -> set[str]:
+    """Keys whose last record in ``topic`` is not a tombstone (what recovery would load)."""
+    last: dict[str, Any] = {}
+    for r in sorted(read_topic(bootstrap, topic), key=lambda r: r["offset"]):
+        last[r["key"]] = r["payload"]
+    return {key for key, value in last.items() if value is not None}
 
 
 def test_records_kafka_deleted_before_the_worker_read_them_are_counted_and_logged(
