@@ -37,7 +37,7 @@ from typing import Any, Final, NamedTuple, cast
 import faust
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaFaustProducer
 from faust.types import TP
 from prometheus_client import CollectorRegistry
@@ -55,7 +55,7 @@ from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
 from streams.produce import OutRecord, Sent, hand_over, retrieve, send_batched
 from streams.silences import SilenceFeed
-from streams.state_offsets import forget_past_the_end
+from streams.state_offsets import FORGOTTEN, forget_past_the_end
 from streams.topics import TopicSpec, ensure_topics
 from streams.web import WebServer, build_web_app
 
@@ -161,8 +161,13 @@ class FaustTable:
         # two saves must reach a partition of the changelog in the order they were called
         # (the later value of a key wins on recovery).
         self._handing_over: asyncio.Future[Sent] | None = None
-        # The last changelog offset this table wrote, per partition.
-        self._written: dict[int, int] = {}
+        # Saves are numbered as called, which is the order they reach each partition.
+        self._saves = 0
+        # The last changelog offset written to each partition, and by which save.
+        self._written: dict[int, tuple[int, int]] = {}
+        # Partitions whose local state is to be written to the changelog again (made again);
+        # on disk, their persisted offset is -1 until a save to the new log sets it.
+        self.pending: set[int] = set()
 
     def load(self, partition: int, key: str) -> bytes | None:
         with in_partition(PartitionMarker.of(self._topic, partition)):
@@ -175,6 +180,8 @@ class FaustTable:
         removes."""
         if not entries:
             return
+        self._saves += 1
+        number = self._saves
         data = self._table.data
         records: list[OutRecord] = []
         for partition, group in groupby(entries, key=itemgetter(0)):
@@ -212,7 +219,14 @@ class FaustTable:
             partition = stored.topic_partition.partition
             first[partition] = min(first.get(partition, stored.offset), stored.offset)
             last[partition] = max(last.get(partition, -1), stored.offset + len(members) - 1)
-        remade = [p for p, offset in first.items() if offset <= self._written.get(p, -1)]
+        written = self._written
+        # A save called before this one put its records before these on every partition:
+        # landing at or below them means the log was made again.
+        remade = [
+            p
+            for p, offset in first.items()
+            if p in written and written[p][1] < number and offset <= written[p][0]
+        ]
         if remade:
             log.warning(
                 "the state changelog %s was deleted and made again (partition(s) %s start "
@@ -221,37 +235,49 @@ class FaustTable:
                 ", ".join(map(str, remade)),
             )
             self.changelog_lost(keep=last)
+            self.pending.update(remade)
         for partition, offset in last.items():
-            data.set_persisted_offset(TP(topic, partition), offset)
-            self._written[partition] = offset
+            if partition not in written or written[partition][1] < number:
+                data.set_persisted_offset(TP(topic, partition), offset)
+                written[partition] = (offset, number)
         if remade:
             owned = set(self._owned()) if self._owned is not None else set()
-            await self.write_again(sorted(owned | set(remade)))
+            await self.write_again(sorted(self.pending & (owned | set(remade))))
 
     def changelog_lost(self, keep: Iterable[int] = ()) -> None:
-        """Forget the changelog offsets of every partition but ``keep``: the log is gone.
+        """The changelog was deleted: forget its offsets, and write the owned partitions
+        to it again (``pending``, ``write_again``).
 
         faust's recovery then reads the log made again from its start, over the local store,
-        instead of refusing a persisted offset past its end. ``keep``: partitions already
-        written to the new log.
+        instead of refusing a persisted offset past its end (``ConsistencyError``).
+        ``keep``: partitions already written to the new log.
         """
         kept = set(keep)
         data = self._table.data
         topic = self._table.changelog_topic.get_topic_name()
+        # RocksDB: the databases on disk, not a new one for each partition never held here.
+        path = getattr(data, "partition_path", None)
         for partition in range(self._partitions):
+            if path is not None and not path(partition).exists():
+                continue
             tp = TP(topic, partition)
-            if partition not in kept and (data.persisted_offset(tp) or -1) >= 0:
-                data.set_persisted_offset(tp, -1)
-        self._written = {p: offset for p, offset in self._written.items() if p in kept}
+            offset = data.persisted_offset(tp)
+            if partition not in kept and offset is not None and offset > FORGOTTEN:
+                data.set_persisted_offset(tp, FORGOTTEN)
+        self._written.clear()  # offsets of the old log
+        if self._owned is not None:
+            self.pending.update(self._owned())
 
     async def write_again(self, partitions: Sequence[int]) -> None:
         """Write every local entry of ``partitions`` to their changelog made again.
 
         Saves called before this one reach the changelog first and are older than the
         local store now; those called after it are newer: the changelog ends as the store.
+        The caller keeps batches and rebalances out meanwhile (``BatchProcessor.exclusive``,
+        or a batch's own save).
         """
-        for partition in partitions:
-            self._written.pop(partition, None)  # offsets of the old log
+        if not partitions:
+            return
         entries: list[tuple[int, str, bytes | None]] = []
         for partition in partitions:
             mine = [str(partition).encode()]
@@ -267,6 +293,7 @@ class FaustTable:
             ", ".join(map(str, partitions)),
         )
         await self.save(entries)
+        self.pending.difference_update(partitions)
 
     def _local_items(self, partition: int) -> list[tuple[bytes, bytes]]:
         """Every entry the local store holds for ``partition``.
@@ -537,9 +564,6 @@ class Worker:
         # processed. A batch may still hold records fetched before a rebalance; those are
         # left un-acked and read again from the committed offset.
         self.ready: set[int] = set()
-        # Partitions whose local state goes to the state changelog again once this worker
-        # owns them and the changelog exists: it was seen missing, or found shorter at start.
-        self._to_rewrite: set[int] = set()
         self.joined = False
         self.stopping = False
         self.intake = BatchIntake(config.events_topic, high_water=max(4 * config.batch_max, 8192))
@@ -695,7 +719,7 @@ class Worker:
                 return
             if self.kafka.missing:
                 await self._remake_missing_topics()
-            if self._to_rewrite & self.ready and not self.kafka.missing:
+            if self.state.pending & self.ready and not self.kafka.missing:
                 await self._rewrite_state()
 
         @self.app.timer(interval=5.0)
@@ -964,8 +988,10 @@ class Worker:
         missing = set(self.kafka.missing)
         changelog = changelog_topic(self.config.app_id)
         if changelog in missing:
-            self.state.changelog_lost()
-            self._to_rewrite |= self.ready
+            try:
+                self.state.changelog_lost()
+            except Exception:  # the stores: tried again at the next tick
+                log.exception("forgetting the offsets of the deleted changelog %s", changelog)
         specs = [replace(spec, create=True) for spec in self.outputs if spec.name in missing]
         try:
             made = await ensure_topics(self.config.kafka_bootstrap, specs)
@@ -983,17 +1009,19 @@ class Worker:
             await self._rewrite_state()
 
     async def _rewrite_state(self) -> None:
-        """Write the local state of the owned partitions ``_to_rewrite`` to the changelog."""
-        todo = sorted(self._to_rewrite & self.ready)
+        """Write the local state of the owned partitions ``pending`` to the changelog,
+        between batches and rebalances (``release`` waits for it)."""
+
+        async def rewrite() -> None:
+            await self.state.write_again(sorted(self.state.pending & self.ready))
+
         try:
-            await self.state.write_again(todo)
-        except Exception:  # tried again at the next tick
+            await self.processor.exclusive(rewrite)
+        except Exception:  # still pending: tried again at the next tick
             log.exception(
                 "writing the state to the changelog %s again failed",
                 changelog_topic(self.config.app_id),
             )
-            return
-        self._to_rewrite.difference_update(todo)
 
     def _missing_outputs(self) -> str:
         """Why every batch waits when a topic the worker writes to is gone, or ""."""
@@ -1115,7 +1143,7 @@ class Worker:
         """Before faust opens the stores: see ``streams.state_offsets``."""
         changelog = changelog_topic(self.config.app_id)
         try:
-            stale = asyncio.run(
+            stale, pending = asyncio.run(
                 forget_past_the_end(
                     self.config.kafka_bootstrap,
                     changelog,
@@ -1124,9 +1152,10 @@ class Worker:
                     self.config.partitions,
                 )
             )
-        except (KafkaError, OSError) as exc:  # faust's recovery checks them too, and says so
+        except Exception as exc:  # a store locked or unreadable: faust's recovery says so
             log.warning("could not compare the state directory with %s: %s", changelog, exc)
             return
+        self.state.pending.update(stale, pending)
         if stale:
             log.warning(
                 "the state changelog %s ends before offsets this worker's state directory "
@@ -1136,7 +1165,6 @@ class Worker:
                 changelog,
                 ", ".join(map(str, stale)),
             )
-            self._to_rewrite.update(stale)
 
     def readiness(self) -> tuple[bool, str]:
         kafka_ok, kafka = self.kafka.health()

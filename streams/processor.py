@@ -291,7 +291,7 @@ class BatchProcessor:
             # Whoever owns them next reads their uncommitted records again, and sends what
             # it does not know was sent; held here, these would only be kept for nothing.
             released = set(partitions)
-            self._letters_sent = {x for x in self._letters_sent if x[0][0] not in released}
+            self._drop_letters_sent(released)
 
     async def adopt_owned(self, partitions: Sequence[int]) -> None:
         """``adopt`` between batches (see ``release``)."""
@@ -400,7 +400,13 @@ class BatchProcessor:
         async with self._lock:
             if owned is not None and not owned():
                 return None
-            prepared = self._prepare(records)
+            try:
+                prepared = self._prepare(records)
+            except BaseException:
+                # Offsets may have moved on in the cache: no timer may save it before the
+                # caller ``forget``s these partitions.
+                self._broken.update(r.partition for r in records)
+                raise
             task = asyncio.ensure_future(self._finish(prepared, self._tail, then))
             self._tail = task
         return task
@@ -421,12 +427,12 @@ class BatchProcessor:
             # Routed first (each partition's records keep their order) for their windows'
             # sake; their dead letters are dropped: the batch that first read them sent them
             # before its state, which says they were processed, was written.
-            letters, batch.letters = batch.letters, []
-            self._route_all(again, batch)
-            batch.repeated_letters, batch.letters = len(batch.letters), letters
-            self._route_all(fresh, batch)
+            dropped: list[DeadLetter] = []
+            self._route_all(again, batch, dropped)
+            batch.repeated_letters = len(dropped)
+            self._route_all(fresh, batch, batch.letters)
         else:
-            self._route_all(records, batch)
+            self._route_all(records, batch, batch.letters)
         alerts = batch.alerts
         alerts += self._observe(batch)
         batch.closed += self._close_due(batch.partitions, batch.touched, alerts)
@@ -503,6 +509,10 @@ class BatchProcessor:
                 last[partition] = offset
         return set(first)
 
+    def _drop_letters_sent(self, partitions: set[int]) -> None:
+        sent = self._letters_sent
+        sent.difference_update([x for x in sent if x[0][0] in partitions])
+
     def take_gaps(self) -> list[OffsetGap]:
         """The offsets skipped since the last call (the worker checks them against the log's
         start: those below it were deleted before anyone read them)."""
@@ -527,7 +537,7 @@ class BatchProcessor:
             return
         self._parts[partition].rebase(done)
         self._last_offset[partition] = -1
-        self._letters_sent = {x for x in self._letters_sent if x[0][0] != partition}
+        self._drop_letters_sent({partition})
         log.warning(
             "partition %d of the events topic %s ends at offset %d, before offset %d that "
             "this worker already processed: the topic was deleted and made again (or the "
@@ -539,8 +549,11 @@ class BatchProcessor:
             offset,
         )
 
-    def _route_all(self, records: Sequence[Record], batch: _Batch) -> None:  # noqa: PLR0915
-        """Decode, validate and window each record; what fails becomes a dead letter.
+    def _route_all(  # noqa: PLR0915
+        self, records: Sequence[Record], batch: _Batch, letters: list[DeadLetter]
+    ) -> None:
+        """Decode, validate and window each record; what fails becomes a dead letter in
+        ``letters``.
 
         One loop with its lookups hoisted (a call and a few attribute lookups per record
         are a measurable share of the worker's time): the partition state is looked up
@@ -553,7 +566,6 @@ class BatchProcessor:
         bots_of = self._bots
         now = batch.now
         stamp = batch.stamp
-        letters = batch.letters
         valid = batch.valid
         touched = batch.touched
         late = duplicates = opened = reindexed = unwindowed = miskeyed = 0
@@ -978,6 +990,12 @@ class BatchProcessor:
                 if bot_id in dormant:
                     dormant[bot_id] = at + self._retire_ms
         return quiet
+
+    async def exclusive(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` between batches, under the lock ``release`` takes: a state write that
+        must neither interleave with a batch's nor outlive its partitions' ownership."""
+        async with self._between_batches():
+            await step()
 
     @contextlib.asynccontextmanager
     async def _between_batches(self) -> AsyncIterator[bool]:

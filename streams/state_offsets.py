@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+
+from streams.deadletters.kafka import TopicMissing, partitions
 
 # faust's key for the persisted offset, in every partition's database.
 OFFSET_KEY = b"__faust\0offset__"
@@ -72,22 +74,26 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
+        try:
+            tps = await partitions(consumer, topic, "state changelog")
+        except TopicMissing:
             return {}
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        ends = await consumer.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
 
 
 async def forget_past_the_end(
-    bootstrap: str, changelog: str, tabledir: Path, table: str, partitions: int
-) -> list[int]:
-    """Forget every persisted offset past its changelog's end; the partitions forgotten."""
-    persisted = read_persisted(tabledir, table, partitions)
+    bootstrap: str, changelog: str, tabledir: Path, table: str, count: int
+) -> tuple[list[int], list[int]]:
+    """Forget every persisted offset past its changelog's end. Returns the partitions
+    forgotten now, and those forgotten before whose state was not written again yet (the
+    offset stays -1 until a save to the new log sets it)."""
+    persisted = read_persisted(tabledir, table, count)
+    pending = sorted(p for p, offset in persisted.items() if offset == FORGOTTEN)
     if not any(offset is not None and offset > FORGOTTEN for offset in persisted.values()):
-        return []
+        return [], pending
     stale = past_the_end(persisted, await end_offsets(bootstrap, changelog))
     forget(tabledir, table, stale)
-    return stale
+    return stale, pending

@@ -32,10 +32,11 @@ class _Producer:
     """Two records a batch; the ``hold``-th batch handed over waits 50 ms before it is
     queued, as a real producer's does while the partition's previous batch is in flight."""
 
-    def __init__(self, hold: int) -> None:
+    def __init__(self, hold: int, slow: int | None = None) -> None:
         self.log: dict[int, list[tuple[bytes | None, bytes | None]]] = {0: [], 1: []}
         self.calls = 0
         self.hold = hold
+        self.slow = slow  # a partition whose broker answers 50 ms late
         cluster = SimpleNamespace(
             partitions_for_topic=lambda topic: {0, 1},
             available_partitions_for_topic=lambda topic: {0, 1},
@@ -55,10 +56,13 @@ class _Producer:
             await asyncio.sleep(0.05)
         base = len(self.log[partition])
         self.log[partition] += builder.records
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(
-            SimpleNamespace(topic_partition=SimpleNamespace(partition=partition), offset=base)
-        )
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        answer = SimpleNamespace(topic_partition=SimpleNamespace(partition=partition), offset=base)
+        if partition == self.slow:
+            loop.call_later(0.05, done.set_result, answer)
+        else:
+            done.set_result(answer)
         return done
 
 
@@ -126,3 +130,36 @@ def test_a_lost_changelog_forgets_every_offset_but_those_of_partitions_kept() ->
     assert inner.data.persisted == {0: -1, 1: 7}  # partition 2 never had one
     table.changelog_lost()
     assert inner.data.persisted == {0: -1, 1: -1}
+
+
+def test_a_later_save_answered_first_is_not_taken_for_a_log_made_again() -> None:
+    producer = _Producer(hold=0, slow=1)
+    inner = table_stand_in("changelog", producer)
+    table = FaustTable(inner, "events", partitions=2, owned=lambda: {0, 1})
+
+    async def run() -> None:
+        spanning = asyncio.ensure_future(table.save([(0, "b|0|a", b"1"), (1, "b|1|b", b"1")]))
+        await asyncio.sleep(0)
+        await table.save([(0, "b|0|a", b"2")])  # answered while partition 1 keeps the first
+        await spanning
+
+    asyncio.run(run())
+    assert table.pending == set()
+    assert producer.log == {0: [(b"b|0|a", b"1"), (b"b|0|a", b"2")], 1: [(b"b|1|b", b"1")]}
+    assert inner.data.persisted == {0: 1, 1: 0}  # not moved back by the earlier save
+
+
+def test_a_lost_changelog_leaves_the_owned_partitions_pending_until_written_again() -> None:
+    producer, inner, table = _remade_table(owned={1})
+
+    async def run() -> None:
+        await table.save([(1, "p|1", b"p1")])
+        table.changelog_lost()
+        assert table.pending == {1}
+        producer.log = {0: [], 1: []}
+        await table.write_again(sorted(table.pending))
+
+    asyncio.run(run())
+    assert table.pending == set()
+    assert producer.log[1] == [(b"p|1", b"p1")]
+    assert inner.data.persisted == {1: 0}

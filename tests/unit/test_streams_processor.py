@@ -644,6 +644,33 @@ async def test_a_submitted_batch_is_routed_at_once_and_its_state_written_in_orde
     assert orjson.loads(table.data[(0, "b|0|b")])["last_offset"] == 1
 
 
+async def test_a_batch_that_fails_while_routed_keeps_timers_from_saving_its_offsets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    processor, table, outputs, _, _ = make(clock=clock)
+    feed = Feed()
+    await processor.process([feed(event("b", T0))])
+    saved = dict(table.data)
+
+    def broken(batch: Any) -> list[dict[str, Any]]:
+        raise RuntimeError("a bug after the offsets moved on")
+
+    monkeypatch.setattr(processor, "_observe", broken)
+    records = [feed(b"{not json"), feed(event("b", T0 + 1))]
+    with pytest.raises(RuntimeError):
+        await processor.process(records)
+    clock.now += 121_000
+    # A timer saving the cache now would record offsets 1 and 2 as processed: the redo
+    # would take those records for repeats and send no dead letter for offset 1.
+    assert await processor.close_idle() == 0
+    assert table.data == saved
+    monkeypatch.undo()
+    processor.forget([0])
+    await processor.process(records)
+    assert _stages(outputs.letters) == [("1", "decode")]
+
+
 async def test_a_failed_batch_fails_the_ones_after_it_without_writing_state() -> None:
     sink = GatedSink()
     processor, table, _, _, _ = make(sink=sink)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from rocksdict import Options, Rdict
 
-from streams.state_offsets import OFFSET_KEY, forget, past_the_end, read_persisted
+from streams.state_offsets import (
+    OFFSET_KEY,
+    forget,
+    forget_past_the_end,
+    past_the_end,
+    read_persisted,
+)
 
 
 def test_offsets_at_or_past_the_end_are_stale_and_a_missing_log_makes_all_stale() -> None:
@@ -36,3 +43,13 @@ def test_offsets_are_read_from_each_database_and_forgotten_in_place(tmp_path: Pa
         assert db[b"b|0|bot"] == b"{}"  # the state itself is kept
     finally:
         db.close()
+
+
+def test_partitions_forgotten_before_and_not_written_again_are_still_pending(
+    tmp_path: Path,
+) -> None:
+    _store(tmp_path, 1, b"-1")
+    _store(tmp_path, 3, None)
+    # No offset to compare with the changelog: Kafka is not asked (none listens here).
+    stale, pending = asyncio.run(forget_past_the_end("127.0.0.1:1", "log", tmp_path, "windows", 4))
+    assert (stale, pending) == ([], [1])
