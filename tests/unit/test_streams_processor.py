@@ -742,6 +742,20 @@ async def test_a_batch_redone_after_a_failure_does_not_send_its_letters_to_kafka
     assert len(outputs.letters) == 3
 
 
+async def test_a_release_forgets_which_letters_of_a_failed_batch_were_sent() -> None:
+    sink = RefusingOnceSink()
+    processor, _, outputs, _, _ = make(sink=sink)
+    feed = Feed()
+    records = [feed(b"{not json"), feed(event("b", T0))]
+    with pytest.raises(PermissionError):
+        await processor.process(records)
+    # The partition went to another worker and came back before anyone redid the batch:
+    # nothing here says its letters were sent, so they are sent again (at least once).
+    await processor.release([0])
+    await processor.process(records)
+    assert _stages(outputs.letters) == [("0", "decode"), ("0", "decode")]
+
+
 async def test_letters_of_a_failed_batch_do_not_hide_those_of_a_log_made_again() -> None:
     end = LogEnd()
     sink = RefusingOnceSink()
