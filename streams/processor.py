@@ -290,8 +290,7 @@ class BatchProcessor:
             self.forget(partitions)
             # Whoever owns them next reads their uncommitted records again, and sends what
             # it does not know was sent; held here, these would only be kept for nothing.
-            released = set(partitions)
-            self._drop_letters_sent(released)
+            self._drop_letters_sent(set(partitions))
 
     async def adopt_owned(self, partitions: Sequence[int]) -> None:
         """``adopt`` between batches (see ``release``)."""

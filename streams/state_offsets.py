@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from faust.stores.rocksdb import Store
 
-from streams.deadletters.kafka import TopicMissing, partitions
+from streams.deadletters.kafka import TopicMissing, consumer, partitions
 
 # faust's key for the persisted offset, in every partition's database.
-OFFSET_KEY = b"__faust\0offset__"
+OFFSET_KEY: bytes = Store.offset_key
 FORGOTTEN = -1
 
 
@@ -71,17 +71,13 @@ def forget(tabledir: Path, table: str, partitions: list[int]) -> None:
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The end offset of each partition of ``topic``; empty when the topic does not exist."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
+    async with consumer(bootstrap) as c:
         try:
-            tps = await partitions(consumer, topic, "state changelog")
+            tps = await partitions(c, topic, "state changelog")
         except TopicMissing:
             return {}
-        ends = await consumer.end_offsets(tps)
+        ends = await c.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
 
 
 async def forget_past_the_end(

@@ -289,6 +289,33 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
         await admin.close()
 
 
+async def create_when_deleted(
+    bootstrap: str, topic: str, partitions: int, timeout: float = 30
+) -> None:
+    """Create ``topic`` once the broker has finished deleting it (deletion is asynchronous)."""
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await create_topics(bootstrap, [topic], partitions)
+            return
+        except TopicAlreadyExistsError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+def last_values(records: list[dict[str, Any]], partition: int | None = None) -> dict[str, Any]:
+    """The last value of each key (of ``partition``, or of all) in ``read_topic``'s records:
+    what recovering from a compacted topic loads; None for a tombstone."""
+    last: dict[str, Any] = {}
+    for r in sorted(records, key=lambda r: r["offset"]):
+        if partition is None or r["partition"] == partition:
+            last[r["key"]] = r["payload"]
+    return last
+
+
 async def delete_topics(bootstrap: str, names: list[str], prefixes: tuple[str, ...] = ()) -> None:
     """Delete ``names``, and every topic whose name starts with one of ``prefixes``."""
     from aiokafka.admin import AIOKafkaAdminClient

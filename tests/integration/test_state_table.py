@@ -8,8 +8,7 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import TopicAlreadyExistsError
-from support import create_topics, delete_topics, read_topic, table_stand_in
+from support import create_when_deleted, delete_topics, last_values, read_topic, table_stand_in
 
 from botwatch.settings import Settings
 from streams.app import FaustTable
@@ -76,7 +75,7 @@ def test_a_changelog_made_again_gets_the_whole_state_of_a_partition_at_its_next_
             await table.save([(1, f"b|1|bot-{i}", b"one-%d" % i) for i in range(30, 40)])
             await table.save([(0, "b|0|bot-29", None)])  # deleted: not written again
             await delete_topics(stack.kafka_bootstrap, [topic])
-            await _create_when_deleted(stack.kafka_bootstrap, topic, 2)
+            await create_when_deleted(stack.kafka_bootstrap, topic, 2)
             await table.save([(0, "b|0|bot-0", b"new-0")])  # lands at offset 0
             assert _by_key(read_topic(stack.kafka_bootstrap, topic), 1) == {}
             # Past the new log's end: faust's recovery would refuse it (ConsistencyError).
@@ -99,20 +98,4 @@ def test_a_changelog_made_again_gets_the_whole_state_of_a_partition_at_its_next_
 
 
 def _by_key(records: list[dict[str, Any]], partition: int) -> dict[str, str]:
-    """The last value of each key of ``partition`` (what recovery would load)."""
-    last: dict[str, str] = {}
-    for r in sorted(records, key=lambda r: r["offset"]):
-        if r["partition"] == partition:
-            last[r["key"]] = r["payload"]
-    return last
-
-
-async def _create_when_deleted(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create ``topic`` once the broker has finished deleting it (deletion is asynchronous)."""
-    for _ in range(60):
-        try:
-            await create_topics(bootstrap, [topic], partitions)
-            return
-        except TopicAlreadyExistsError:
-            await asyncio.sleep(0.5)
-    raise AssertionError(f"{topic} was not deleted in 30 s")
+    return last_values(records, partition)

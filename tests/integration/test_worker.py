@@ -34,12 +34,15 @@ from support import (
     TopicFactory,
     WorkerProcess,
     create_topics,
+    create_when_deleted,
     delete_topics,
+    last_values,
     read_topic,
 )
 
 from botwatch.settings import Settings
 from streams.app import changelog_topic
+from streams.deadletters.kafka import consumer
 from streams.state_offsets import read_persisted
 
 
@@ -115,18 +118,12 @@ def test_two_workers_one_stopped_mid_run(pipeline: dict[str, Any]) -> None:
 
 async def _rewind_group(bootstrap: str, group: str, topic: str) -> None:
     """Commit offset 0 on every partition of ``topic`` for the (empty) consumer group."""
-    # No auto commit: stopping would commit the positions its fetcher had looked up (the
-    # offsets committed before), over the rewind.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await consumer.commit(dict.fromkeys(partitions, 0))
-    finally:
-        await consumer.stop()
+    # The tools' consumer does not auto commit: stopping would commit the positions its
+    # fetcher had looked up (the offsets committed before), over the rewind.
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    async with consumer(bootstrap, group) as c:
+        c.assign(partitions)
+        await c.commit(dict.fromkeys(partitions, 0))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -438,9 +435,7 @@ def _closed_windows_of_a_run(pipeline: dict[str, Any], w: WorkerProcess) -> dict
 
 def _held_keys(bootstrap: str, topic: str) -> set[str]:
     """Keys whose last record in ``topic`` is not a tombstone (what recovery would load)."""
-    last: dict[str, Any] = {}
-    for r in sorted(read_topic(bootstrap, topic), key=lambda r: r["offset"]):
-        last[r["key"]] = r["payload"]
+    last = last_values(read_topic(bootstrap, topic))
     return {key for key, value in last.items() if value is not None}
 
 
@@ -506,19 +501,8 @@ def _rfc3339(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _create_again(bootstrap: str, topic: str, timeout: float = 30) -> None:
-    """Create ``topic`` once the broker has finished deleting it (deletion is asynchronous)."""
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            asyncio.run(create_topics(bootstrap, [topic], PARTITIONS))
-            return
-        except TopicAlreadyExistsError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+def _create_again(bootstrap: str, topic: str) -> None:
+    asyncio.run(create_when_deleted(bootstrap, topic, PARTITIONS))
 
 
 def test_the_state_directory_records_how_far_the_changelog_is_applied(
