@@ -427,8 +427,12 @@ class BatchProcessor:
             # sake; their dead letters are dropped: the batch that first read them sent them
             # before its state, which says they were processed, was written.
             dropped: list[DeadLetter] = []
+            counted = batch.unwindowed, batch.miskeyed, batch.reindexed
             self._route_all(again, batch, dropped)
             batch.repeated_letters = len(dropped)
+            # Counted when first read, like their letters (the windows count their own
+            # repeats as duplicates).
+            batch.unwindowed, batch.miskeyed, batch.reindexed = counted
             self._route_all(fresh, batch, batch.letters)
         else:
             self._route_all(records, batch, batch.letters)

@@ -327,6 +327,27 @@ async def test_records_read_again_after_a_restart_are_not_dead_lettered_again() 
     assert (window["count"], window["failures"]) == (3, 1)
 
 
+async def test_records_read_again_are_not_counted_again_as_miskeyed_or_unwindowed() -> None:
+    table, outputs = DictTable(), RecordingOutputs()
+    processor, *_ = make(table, outputs)
+    feed = Feed()
+    replayed = [("botwatch.dlq.replay_count", b"1"), ("botwatch.dlq.replay.stage", b"sink")]
+    batch = [
+        feed(event("b", T0 + 1), key=b"other"),
+        feed(event("b", T0 + 3_600_001)),  # past the future skew: not windowed
+        feed(event("b", T0 + 2))._replace(headers=replayed),
+        feed(event("b", T0 + 3)),
+    ]
+    await processor.process(batch)
+    restarted, _, _, _, metrics = make(table, outputs)
+    await restarted.process([*batch, feed(event("b", T0 + 4), key=b"other")])
+    assert value(metrics, "botwatch_miskeyed_events_total") == 1  # the new one
+    assert value(metrics, "botwatch_unwindowed_events_total") == 0
+    assert value(metrics, "botwatch_replayed_reindexed_total") == 0
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 1
+    assert value(metrics, "botwatch_records_in_total") == 5  # every record read is counted
+
+
 async def test_a_batch_of_repeats_and_new_records_dead_letters_only_the_new_ones() -> None:
     table, outputs = DictTable(), RecordingOutputs()
     processor, *_ = make(table, outputs)
