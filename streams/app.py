@@ -55,7 +55,7 @@ from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
 from streams.produce import OutRecord, Sent, hand_over, retrieve, send_batched
 from streams.silences import SilenceFeed
-from streams.state_offsets import FORGOTTEN, forget_past_the_end
+from streams.state_offsets import FORGOTTEN, forget_past_the_end, past_the_end
 from streams.topics import TopicSpec, ensure_topics
 from streams.web import WebServer, build_web_app
 
@@ -253,20 +253,54 @@ class FaustTable:
         ``keep``: partitions already written to the new log.
         """
         kept = set(keep)
+        self._forget([p for p in range(self._partitions) if p not in kept])
+        self._written.clear()  # offsets of the old log
+        if self._owned is not None:
+            self.pending.update(self._owned())
+
+    async def mend_shorter_log(self, ends: Mapping[int, int]) -> list[int]:
+        """Write the local state of the partitions of ``ends`` (their changelog's end offsets)
+        again where the log ends at or before the offset the store applied from it.
+
+        That log was made again, and no save of this worker has landed on it since to find
+        out (``save``): another worker made the topic before this one's probe saw it
+        missing, and the partition has had nothing to write. Another worker taking the
+        partition over would recover its bots from the short log, and faust's recovery here
+        would refuse the store. The caller keeps batches and rebalances out meanwhile.
+        Returns the partitions written again.
+        """
+        data = self._table.data
+        topic = self._table.changelog_topic.get_topic_name()
+        stale = past_the_end({p: data.persisted_offset(TP(topic, p)) for p in ends}, ends)
+        if not stale:
+            return []
+        log.warning(
+            "the state changelog %s was made again: partition(s) %s end before the offsets "
+            "this worker's store holds",
+            topic,
+            ", ".join(map(str, stale)),
+        )
+        self._forget(stale)
+        for partition in stale:
+            self._written.pop(partition, None)
+        self.pending.update(stale)
+        await self.write_again(stale)
+        return stale
+
+    def _forget(self, partitions: Iterable[int]) -> None:
+        """Set the persisted offset of ``partitions`` to -1: faust's recovery then reads
+        their log from its start, over the local store."""
         data = self._table.data
         topic = self._table.changelog_topic.get_topic_name()
         # RocksDB: the databases on disk, not a new one for each partition never held here.
         path = getattr(data, "partition_path", None)
-        for partition in range(self._partitions):
+        for partition in partitions:
             if path is not None and not path(partition).exists():
                 continue
             tp = TP(topic, partition)
             offset = data.persisted_offset(tp)
-            if partition not in kept and offset is not None and offset > FORGOTTEN:
+            if offset is not None and offset > FORGOTTEN:
                 data.set_persisted_offset(tp, FORGOTTEN)
-        self._written.clear()  # offsets of the old log
-        if self._owned is not None:
-            self.pending.update(self._owned())
 
     async def write_again(self, partitions: Sequence[int]) -> None:
         """Write every local entry of ``partitions`` to their changelog made again.
@@ -722,6 +756,12 @@ class Worker:
             if self.state.pending & self.ready and not self.kafka.missing:
                 await self._rewrite_state()
 
+        @self.app.timer(interval=10.0)
+        async def check_changelog() -> None:
+            if self.stopping or self.kafka.missing or not self.ready:
+                return
+            await self._mend_shorter_changelog()
+
         @self.app.timer(interval=5.0)
         async def update_lag() -> None:
             self._update_lag()
@@ -1007,6 +1047,22 @@ class Worker:
             )
         if changelog in missing:  # it exists again (made here or elsewhere)
             await self._rewrite_state()
+
+    async def _mend_shorter_changelog(self) -> None:
+        """Write the state again where the changelog was made again unseen: another worker
+        made it before the probe saw it missing (``FaustTable.mend_shorter_log``)."""
+        changelog = changelog_topic(self.config.app_id)
+
+        async def mend() -> None:
+            owned = sorted(self.ready)
+            if owned:  # a rebalance may have taken them while the lock was waited for
+                ends = await self.app.consumer.highwaters(*(TP(changelog, p) for p in owned))
+                await self.state.mend_shorter_log({tp.partition: n for tp, n in ends.items()})
+
+        try:
+            await self.processor.exclusive(mend)
+        except Exception:  # the next tick asks again
+            log.exception("comparing the state changelog %s with the local store failed", changelog)
 
     async def _rewrite_state(self) -> None:
         """Write the local state of the owned partitions ``pending`` to the changelog,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -385,6 +386,39 @@ def test_a_changelog_deleted_under_the_worker_gets_the_whole_state_again(
         more = generate(pipeline, 500, seed=12)
         w.wait_metric("botwatch_records_in_total", 2_000 + more["counts"]["records"])
         assert w.metric("botwatch_records_in_total") == 2_000 + more["counts"]["records"]
+    finally:
+        assert w.stop() == 0, w.tail()
+
+
+def test_a_changelog_made_again_before_the_worker_saw_it_missing_gets_the_state_again(
+    pipeline: dict[str, Any],
+) -> None:
+    """Another worker (here: the test, while this one is frozen) made the deleted changelog
+    again before this one's probe saw it missing, and no bot writes again: nothing this
+    worker saves lands on the new log to show it was made again. The periodic comparison
+    of the log's end with the store's offsets finds it."""
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
+    w = worker(pipeline, "a").start()
+    try:
+        truth = _closed_windows_of_a_run(pipeline, w)
+        assert w.proc is not None
+        w.proc.send_signal(signal.SIGSTOP)
+        try:
+            asyncio.run(delete_topics(bootstrap, [changelog]))
+            _create_again(bootstrap, changelog)
+        finally:
+            w.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while "end before the offsets" not in w.tail(200) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        held = _held_keys(bootstrap, changelog)
+        assert {f"p|{p}" for p in range(PARTITIONS)} <= held, w.tail()
+        bots = {key.split("|", 2)[2] for key in held if key.startswith("b|")}
+        assert bots == set(truth["windows"])
+        assert "was deleted while the worker ran" not in w.tail(200)  # the probe never saw it
+        more = generate(pipeline, 300, seed=12)
+        w.wait_metric("botwatch_records_in_total", 2_000 + more["counts"]["records"])
     finally:
         assert w.stop() == 0, w.tail()
 

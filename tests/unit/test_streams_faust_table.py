@@ -163,3 +163,22 @@ def test_a_lost_changelog_leaves_the_owned_partitions_pending_until_written_agai
     assert table.pending == set()
     assert producer.log[1] == [(b"p|1", b"p1")]
     assert inner.data.persisted == {1: 0}
+
+
+def test_a_log_shorter_than_the_store_applied_is_written_again_for_those_partitions() -> None:
+    producer, inner, table = _remade_table(owned={0, 1})
+
+    async def run() -> list[list[int]]:
+        await table.save([(0, "p|0", b"p0"), (0, "b|0|x", b"x1"), (1, "p|1", b"p1")])
+        in_step = await table.mend_shorter_log({0: 2, 1: 1})
+        # Made again elsewhere, and written to since on partition 1 only (its offset 3 is
+        # past what this store applied from the old log).
+        producer.log = {0: [], 1: [(b"b|1|other", b"o")] * 3}
+        mended = await table.mend_shorter_log({0: 0, 1: 3})
+        return [in_step, mended]
+
+    assert asyncio.run(run()) == [[], [0]]
+    assert dict(producer.log[0]) == {b"p|0": b"p0", b"b|0|x": b"x1"}
+    assert len(producer.log[1]) == 3  # left alone
+    assert table.pending == set()
+    assert inner.data.persisted == {0: 1, 1: 0}
