@@ -11,6 +11,11 @@ on the next window record of the same bot to close (the earliest one if several 
 once), and ``late_total``, the bot's lifetime count for metrics, so a late event is visible
 even when its bot never sends another timely event.
 
+A record replayed from the dead-letter topic has an offset of its own, so the offset rule
+cannot tell two copies of it apart (two replay runs that selected the same dead letter, an
+export imported twice): ``apply_replayed`` remembers the ``event_id`` of each replayed event
+a window counted, until the window closes (a copy after that is late anyway).
+
 ``seen_until_ms`` is the end of the newest window the bot had an event in (closed, or late
 into): how long a bot without open windows has been quiet, so that one quiet long enough
 can be retired (its entry deleted: bot ids that come and go must not fill the worker).
@@ -56,6 +61,7 @@ class BotState:
         "last_offset",
         "late_pending",
         "late_total",
+        "replayed",
         "seen_until_ms",
         "window_ms",
         "windows",
@@ -71,6 +77,8 @@ class BotState:
         self.late_pending = 0
         self.late_total = 0
         self.seen_until_ms = NO_TIME
+        # Window start -> event ids of the replayed events it counted (see the module doc).
+        self.replayed: dict[int, set[str]] | None = None
 
     def apply(
         self, offset: int, event: Mapping[str, Any], ts_ms: int, clock: PartitionClock
@@ -101,6 +109,24 @@ class BotState:
         self.last_offset = offset
         return _APPLIED
 
+    def apply_replayed(
+        self, offset: int, event: Mapping[str, Any], ts_ms: int, clock: PartitionClock
+    ) -> Outcome:
+        """``apply`` for a record replayed from the dead-letter topic: a second copy of an
+        event its open window counted from a replay is a duplicate."""
+        event_id = event["event_id"]
+        start = ts_ms - ts_ms % self.window_ms
+        replayed = self.replayed
+        if replayed is not None and event_id in replayed.get(start, ()):
+            self.last_offset = max(self.last_offset, offset)
+            return _DUPLICATE
+        outcome = self.apply(offset, event, ts_ms, clock)
+        if outcome is _APPLIED:
+            if replayed is None:
+                replayed = self.replayed = {}
+            replayed.setdefault(start, set()).add(event_id)
+        return outcome
+
     @property
     def next_close_ms(self) -> int | None:
         """End of the earliest open window: when this bot next has a record to emit."""
@@ -111,6 +137,12 @@ class BotState:
         size = self.window_ms
         ready = sorted(s for s in self.windows if s + size <= watermark_ms)
         closed = [(start, self.windows.pop(start)) for start in ready]
+        replayed = self.replayed
+        if replayed is not None:
+            for start in ready:
+                replayed.pop(start, None)
+            if not replayed:
+                self.replayed = None
         if closed:
             self.seen_until_ms = max(self.seen_until_ms, closed[-1][0] + size)
             if self.late_pending:
@@ -134,7 +166,7 @@ class BotState:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "bot_id": self.bot_id,
             "window_ms": self.window_ms,
             "last_offset": self.last_offset,
@@ -143,6 +175,9 @@ class BotState:
             "seen_until": self.seen_until_ms,
             "windows": {str(start): stats.to_dict() for start, stats in self.windows.items()},
         }
+        if self.replayed:
+            data["replayed"] = {str(start): sorted(ids) for start, ids in self.replayed.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BotState:
@@ -154,6 +189,9 @@ class BotState:
         state.windows = {
             int(start): WindowStats.from_dict(stats) for start, stats in data["windows"].items()
         }
+        replayed = data.get("replayed")
+        if replayed:
+            state.replayed = {int(start): set(map(str, ids)) for start, ids in replayed.items()}
         return state
 
     def __eq__(self, other: object) -> bool:

@@ -596,7 +596,8 @@ class BatchProcessor:
                 continue
             partition = rec.partition
             headers = rec.headers
-            if headers and _replayed_from_sink(headers):
+            replay = _replayed_stage(headers) if headers else None
+            if replay == b"sink":
                 # Counted in its window when first read; only OpenSearch refused it then.
                 valid.append(_sink_record(rec, event))
                 reindexed += 1
@@ -627,7 +628,10 @@ class BatchProcessor:
                         bot = load_bot(partition, bot_id)
                     windows = bot.windows
                     before = len(windows)
-                    outcome = bot.apply(rec.offset + base, event, ts, clock)
+                    if replay is None:
+                        outcome = bot.apply(rec.offset + base, event, ts, clock)
+                    else:  # two copies of one replayed event count once
+                        outcome = bot.apply_replayed(rec.offset + base, event, ts, clock)
                     if len(windows) != before:
                         opened += len(windows) - before
                         end = bot.next_close_ms
@@ -1103,8 +1107,9 @@ def _sink_record(rec: Record, event: dict[str, Any]) -> SinkRecord:
     )
 
 
-def _replayed_from_sink(headers: list[tuple[str, bytes]]) -> bool:
-    return any(name == REPLAYED_STAGE and value == b"sink" for name, value in headers)
+def _replayed_stage(headers: list[tuple[str, bytes]]) -> bytes | None:
+    """The stage of the dead letter a replayed record was sent from; None when not replayed."""
+    return next((value for name, value in headers if name == REPLAYED_STAGE), None)
 
 
 def _rekeyed(headers: list[tuple[str, bytes]]) -> bool:

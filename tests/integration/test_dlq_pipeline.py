@@ -168,7 +168,8 @@ def test_events_not_keyed_by_their_bot_are_indexed_then_replayed_into_their_wind
     """kcat, a producer nobody here wrote, sends events without a key (as a log shipper
     configured without one would): the worker indexes them, keeps them out of the window of
     the bot (whose keyed events sit on another partition) and dead-letters them; a replay
-    keys them by their bot, and the window then counts every event once."""
+    keys them by their bot, and the window then counts every event once, even when a second
+    replay run sends them again."""
     pipeline["env"]["BOTWATCH_IDLE_CLOSE_S"] = "600"  # the window must wait for the replay
     bootstrap = pipeline["settings"].kafka_bootstrap
     events_topic = pipeline["topics"]["events"]
@@ -204,6 +205,13 @@ def test_events_not_keyed_by_their_bot_are_indexed_then_replayed_into_their_wind
         assert done.exit_code == 0, done.output
         assert f"sent {len(keyless)}" in done.output
         w.wait_metric("botwatch_records_in_total", total + len(keyless))
+        # Another selection is another run, with progress of its own: it sends them again,
+        # and the window counts each event once.
+        again = dlq_cli(pipeline, "replay", "--reason", "^record key", "--yes")
+        assert again.exit_code == 0, again.output
+        assert f"sent {len(keyless)}" in again.output
+        w.wait_metric("botwatch_records_in_total", total + 2 * len(keyless))
+        assert w.metric("botwatch_duplicates_skipped_total") == len(keyless)
         # Two minutes later: the watermark passes the window's end (lateness 30 s).
         _produce(bootstrap, events_topic, [_event(99, timestamp="2026-11-23T10:02:00.000Z")])
         stats = collect_stats(pipeline, 1)

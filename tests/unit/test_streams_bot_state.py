@@ -41,6 +41,30 @@ def test_apply_counts_an_event_once() -> None:
     assert bot.windows[T0].errors == 1
 
 
+def test_two_copies_of_a_replayed_event_count_once_while_its_window_is_open() -> None:
+    c, bot = clock(), BotState("b")
+    c.observe(T0, 0)
+    assert bot.apply(10, ev(event_id="e1"), T0, c) is Outcome.APPLIED  # read, not replayed
+    assert bot.apply_replayed(20, ev(event_id="e2"), T0 + 1, c) is Outcome.APPLIED
+    assert bot.apply_replayed(30, ev(event_id="e2"), T0 + 1, c) is Outcome.DUPLICATE
+    assert bot.apply_replayed(31, ev(event_id="e3"), T0 + W, c) is Outcome.APPLIED
+    assert bot.last_offset == 31
+    assert bot.apply_replayed(31, ev(event_id="e4"), T0, c) is Outcome.DUPLICATE  # read again
+    # Kept through the changelog: a restart between the copies counts the second one too.
+    again = BotState.from_dict(orjson.loads(orjson.dumps(bot.to_dict())))
+    assert again.apply_replayed(40, ev(event_id="e2"), T0 + 2, c) is Outcome.DUPLICATE
+    assert again.apply_replayed(41, ev(event_id="e1"), T0, c) is Outcome.APPLIED
+    assert [again.windows[T0].count, again.windows[T0 + W].count] == [3, 1]
+    # Forgotten with the window: a copy after the close is late.
+    c.observe(T0 + W + L, 0)
+    assert [w["count"] for w in again.close_ready(c.watermark)] == [3]
+    assert again.to_dict()["replayed"] == {str(T0 + W): ["e3"]}
+    assert again.apply_replayed(42, ev(event_id="e2"), T0, c) is Outcome.LATE
+    c.observe(T0 + 2 * W + L, 0)
+    again.close_ready(c.watermark)
+    assert "replayed" not in again.to_dict()
+
+
 def test_events_within_lateness_count_and_beyond_it_are_late() -> None:
     c, bot = clock(), BotState("b")
     c.observe(T0 + W + L - 1, 0)

@@ -280,6 +280,23 @@ async def test_a_record_replayed_from_a_sink_dead_letter_is_indexed_not_counted_
     assert value(metrics, "botwatch_replayed_reindexed_total") == 1
 
 
+async def test_an_event_replayed_twice_from_the_dead_letters_counts_once() -> None:
+    table, outputs = DictTable(), RecordingOutputs()
+    processor, *_ = make(table, outputs)
+    feed = Feed()
+    replayed = [("botwatch.dlq.replay_count", b"1"), ("botwatch.dlq.replay.stage", b"validate")]
+    copy = event("b", T0 + 1, "error")
+    await processor.process([feed(event("b", T0)), feed(copy)._replace(headers=replayed)])
+    # Another replay run, after a restart, selects the same dead letter.
+    restarted, _, _, sink, metrics = make(table, outputs)
+    await restarted.process([feed(copy)._replace(headers=replayed)])
+    assert sink.events == 1  # indexed (the same _id)
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 1
+    await restarted.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert (window["count"], window["errors"]) == (2, 1)
+
+
 async def test_replaying_a_batch_after_a_restart_does_not_double_count() -> None:
     table, outputs = DictTable(), RecordingOutputs()
     processor, *_ = make(table, outputs)
