@@ -258,9 +258,11 @@ class TopicFactory:
         self.created: list[str] = []
         self.app_ids: list[str] = []
 
-    def __call__(self, prefix: str = "test", partitions: int = 1) -> str:
+    def __call__(
+        self, prefix: str = "test", partitions: int = 1, config: dict[str, str] | None = None
+    ) -> str:
         name = unique_name(f"botwatch-test.{prefix}")
-        asyncio.run(create_topics(self.bootstrap, [name], partitions))
+        asyncio.run(create_topics(self.bootstrap, [name], partitions, config))
         self.created.append(name)
         return name
 
@@ -276,14 +278,19 @@ class TopicFactory:
             asyncio.run(delete_topics(self.bootstrap, self.created, prefixes))
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+async def create_topics(
+    bootstrap: str, names: list[str], partitions: int, config: dict[str, str] | None = None
+) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+            [
+                NewTopic(name, partitions, replication_factor=1, topic_configs=config or {})
+                for name in names
+            ]
         )
     finally:
         await admin.close()

@@ -399,12 +399,28 @@ def import_letters(  # noqa: PLR0917 - one parameter per option
     if not _confirm(len(sending), config.dlq_confirm_above, yes):
         click.echo("nothing sent")
         ctx.exit(EXIT_STOPPED)
-    sent = _run(settings, dl.send_letters(config.kafka_bootstrap, sending))
+    sent, refused = _run(settings, dl.send_letters(config.kafka_bootstrap, sending))
     for target, n in sorted(sent.items()):
         click.echo(f"sent {n} record(s) to {target}")
+    by_target: dict[str, list[str]] = {}
+    for letter, target in refused:
+        by_target.setdefault(target, []).append(letter.source_id)
+    _too_large(by_target, "make them smaller in the file and import it again")
     if held:
         click.echo(f"{len(held)} record(s) not sent (see above)")
-    ctx.exit(EXIT_NOT_ALL if held else 0)
+    ctx.exit(EXIT_NOT_ALL if held or refused else 0)
+
+
+def _too_large(by_target: dict[str, list[str]], remedy: str) -> None:
+    """Name the dead letters a target refused as too large, and what to do."""
+    for target, where in sorted(by_target.items()):
+        shown = ", ".join(where[: dl.PREVIEW])
+        if len(where) > dl.PREVIEW:
+            shown += f" and {len(where) - dl.PREVIEW} more"
+        click.echo(
+            f"not sent: {len(where)} record(s) too large for {target} ({shown}): raise the "
+            f"topic's max.message.bytes, or {remedy}"
+        )
 
 
 # -- replay -------------------------------------------------------------------------------
@@ -606,3 +622,4 @@ def _report(counts: dl.ReplayCounts) -> None:
     if counts.skipped:
         reasons = "; ".join(f"{n} {why}" for why, n in counts.skipped_why.most_common())
         click.echo(f"skipped: {counts.skipped:,} ({reasons})")
+    _too_large(counts.too_large, "`botwatch dlq export` them, make them smaller and import them")

@@ -29,8 +29,10 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from streams.deadletters.plan import (
     REPLAY_ORIGIN,
@@ -284,6 +286,8 @@ class ReplayCounts:
     sent_by_target: Counter[str] = field(default_factory=Counter)
     skipped_why: Counter[str] = field(default_factory=Counter)
     read: int = 0  # records of the dead-letter topic read, selected or not
+    # Dead letters (topic:partition:offset) a target refused as too large, by target.
+    too_large: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -363,6 +367,8 @@ async def plan_replay(
 Replayed = list[tuple[str, bytes]]
 # What one replayed record is sent as: target topic, key, the dead letter, headers.
 _Sending = tuple[str, bytes | None, Any, Replayed]
+# The same, and the target partition.
+_Sent = tuple[str, int, bytes | None, Any, Replayed]
 
 
 def _classify(
@@ -444,6 +450,7 @@ async def run_replay(
     ):
         # Below anything sent from now on: the targets' ends, once what was sent is known.
         run.targets = await _target_ends(c, plan.targets)
+        run.limits = await max_message_bytes(options.bootstrap, plan.targets)
         # Committed before the first send, so a run killed in its first chunk is resumed
         # (and its sends looked up) rather than started afresh.
         c.assign(list(plan.windows))
@@ -487,8 +494,10 @@ class _Run:
         self.bucket = TokenBucket(options.rate, clock=clock) if options.rate else None
         self.positions = {tp: w.start for tp, w in plan.windows.items()}
         self.targets: dict[str, dict[int, int]] = {}
+        self.limits: dict[str, int] = {}  # each target's max.message.bytes
         self.done = False
-        self.futures: list[tuple[asyncio.Future[Any], int]] = []  # (batch, records)
+        # Each batch sent and what it holds: (target, partition, key, dead letter, headers).
+        self.futures: list[tuple[asyncio.Future[Any], list[_Sent]]] = []
         self.partitions: dict[str, list[int]] = {}
         self.clock = clock
         self.first_send: float | None = None
@@ -579,44 +588,128 @@ class _Run:
         part: int,
         records: list[tuple[bytes | None, Any, Replayed]],
     ) -> None:
-        batch = p.create_batch()
-        for key, record, headers in records:
-            added = batch.append(key=key, value=record.value, timestamp=None,
-                                 headers=headers)  # fmt: skip
-            if added is not None:
-                continue
-            if batch.record_count():  # full: send it, start the next
-                self.futures.append((await p.send_batch(batch, topic, partition=part),
-                                     batch.record_count()))  # fmt: skip
-                batch = p.create_batch()
-                added = batch.append(key=key, value=record.value, timestamp=None,
-                                     headers=headers)  # fmt: skip
-                if added is not None:
-                    continue
-            # Larger than a batch: the producer sizes a batch for it.
-            future = await p.send(
-                topic, value=record.value, key=key, headers=headers, partition=part
-            )
-            self.futures.append((future, 1))
-        if batch.record_count():
-            batch.close()
-            self.futures.append((await p.send_batch(batch, topic, partition=part),
-                                 batch.record_count()))  # fmt: skip
+        items = [(key, record.value, headers, (topic, part, key, record, headers))
+                 for key, record, headers in records]  # fmt: skip
+        sent, refused = await send_fitting(p, topic, part, items, self.limits.get(topic))
+        self.futures += sent
+        for item in refused:
+            self._refused(item)
+
+    def _refused(self, sent: _Sent) -> None:
+        """A record too large for its target: counted as skipped and named in the report;
+        its dead letter stays where it is."""
+        target, record = sent[0], sent[3]
+        counts = self.counts
+        counts.sent -= 1
+        counts.sent_by_target[target] -= 1
+        if not counts.sent_by_target[target]:
+            del counts.sent_by_target[target]
+        counts.skipped += 1
+        counts.skipped_why[f"too large for {target}"] += 1
+        where = source_id(record.topic, record.partition, record.offset)
+        counts.too_large.setdefault(target, []).append(where)
 
     async def settle(self, c: AIOKafkaConsumer, cut: set[TopicPartition]) -> None:
         """Wait for the broker's acknowledgements; note how far the targets and the
         partitions got."""
         futures, self.futures = self.futures, []
-        acked = await asyncio.gather(*(f for f, _ in futures))
-        for meta, (_, n) in zip(acked, futures, strict=True):
+        acked = await _acked(futures)
+        for meta, (_, members) in zip(acked, futures, strict=True):
             parts = self.targets.setdefault(meta.topic, {})
-            parts[meta.partition] = max(parts.get(meta.partition, 0), meta.offset + n)
+            parts[meta.partition] = max(parts.get(meta.partition, 0), meta.offset + len(members))
         if futures and self.first_send is not None:
             self.counts.sending_seconds = self.clock() - self.first_send
         # A partition read to the end of its window has no record left below its stop.
         for tp, w in self.plan.windows.items():
             if tp not in cut and self.positions[tp] < w.stop and await c.position(tp) >= w.stop:
                 self.positions[tp] = w.stop
+
+
+# -- sending ------------------------------------------------------------------------------
+
+# What one record to send is: key, value, headers, and what the caller knows it by.
+_Item = tuple[bytes | None, bytes | None, Replayed, Any]
+# Kafka compares each record batch, its header included, with the topic's max.message.bytes.
+_BATCH_HEADER_BYTES: Final = 61
+
+
+async def max_message_bytes(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+    """Each topic's ``max.message.bytes`` (its own, or the broker's default); a topic the
+    broker gives none for is left out."""
+    names = sorted(set(topics))
+    if not names:
+        return {}
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    async with _running(client, bootstrap) as admin:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {_MAX_BYTES: None}) for name in names]
+        )
+    limits: dict[str, int] = {}
+    for response in responses:
+        for error, _, _, name, entries in response.resources:
+            for entry in entries if not error else ():
+                if entry[0] == _MAX_BYTES and entry[1]:
+                    limits[name] = int(entry[1])
+    return limits
+
+
+_MAX_BYTES: Final = "max.message.bytes"
+
+
+async def send_fitting(
+    p: AIOKafkaProducer, topic: str, part: int, items: list[_Item], limit: int | None
+) -> tuple[list[tuple[asyncio.Future[Any], list[Any]]], list[Any]]:
+    """Hand ``items`` to the producer, in order, as record batches of partition ``part``
+    that each fit ``limit`` (the topic's max.message.bytes; None: unknown).
+
+    Returns each batch's future with what its records are known by, and what is known of
+    the records too large for the topic even alone: those are not sent. A batch the broker
+    refuses would fail its records that fit too, and with an idempotent producer it breaks
+    the sequence of every batch after it on that partition (``OutOfOrderSequenceNumber``).
+    """
+    room = limit if limit is not None else 1 << 62
+    sent: list[tuple[asyncio.Future[Any], list[Any]]] = []
+    refused: list[Any] = []
+    batch, members = p.create_batch(), list[Any]()
+
+    async def flush() -> None:
+        nonlocal batch, members
+        if members:
+            batch.close()
+            sent.append((await p.send_batch(batch, topic, partition=part), members))
+            batch, members = p.create_batch(), []
+
+    for key, value, headers, known_as in items:
+        alone = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if alone > room:
+            refused.append(known_as)
+            continue
+        if members and batch.size() + alone - _BATCH_HEADER_BYTES > room:
+            await flush()
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            # Full at the producer's batch size. A batch takes its first record whatever
+            # its size (one within the topic's limit here).
+            await flush()
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+        members.append(known_as)
+    await flush()
+    return sent, refused
+
+
+async def _acked(futures: list[tuple[asyncio.Future[Any], list[Any]]]) -> list[Any]:
+    """The broker's answers; a batch refused as too large all the same (the topic's limit
+    changed since it was read, say) is named."""
+    answers = await asyncio.gather(*(f for f, _ in futures), return_exceptions=True)
+    for answer, (_, members) in zip(answers, futures, strict=True):
+        if isinstance(answer, (MessageSizeTooLargeError, RecordListTooLargeError)):
+            raise PlanError(
+                f"a batch of {len(members)} record(s) was refused as too large for its topic "
+                f"({answer}); was its max.message.bytes lowered meanwhile? Run the command "
+                "again: records too large are then named and left out"
+            )
+        if isinstance(answer, BaseException):
+            raise answer
+    return answers
 
 
 async def _commit(
@@ -640,13 +733,17 @@ async def send_letters(
     items: list[tuple[Letter, str]],
     *,
     rate: float | None = None,
-) -> Counter[str]:
-    """Send each letter's replayed record to its target; returns sent counts by target once
-    the broker acknowledged every one."""
+) -> tuple[Counter[str], list[tuple[Letter, str]]]:
+    """Send each letter's replayed record to its target. Returns, once the broker
+    acknowledged every one, the counts sent by target and the letters too large for their
+    target (not sent)."""
     sent: Counter[str] = Counter()
+    refused: list[tuple[Letter, str]] = []
     bucket = TokenBucket(rate) if rate else None
+    limits = await max_message_bytes(bootstrap, {target for _, target in items})
     async with producer(bootstrap) as p:
-        futures = []
+        partitions: dict[str, list[int]] = {}
+        futures: list[tuple[asyncio.Future[Any], list[Any]]] = []
         for letter, target in items:
             if bucket is not None:
                 delay = bucket.reserve()
@@ -655,12 +752,19 @@ async def send_letters(
             key = letter.key
             if miskeyed(letter.stage, letter.reason):
                 key = replay_key(key, letter.value)
-            futures.append(
-                await p.send(target, value=letter.value, key=key, headers=replay_headers(letter))
-            )
-            sent[target] += 1
-        await asyncio.gather(*futures)
-    return sent
+            parts = partitions.get(target)
+            if parts is None:
+                parts = partitions[target] = sorted(await p.partitions_for(target))
+            part = int(PARTITIONER(key, parts, parts))
+            item = (key, letter.value, replay_headers(letter), (letter, target))
+            batches, too_large = await send_fitting(p, target, part, [item], limits.get(target))
+            futures += batches
+            refused += too_large
+        await _acked(futures)
+        for _, members in futures:
+            for _, target in members:
+                sent[target] += 1
+    return sent, refused
 
 
 async def check_topics(bootstrap: str, topics: Iterable[str], role: str) -> None:

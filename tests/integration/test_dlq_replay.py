@@ -30,8 +30,16 @@ BOTWATCH = [sys.executable, "-m", "botwatch"]
 
 
 def write_letters(
-    bootstrap: str, topic: str, n: int, *, replays: int = 0, stage: dlq.DlqStage = "validate"
+    bootstrap: str,
+    topic: str,
+    n: int,
+    *,
+    replays: int = 0,
+    stage: dlq.DlqStage = "validate",
+    padding: dict[int, int] | None = None,
 ) -> None:
+    """``n`` dead letters; ``padding``: letter number -> bytes of padding in its value."""
+
     async def send() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         await producer.start()
@@ -45,7 +53,8 @@ def write_letters(
                     timestamp_ms=1_700_000_000_000, original_headers=own,
                     now=datetime.now(UTC),
                 )  # fmt: skip
-                value = orjson.dumps({"event_id": f"e-{replays}-{i}", "n": i})
+                pad = "x" * (padding or {}).get(i, 0)
+                value = orjson.dumps({"event_id": f"e-{replays}-{i}", "n": i, "pad": pad})
                 key = f"bot-{i % 5}".encode()
                 futures.append(await producer.send(topic, value, key=key, headers=headers))
             await asyncio.gather(*futures)
@@ -161,6 +170,36 @@ def test_a_failure_whose_letter_was_written_twice_is_sent_once(
     origins = Counter(headers_of(e)["botwatch.dlq.replay.origin"] for e in replayed)
     assert len(origins) == 20 and set(origins.values()) == {1}
     assert "botwatch-test.nowhere:0:7:validate:0" in origins
+
+
+def test_a_record_too_large_for_the_target_is_named_and_skipped_by_replay_and_import(
+    env: dict[str, str], make_topic: Any, tmp_path: Any
+) -> None:
+    """One letter over the target's max.message.bytes stopped every run of the replay at the
+    same place, with a traceback; the others in its batch are sent."""
+    bootstrap, letters = env["BOTWATCH_KAFKA_BOOTSTRAP"], env["BOTWATCH_DLQ_TOPIC"]
+    target = make_topic("target", config={"max.message.bytes": "20000"})
+    write_letters(bootstrap, letters, 30, padding={7: 30_000})
+    big = next(
+        f"{letters}:{e['partition']}:{e['offset']}"
+        for e in read_topic(bootstrap, letters)
+        if len(e["payload"]) > 30_000
+    )
+    done = dlq_cli(env, "replay", "--to", target, "--yes")
+    assert done.exit_code == 2, done.output
+    assert "sent 29" in done.output and "skipped: 1 (1 too large for" in done.output
+    assert f"not sent: 1 record(s) too large for {target} ({big}): raise" in done.output
+    assert len(sources(bootstrap, target)) == 29
+    again = dlq_cli(env, "replay", "--to", target, "--yes")
+    assert again.exit_code == 0 and "nothing to replay" in again.output, again.output
+
+    exported = tmp_path / "all.jsonl"
+    assert dlq_cli(env, "export", "--out", str(exported)).exit_code == 0
+    imported = dlq_cli(env, "import", str(exported), "--to", target, "--yes")
+    assert imported.exit_code == 2, imported.output
+    assert f"sent 29 record(s) to {target}" in imported.output
+    assert f"not sent: 1 record(s) too large for {target} ({big}): raise" in imported.output
+    assert end_offsets(bootstrap, [target])[target] == 58
 
 
 def test_rate_limit_and_max_and_resume(env: dict[str, str], make_topic: Any) -> None:
