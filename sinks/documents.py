@@ -99,8 +99,8 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
     """
     doc: dict[str, Any] = {
         "stage": letter.stage,
-        "reason": redactor.redact_text(letter.reason),
-        "exception": redactor.redact_text(letter.exception),
+        "reason": redactor.redact_reason(letter.reason),
+        "exception": redactor.redact_reason(letter.exception),
         "original_topic": letter.original_topic,
         "original_partition": letter.original_partition,
         "original_offset": letter.original_offset,

@@ -16,6 +16,11 @@ What is redacted (replaced with ``[REDACTED]``):
   ``scheme://user:pass@host`` (up to the last ``@`` of the word), or the whole user part
   of ``scheme://token@host``.
 
+A dead letter's reason (and the exception text that holds it) ends with what the field held
+when validation refused it (``password: is not allowed (...), got 'hunter2'``): when any rule
+could apply to the reason, that tail goes whole (``redact_reason``), as the field's name may
+be the secret's key.
+
 Over-redaction is preferred to a leak: ``invalid token: expired`` loses ``expired``.
 
 The fast path: every rule needs one of a few ASCII substrings (the folded key names,
@@ -54,6 +59,8 @@ _SEPARATOR_BYTES: Final = SEPARATORS.encode()
 _ALWAYS: Final = ("bearer", "://", "authorization")
 _SPACE: Final = re.compile(r"\s")
 _SCHEMES: Final = r"(?:bearer|basic|digest|token|negotiate)\s+"
+# How a validation reason shows what the field held (``schemas.errors.EventError.reason``).
+_GOT: Final = ", got "
 
 
 def fold(key: str) -> str:
@@ -152,6 +159,17 @@ class Redactor:
         text = self._header.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._pair.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
         return self._redact_credentials(text)
+
+    def redact_reason(self, text: str) -> str:
+        """``redact_text`` for a dead letter's reason or exception text, whose ``, got ...``
+        tail (``schemas.errors``) shows what a field held: the tail goes whole when any rule
+        could apply (the field's name may be a secret's key, at any place in a path)."""
+        if not self.needs_redaction(text.encode("utf-8", "surrogatepass")):
+            return text
+        at = text.find(_GOT)
+        if at < 0:
+            return self.redact_text(text)
+        return self.redact_text(text[:at]) + _GOT + REDACTED
 
     def redact_identifier(self, text: str) -> str:
         """``redact_text`` without the header and ``name=value`` rules: an identifier such as

@@ -271,31 +271,44 @@ def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(
 ) -> None:
     prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
     put_breaking_template(opensearch, prefix)
-    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(4)]
+    secrets = [f"S3CR3T{n}{uuid.uuid4().hex[:8]}" for n in range(7)]
     fine = _event(
         1,
         message=f"token={secrets[0]} and https://bob:{secrets[1]}@db.local/",
         meta={"deep": {"api_key": secrets[2]}, "list": [{"Authorization": secrets[3]}]},
     )
     broken = _event(2, host="web-1")
-    _produce(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["events"], [fine, broken])
+    # Secrets where the contract has no field: dead-lettered, and the reason says what the
+    # field held (the dead-letter topic keeps it; the index must not).
+    misplaced = [
+        _event(3, password=secrets[4]),
+        _event(4, error={"type": "E", "api_key": secrets[5]}),
+        _event(5, **{"X-Auth-Token": [secrets[6]]}),
+    ]
+    records = [fine, broken, *misplaced]
+    _produce(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["events"], records)
 
     w = pipeline_worker(pipeline, "a").start()
     try:
         w.wait_ready()
-        w.wait_metric("botwatch_records_in_total", 2)
+        w.wait_metric("botwatch_records_in_total", len(records))
     finally:
         assert w.stop() == 0, w.tail()
 
-    letters = [
-        headers_of(e)
-        for e in read_topic(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["dlq"])
-    ]
-    assert [h["botwatch.dlq.stage"] for h in letters] == ["sink"]
-    assert "mapper_parsing_exception" in letters[0]["botwatch.dlq.reason"]
-    assert letters[0]["botwatch.dlq.original.offset"] == "1"
+    letters = {
+        int(h["botwatch.dlq.original.offset"]): h
+        for h in map(
+            headers_of,
+            read_topic(pipeline["settings"].kafka_bootstrap, pipeline["topics"]["dlq"]),
+        )
+    }
+    stages = {offset: h["botwatch.dlq.stage"] for offset, h in letters.items()}
+    assert stages == {1: "sink", 2: "validate", 3: "validate", 4: "validate"}
+    assert "mapper_parsing_exception" in letters[1]["botwatch.dlq.reason"]
+    assert secrets[4] in letters[2]["botwatch.dlq.reason"]  # the topic is an operator's tool
     assert [d["_id"] for d in _all(opensearch, f"{prefix}-events-*")] == [fine["event_id"]]
-    assert [d["_source"]["stage"] for d in _all(opensearch, f"{prefix}-dlq-*")] == ["sink"]
+    indexed = _all(opensearch, f"{prefix}-dlq-*")
+    assert sorted(d["_source"]["stage"] for d in indexed) == ["sink", *["validate"] * 3]
     everything = orjson.dumps(_all(opensearch, f"{prefix}-*")).decode()
     for secret in secrets:
         assert secret not in everything

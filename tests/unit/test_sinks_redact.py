@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -320,3 +321,34 @@ def test_several_urls_in_one_text() -> None:
         "a https://a:[REDACTED]@c https://d:[REDACTED]@f z"
     )
     assert R.redact_text("x://u:" + "a" * 50) == "x://u:" + "a" * 50  # no "@": no password
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"password": "hunter2"},
+        {"api key": ["hunter2"]},
+        {'secret"x': "hunter2"},
+        {"error": {"type": "E", "token": "hunter2"}},
+        {"Authorization": "Basic hunter2"},
+    ],
+)
+def test_a_validation_reason_loses_what_a_secret_field_held(field: dict[str, Any]) -> None:
+    from schemas import EventError, decode_event
+    from streams.dlq import exception_text
+
+    event = {"event_id": "e", "timestamp": "2026-12-07T10:00:00Z", "bot_id": "b",
+             "level": "info", "message": "m", "schema_version": 1, **field}  # fmt: skip
+    with pytest.raises(EventError) as caught:
+        decode_event(orjson.dumps(event))
+    for text in (caught.value.reason, exception_text(caught.value)):
+        assert "hunter2" in text  # as the dead-letter topic's headers keep it
+        redacted = R.redact_reason(text)
+        assert "hunter2" not in redacted
+        assert redacted.endswith(", got [REDACTED]")
+
+
+def test_a_reason_without_anything_to_redact_keeps_what_the_field_held() -> None:
+    reason = "level: must be one of debug, info, warning, error, critical, got 'fatal'"
+    assert R.redact_reason(reason) == reason
+    assert R.redact_reason("windowing failed: token=abc") == "windowing failed: token=[REDACTED]"
