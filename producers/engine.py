@@ -49,7 +49,13 @@ from producers.config import ProducerConfig
 from producers.resend import Verdict
 from producers.spool import Record, Spool, SpoolLockedError
 from producers.stats import Stats
-from producers.transport import KafkaTransport, Transport, is_delivered, is_transient
+from producers.transport import (
+    KafkaTransport,
+    TopicMissingError,
+    Transport,
+    is_delivered,
+    is_transient,
+)
 
 __all__ = ["Engine", "TransportFactory"]
 
@@ -335,6 +341,13 @@ class Engine:
             self.stats.failed_sends += 1
             self._next_connect = time.monotonic() + self._connect_backoff
             self._connect_backoff = min(self._connect_backoff * 2, 5.0)
+            if isinstance(exc, TopicMissingError):
+                self.stats.warn_once(
+                    "topic_missing",
+                    f"{exc}: events are kept in the spool {self.spool_path} and sent once it "
+                    "does. Create it (`botwatch setup`) or fix BOTWATCH_EVENTS_TOPIC",
+                )
+                return
             self.stats.warn_once(
                 "connect",
                 f"cannot reach Kafka at {self.config.bootstrap} ({exc!r}); events are kept "
@@ -389,16 +402,20 @@ class Engine:
         for _ in range(_MAX_SEND_ROUND):
             if not queue:
                 break
-            key, value = queue.popleft()
+            # Left in the queue until the producer has it: ``send`` may wait (for the topic's
+            # metadata, for room), and a ``close`` meanwhile cancels it; the record must still
+            # count as pending then, and be spooled.
+            key, value = queue[0]
             try:
                 last = await transport.send(topic, key, value)
             except Exception as exc:
-                if is_transient(exc):
-                    queue.appendleft((key, value))  # not handed over: spool keeps it in order
+                if is_transient(exc):  # not handed over: the spool keeps it in order
                     self._degrade(exc)
                     break
+                queue.popleft()
                 self._refused(exc)
                 continue
+            queue.popleft()
             inflight.append(_InFlight(key, value, last, now))
         if last is not None:
             last.add_done_callback(self._wake)

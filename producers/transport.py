@@ -25,7 +25,22 @@ from producers import resend
 from producers.config import ProducerConfig
 from producers.spool import Record
 
-__all__ = ["KafkaTransport", "Transport", "is_delivered", "is_transient", "producer_options"]
+__all__ = [
+    "KafkaTransport",
+    "TopicMissingError",
+    "Transport",
+    "is_delivered",
+    "is_transient",
+    "producer_options",
+]
+
+
+class TopicMissingError(LookupError):
+    """The events topic does not exist on the broker (a name mistyped, setup not run)."""
+
+    def __init__(self, topic: str, bootstrap: str) -> None:
+        super().__init__(f"the topic {topic} does not exist on Kafka at {bootstrap}")
+        self.topic = topic
 
 
 class Transport(Protocol):
@@ -95,12 +110,22 @@ class KafkaTransport:
 
     def __init__(self, config: ProducerConfig) -> None:
         self._options = producer_options(config)
+        self._topic = config.topic
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        """Connect, and check that the events topic exists (``TopicMissingError``).
+
+        A send to a topic that does not exist waits for its metadata until the request
+        timeout, while aiokafka logs a warning about it ten times a second into the bot's
+        output. The check asks for every topic's metadata, which creates none.
+        """
         producer = AIOKafkaProducer(**self._options)
         try:
             await producer.start()
+            metadata = await producer.client.fetch_all_metadata()
+            if self._topic not in metadata.topics():
+                raise TopicMissingError(self._topic, self._options["bootstrap_servers"])
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 1.0)

@@ -4,14 +4,16 @@ import asyncio
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import read_events
+from support import create_topics, read_events
 
 from botwatch.settings import Settings
 from producers import AsyncBotLogger, BotLogger, BotwatchHandler, ProducerConfig
+from producers.stats import BotwatchWarning
 
 N = 500
 
@@ -57,6 +59,37 @@ def test_async_bot_logger(stack: Settings, make_topic: Any, tmp_path: Path) -> N
     rows = read_events(stack.kafka_bootstrap, topic)
     assert [event["meta"]["i"] for _, event in rows] == list(range(N))
     assert_exactly_once(rows, [event["event_id"] for _, event in rows])
+
+
+def test_a_missing_topic_keeps_events_in_the_spool_and_says_so_once(
+    stack: Settings, make_topic: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first event went into a send that waited for the metadata of a topic that does
+    not exist, and was lost at close with ``flush`` saying all was delivered; aiokafka
+    meanwhile warned ten times a second in the bot's output."""
+    topic = make_topic("sdk-late")
+    missing = f"{topic}-not-yet"
+    config = config_for(missing, tmp_path, stack.kafka_bootstrap)
+    with (
+        pytest.warns(BotwatchWarning, match=f"the topic {missing} does not exist") as warned,
+        caplog.at_level(logging.WARNING, logger="aiokafka"),
+    ):
+        bot = BotLogger("late-bot", config=config)
+        bot.info("only event")
+        time.sleep(1.0)
+        assert bot.flush(1) is False
+        bot.close()
+    assert sum("does not exist" in str(w.message) for w in warned) == 1
+    assert bot.stats()["spooled"] == 1
+    assert not [r for r in caplog.records if missing in r.getMessage()]
+    # The topic made: the next run sends what the spool kept.
+    asyncio.run(create_topics(stack.kafka_bootstrap, [missing], 1))
+    make_topic.created.append(missing)
+    with BotLogger("late-bot", config=config) as bot:
+        bot.info("second event")
+        assert bot.flush(30)
+    rows = read_events(stack.kafka_bootstrap, missing)
+    assert [event["message"] for _, event in rows] == ["only event", "second event"]
 
 
 def test_logging_handler(stack: Settings, make_topic: Any, tmp_path: Path) -> None:
