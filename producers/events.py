@@ -18,6 +18,7 @@ import orjson
 from producers.ids import Uuid7
 from schemas import (
     BOT_ID_RE,
+    ERROR_FIELDS,
     LEVELS,
     MAX_JOB_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -84,6 +85,22 @@ def error_info(exc: BaseException) -> dict[str, str]:
     }
 
 
+def _error_object(error: object) -> dict[str, str]:
+    """``error`` checked as the contract checks it (only type, message and stack), its values
+    as text, and long ones cut as ``error_info`` cuts them: the worker would dead-letter the
+    event otherwise, and the bot's stats would never see it."""
+    if not isinstance(error, Mapping):
+        raise _field_error("error", f"must be a mapping of {', '.join(ERROR_FIELDS)}", error)
+    out: dict[str, str] = {}
+    for key, value in error.items():
+        if key not in ERROR_FIELDS:
+            rule = f"is not allowed (error has only {', '.join(ERROR_FIELDS)})"
+            raise _field_error(f"error.{key}", rule, value)
+        text = str(value)
+        out[key] = text[-_ERROR_STACK_CHARS:] if key == "stack" else text[:_ERROR_MESSAGE_CHARS]
+    return out
+
+
 class EventFactory:
     """Makes the JSON bytes of a bot's events; one per bot, safe to share across threads."""
 
@@ -139,7 +156,7 @@ class EventFactory:
                 raise _field_error("retry_count", "must be an integer >= 0", retry_count)
             event["retry_count"] = retry_count
         if error is not None:
-            event["error"] = {str(k): str(v) for k, v in error.items()}
+            event["error"] = _error_object(error)
         if meta:
             event["meta"] = dict(meta)
         event["host"] = self.host

@@ -72,6 +72,8 @@ def test_env_left_out_when_empty() -> None:
         ({"job_id": "j" * 257}, "job_id"),
         ({"job_id": 17}, "job_id"),
         ({"message": b"bytes"}, "message"),
+        ({"error": {"type": "E", "code": "E1"}}, "error.code"),
+        ({"error": "boom"}, "error"),
     ],
 )
 def test_call_site_errors_name_the_field(
@@ -137,3 +139,13 @@ def test_error_info_has_type_message_and_stack() -> None:
     assert info["type"] == "KeyError"
     assert info["message"] == "'missing'"
     assert "raise KeyError" in info["stack"]
+
+
+def test_an_error_object_given_is_text_and_cut_like_error_info(factory: EventFactory) -> None:
+    error = {"type": "Timeout", "message": "m" * 20_000, "stack": "s" * 9 + "t" * 30_000}
+    event = decode_event(factory.build("error", "failed", error=error))  # the contract's check
+    assert event["error"]["type"] == "Timeout"
+    assert event["error"]["message"] == "m" * 8 * 1024
+    assert event["error"]["stack"] == "t" * 16 * 1024  # the end of a stack says where
+    event = decode_event(factory.build("error", "failed", error={"type": 42}))
+    assert event["error"] == {"type": "42"}
