@@ -128,6 +128,28 @@ RULE_SCHEMA_VERSION: Final = f"must be the integer {SCHEMA_VERSION}"
 RULE_UTF8: Final = "must be UTF-8 encoded"
 RULE_JSON: Final = "must be a JSON document"
 RULE_BYTES: Final = "must be bytes"
+RULES: Final = (
+    RULE_OBJECT,
+    RULE_REQUIRED,
+    RULE_UNKNOWN,
+    RULE_UNKNOWN_ERROR,
+    RULE_STRING,
+    RULE_EVENT_ID,
+    RULE_TIMESTAMP,
+    RULE_BOT_ID,
+    RULE_JOB_ID,
+    RULE_LEVEL,
+    RULE_MESSAGE_SIZE,
+    RULE_STATUS,
+    RULE_DURATION,
+    RULE_RETRY_COUNT,
+    RULE_META_SIZE,
+    RULE_META_JSON,
+    RULE_SCHEMA_VERSION,
+    RULE_UTF8,
+    RULE_JSON,
+    RULE_BYTES,
+)
 
 _FIELD_SET: Final = frozenset(FIELDS)
 _ERROR_FIELD_SET: Final = frozenset(ERROR_FIELDS)

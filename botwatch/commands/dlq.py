@@ -312,7 +312,8 @@ def _read_lines(path: Path) -> list[Letter]:
     except OSError as exc:
         raise BotwatchError(f"error: cannot read {path}: {exc}") from None
     letters = []
-    for number, line in enumerate(data.splitlines(), 1):
+    # An editor may save the file with a byte order mark: not part of the first line.
+    for number, line in enumerate(data.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
         if not line.strip():
             continue
         try:

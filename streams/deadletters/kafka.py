@@ -45,14 +45,13 @@ from streams.deadletters.plan import (
     Window,
     check_target,
     decide,
-    miskeyed,
     replay_headers,
     replay_key,
     resume_from,
     triage,
     window,
 )
-from streams.deadletters.records import Letter, decode, source_id
+from streams.deadletters.records import Letter, decode, miskeyed, source_id
 from streams.deadletters.select import Selection, Summary
 
 POLL_MS: Final = 500

@@ -15,7 +15,6 @@ again but quarantined (the loop guard).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import math
@@ -28,7 +27,7 @@ from typing import Any, Final
 import orjson
 
 from streams import dlq
-from streams.deadletters.records import Letter
+from streams.deadletters.records import BAD_REPLAY_COUNT, Letter, miskeyed
 
 REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
 REPLAY_ORIGIN: Final = "botwatch.dlq.replay.origin"
@@ -76,13 +75,11 @@ def decide(letter: Letter, *, to: str | None, dlq_topic: str, max_replays: int) 
     target = to or letter.original_topic
     if letter.stage == "?" or target is None:
         return Decision(Action.SKIP, None, "; ".join(letter.problems) or "no original topic")
+    unknown = [p for p in letter.problems if p.startswith(BAD_REPLAY_COUNT)]
+    if unknown:  # how often it was replayed is unknown: the loop guard cannot hold
+        return Decision(Action.SKIP, None, f"{unknown[0]} (how often it was replayed)")
     rekey = miskeyed(letter.stage, letter.reason)
     return _decide(letter.stage, target, letter.replay_count, to, dlq_topic, max_replays, rekey)
-
-
-def miskeyed(stage: str, reason: str) -> bool:
-    """Whether the letter is a valid event the worker refused to window for its key."""
-    return stage == "validate" and reason.startswith(dlq.MISKEYED_PREFIX)
 
 
 def replay_key(key: bytes | None, value: bytes | None) -> bytes | None:
@@ -194,8 +191,10 @@ def triage(
         return None
     replay_count = 0
     if count:
-        with contextlib.suppress(ValueError):
+        try:
             replay_count = int(count.decode("utf-8", "replace"))
+        except ValueError:
+            return None  # ``decide`` says why it is skipped
     stage_name = stage.decode("utf-8", "replace")
     rekey = stage == b"validate" and reason is not None and reason.startswith(_MISKEYED)
     decision = _decide(stage_name, target, replay_count, to, dlq_topic, max_replays, rekey)

@@ -18,6 +18,8 @@ from schemas import timestamp_ms
 from streams import dlq
 
 UNKNOWN_STAGE: Final = "?"
+# A letter that says this cannot be counted by the loop guard (``plan.decide`` skips it).
+BAD_REPLAY_COUNT: Final = f"header {dlq.REPLAY_COUNT} is not an integer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +70,16 @@ class Letter:
 
     @property
     def bot(self) -> str | None:
-        """The bot: the record key (bot_id by contract), else the payload's ``bot_id``."""
-        if self.key:
-            return self.key.decode("utf-8", "replace")
+        """The bot: the record key (bot_id by contract), else the payload's ``bot_id``; for
+        a letter refused for its key, the payload's first (what a replay keys it by). A key
+        that is not printable text is shown escaped."""
+        if self.key and not miskeyed(self.stage, self.reason):
+            return _printable(self.key)
         payload = self.payload()
         bot = payload.get("bot_id") if payload is not None else None
-        return bot if isinstance(bot, str) else None
+        if isinstance(bot, str):
+            return bot
+        return _printable(self.key) if self.key else None
 
     @property
     def event_id(self) -> str | None:
@@ -90,6 +96,20 @@ class Letter:
         except orjson.JSONDecodeError:
             return None
         return parsed if isinstance(parsed, dict) else None
+
+
+def miskeyed(stage: str, reason: str) -> bool:
+    """Whether the letter is a valid event the worker refused to window for its key."""
+    return stage == "validate" and reason.startswith(dlq.MISKEYED_PREFIX)
+
+
+def _printable(raw: bytes) -> str:
+    """``raw`` as text, escaped (``\\xff``, ``\\x00``) unless it is printable UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    return text if text and text.isprintable() else repr(raw)[2:-1]
 
 
 def source_id(topic: str, partition: int, offset: int) -> str:
@@ -143,7 +163,7 @@ def decode(  # noqa: PLR0917 - the fields of a Kafka record
     try:
         replay_count = int(replay_raw)
     except ValueError:
-        problems.append(f"header {dlq.REPLAY_COUNT} is not an integer: {replay_raw!r}")
+        problems.append(f"{BAD_REPLAY_COUNT}: {replay_raw!r}")
         replay_count = 0
     return Letter(
         topic=topic,

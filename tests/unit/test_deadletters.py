@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from schemas import timestamp_ms
+from schemas.event import RULE_BOT_ID, RULE_MESSAGE_SIZE, RULE_TIMESTAMP
 from streams import dlq
 from streams.deadletters import jsonl
 from streams.deadletters.plan import (
@@ -166,8 +167,20 @@ def test_bad_filters_say_what_to_write(kwargs: dict[str, Any], message: str) -> 
 
 def test_reason_classes_group_alike_failures() -> None:
     assert reason_class("duration_ms: must be a finite number >= 0, got -3") == (
-        "duration_ms: must be a finite number >= N"
+        "duration_ms: must be a finite number >= 0"  # the contract's rule, as it is
     )
+    assert reason_class(f"message: {RULE_MESSAGE_SIZE}, got 40000 bytes") == (
+        f"message: {RULE_MESSAGE_SIZE}"
+    )
+    assert reason_class(f"bot_id: {RULE_BOT_ID}, got 'a b'") == f"bot_id: {RULE_BOT_ID}"
+    assert reason_class(f"timestamp: {RULE_TIMESTAMP}, got '1'") == f"timestamp: {RULE_TIMESTAMP}"
+    assert reason_class("record: must be UTF-8 encoded (invalid byte at offset 17), got b'x'") == (
+        "record: must be UTF-8 encoded (invalid byte at offset N)"
+    )
+    for bot in ("a-bot", "b-bot"):  # one class for every bot's events keyed wrong
+        assert reason_class(dlq.miskeyed_reason(b"other", bot)).startswith(
+            "record key: must be the event's bot_id '…' ("
+        )
     assert reason_class("level: must be one of 'debug', 'info', got 'loud'") == (
         "level: must be one of '…', '…'"
     )
@@ -183,7 +196,7 @@ def test_summary_counts_by_stage_reason_and_bot() -> None:
     data = summary.to_dict()
     assert data["total"] == 4
     assert data["stages"] == {"validate": 2, "decode": 1, "sink": 1}
-    assert data["reasons"]["duration_ms: must be a finite number >= N"] == 3
+    assert data["reasons"]["duration_ms: must be a finite number >= 0"] == 3
     assert data["bots"] == {"invoice-bot": 2, "b2": 1, "(no bot)": 1}
     text = "\n".join(summary.lines(top=1))
     assert "by stage:" in text and "2  validate" in text and "(2 more)" in text
@@ -244,7 +257,6 @@ def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
         list(letter(replays=3).headers),
         list(letter("job_failure").headers),
         list(letter("sink", own=[]).headers),
-        [*base, (dlq.REPLAY_COUNT, b"x")],  # not an integer: 0, as decode() reads it
         [*base, (dlq.REPLAY_COUNT, b"")],
         [*base, (dlq.STAGE, b"job_failure")],  # the last header of a name wins
         [*base, (dlq.ORIGINAL_TOPIC, b"botwatch.dlq")],  # loops back into the DLQ
@@ -274,6 +286,7 @@ def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
         [(n, v) for n, v in base if n != dlq.ORIGINAL_TOPIC],
         [*base, (dlq.ORIGINAL_TOPIC, b"")],
         [*base, (dlq.STAGE, b"?")],
+        [*base, (dlq.REPLAY_COUNT, b"x")],  # not an integer: the loop guard cannot count it
         None,
     ]
     for raw in declined:
@@ -446,6 +459,43 @@ def test_export_keeps_any_payload_exactly(value: bytes | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "as_event"),
+    [
+        (b'{"retry_count": 123456789012345678901234567890}', False),  # beyond 64 bits
+        (b'{"a": 1, "a": 2}', False),  # a key given twice
+        (b'{"d": 0.12345678901234567890123}', False),  # rounded by a float
+        (b'{"n": 1E2, "s": "caf\\u00e9", "f": 2.50}', True),  # spelled otherwise, the same
+    ],
+)
+def test_export_writes_event_only_when_it_reads_back_the_same(value: bytes, as_event: bool) -> None:
+    line = jsonl.to_line(letter(value=value))
+    assert ("event" in orjson.loads(line)) is as_event
+    back = jsonl.from_line(line).value
+    if as_event:
+        assert orjson.loads(back or b"") == orjson.loads(value)
+    else:
+        assert back == value
+
+
+def test_export_keeps_header_values_that_are_not_utf8() -> None:
+    x = letter(own=[("h-bin", b"\xff\x00\x80"), ("h-text", "caf\u00e9".encode())])
+    doc = orjson.loads(jsonl.to_line(x))
+    assert ["h-text", "caf\u00e9"] in doc["headers"]
+    assert ["h-bin", {"base64": "/wCA"}] in doc["headers"]
+    assert jsonl.from_line(orjson.dumps(doc)).headers == x.headers
+
+
+def test_a_key_edited_beside_its_exact_bytes_is_refused() -> None:
+    doc = orjson.loads(jsonl.to_line(letter(key=b"\xffbot")))
+    assert jsonl.from_line(orjson.dumps(doc)).key == b"\xffbot"
+    doc["key"] = "invoice-bot"
+    with pytest.raises(jsonl.LineError, match="key and key_base64 disagree"):
+        jsonl.from_line(orjson.dumps(doc), 2)
+    del doc["key_base64"]
+    assert jsonl.from_line(orjson.dumps(doc)).key == b"invoice-bot"
+
+
+@pytest.mark.parametrize(
     ("line", "message"),
     [
         (b"{", "line 3: not JSON"),
@@ -458,3 +508,20 @@ def test_export_keeps_any_payload_exactly(value: bytes | None) -> None:
 def test_broken_import_lines_are_named(line: bytes, message: str) -> None:
     with pytest.raises(jsonl.LineError, match=message):
         jsonl.from_line(line, 3)
+
+
+def test_a_letter_refused_for_its_key_is_the_bot_of_its_event() -> None:
+    value = b'{"event_id": "e-1", "bot_id": "invoice-bot"}'
+    keyed_wrong = letter(key=b"other", value=value, reason=dlq.miskeyed_reason(b"other", "x"))
+    assert keyed_wrong.bot == "invoice-bot"  # what a replay keys it by, and --bot selects
+    assert letter(key=b"other", value=value).bot == "other"  # the key, by contract
+    assert letter(key=b"\xffbin\x00", value=b"[").bot == "\\xffbin\\x00"
+    assert letter(key=None, value=b"[").bot is None
+
+
+def test_an_import_file_saved_with_a_byte_order_mark_is_read(tmp_path: Any) -> None:
+    from botwatch.commands.dlq import _read_lines
+
+    path = tmp_path / "fixed.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + jsonl.to_line(letter()) + b"\n" + jsonl.to_line(letter()))
+    assert [x.source_id for x in _read_lines(path)] == ["botwatch.dlq:1:7"] * 2
