@@ -9,9 +9,11 @@ What is redacted (replaced with ``[REDACTED]``):
 - in ``message``, every string of ``error``, and every string and every key in ``meta``
   (``job_id``, ``host`` and ``env`` get only the last two rules, bearer tokens and URL
   credentials: they are identifiers, and ``auth-token-01:9000`` must stay one):
-  header lines such as ``Authorization: ...`` (the rest of the line), ``name=value`` and
-  ``name: value`` pairs whose name contains a configured key (query strings, log lines,
-  JSON-ish text; a value opening with ``[`` or ``{`` loses the rest of its line),
+  header lines such as ``Authorization: ...`` (the rest of the line), ``name=value``,
+  ``name: value`` and ``name => value`` pairs whose name contains a configured key (query
+  strings, log lines, JSON-ish text, Ruby, PHP and Perl hashes; a value opening with ``[``
+  or ``{`` loses the rest of its line), ``<name>value</name>`` elements, command-line
+  options ``--name value`` and ``-name value``,
   ``Bearer <token>``, and the credentials of a URL: the password of
   ``scheme://user:pass@host`` (up to the last ``@`` of the word), or the whole user part
   of ``scheme://token@host``.
@@ -102,7 +104,7 @@ class Redactor:
         # folded away by the fast path, so whatever these match, the fast path sees).
         split = re.compile(f"[{re.escape(SEPARATORS)}]+")
         spellings = {
-            r"[-_. ]?".join(re.escape(w) for w in split.split(k) if w) for k in spelled
+            r"[-_. ]{0,3}".join(re.escape(w) for w in split.split(k) if w) for k in spelled
         } - {""}
         alternatives = "|".join(sorted(spellings, key=len, reverse=True))
         key = rf"[\w.-]{{0,64}}(?:{alternatives})[\w.-]{{0,64}}"
@@ -112,13 +114,17 @@ class Redactor:
         # name's tail is bounded, and a quoted value is taken possessively, its closing quote
         # optional (an unterminated value, as in cut-off JSON, runs to the end of the line).
         self._pair = re.compile(
-            rf"((?:{alternatives})[\w.-]{{0,64}}(?:\\?[\"'])?\s*[:=]\s*)"
+            rf"((?:{alternatives})[\w.-]{{0,64}}(?:\\?[\"'])?\s*(?:=>|[:=])\s*)"
             r"(?:\"(?:[^\"\\\r\n]|\\.)*+\"?|'(?:[^'\\\r\n]|\\.)*+'?"  # quoted
             r"|\\\"(?:[^\\\r\n]|\\[^\"])*+(?:\\\")?"  # quoted with escaped quotes: JSON in JSON
             r"|[\[{][^\r\n]*"  # a list or an object: the rest of the line
             rf"|(?:{_SCHEMES})?[^\s\"'&,;]+)",
             flags,
         )
+        # <password>...</password>, <api-key type="x">...</api-key>: up to the next tag.
+        self._element = re.compile(rf"(<{key}(?:\s[^<>]{{0,256}})?>)[^<]+", flags)
+        # --password hunter2, -token abc (after a space or the start: not a word's hyphen).
+        self._option = re.compile(rf"((?<!\S)--?{key}\s+)(?!-)[^\s\"']+", flags)
         self._bearer = re.compile(r"\b(bearer\s+)[A-Za-z0-9._~+/=-]+", flags)
         # scheme://user:password@ (the password up to the word's last "@"), or scheme://token@
         # with no colon. The scheme is bounded and the last "@" found once per word, so the
@@ -158,6 +164,8 @@ class Redactor:
             return text
         text = self._header.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._pair.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
+        text = self._element.sub(lambda m: m.group(1) + REDACTED, text)
+        text = self._option.sub(lambda m: m.group(1) + REDACTED, text)
         return self._redact_credentials(text)
 
     def redact_reason(self, text: str) -> str:

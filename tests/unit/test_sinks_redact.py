@@ -45,6 +45,13 @@ TEXT_TEMPLATES = [
     'config {{"api.key": {{"value": "{s}"}}}}',
     'quoted "token": "ab\\"{s}" tail',
     "accessKey={s}",
+    'ruby {{:password=>"{s}"}}',
+    "php ['api_key' => '{s}', 'x' => 1]",
+    "<password>{s}</password>",
+    '<client-secret kind="x">{s}</client-secret>',
+    "deploy --password {s} --verbose",
+    "run -token {s}",
+    "api__key={s}",
 ]
 
 # The shapes of secret an identifier (job_id, host, env) loses: bearer tokens, URL credentials.
@@ -352,3 +359,9 @@ def test_a_reason_without_anything_to_redact_keeps_what_the_field_held() -> None
     reason = "level: must be one of debug, info, warning, error, critical, got 'fatal'"
     assert R.redact_reason(reason) == reason
     assert R.redact_reason("windowing failed: token=abc") == "windowing failed: token=[REDACTED]"
+
+
+def test_text_without_a_value_after_a_name_is_kept() -> None:
+    for text in ("password reset for alice", "the token-refresher ran", "<password/> ok",
+                 "no-password-needed here", "--password --verbose"):  # fmt: skip
+        assert R.redact_text(text) == text
