@@ -43,6 +43,15 @@ class Notify(Protocol):
 class Receivers(Notify, Protocol):
     """``Notify`` with a lifecycle: the worker starts and stops it, ``/status`` shows it."""
 
+    def restore(self, alerts: Sequence[dict[str, Any]]) -> None:
+        """Firing alerts notified before (by this process or another owner of their
+        partition): a receiver that re-sends firing alerts takes them up; no notification."""
+        ...
+
+    def withdraw(self, fingerprints: Iterable[str]) -> None:
+        """Alerts whose partition another worker owns now: no more re-sends from here."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -61,10 +70,19 @@ def _prefix(partition: int) -> str:
 class AlertStage:
     """Alert engines of the owned partitions, loaded from and saved to the table."""
 
-    def __init__(self, rules: Sequence[Rule], table: AlertTable, silences: Silences) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        table: AlertTable,
+        silences: Silences,
+        receivers: Receivers | None = None,
+    ) -> None:
         self.rules = tuple(rules)
         self.table = table
         self.silences = silences
+        # Told which notified alerts fire when a partition's engine is loaded (a restart,
+        # a rebalance) and when it goes: Alertmanager resolves an alert nobody re-sends.
+        self.receivers = receivers
         self._engines: dict[int, AlertEngine] = {}
 
     @property
@@ -81,11 +99,15 @@ class AlertStage:
                 engine.load_bot(orjson.loads(raw))
             engine.take_dirty()
             self._engines[partition] = engine
+            if self.receivers is not None:
+                self.receivers.restore(engine.notified_firing())
         return engine
 
     def forget(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
-            self._engines.pop(partition, None)
+            engine = self._engines.pop(partition, None)
+            if engine is not None and self.receivers is not None:
+                self.receivers.withdraw(a["fingerprint"] for a in engine.notified_firing())
 
     def observe(
         self,

@@ -648,7 +648,7 @@ class Worker:
         )
         if rules is None:
             rules = load_rules(config.rules_file or None)
-        self.alerts = AlertStage(rules, table, self.silences)
+        self.alerts = AlertStage(rules, table, self.silences, notifier)
         self.processor = BatchProcessor(
             config,
             table,

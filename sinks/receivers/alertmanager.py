@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
@@ -89,6 +89,19 @@ class AlertmanagerReceiver(Receiver):
         else:
             self._active.pop(fingerprint, None)
         super().submit(alert)
+
+    def restore(self, alerts: Sequence[Alert]) -> None:
+        """Take up firing alerts notified before this process (or before its partition came
+        here), and re-send them now: Alertmanager resolves an alert by itself three re-send
+        intervals after it last heard of it."""
+        for alert in alerts:
+            if alert["state"] == "firing":
+                self._active.setdefault(str(alert["fingerprint"]), alert)
+        self.resend_now()
+
+    def withdraw(self, fingerprints: Iterable[str]) -> None:
+        for fingerprint in fingerprints:
+            self._active.pop(fingerprint, None)
 
     def resend_now(self) -> None:
         """Queue a re-send of every firing alert (what the periodic task does)."""

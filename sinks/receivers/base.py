@@ -23,7 +23,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -228,6 +228,13 @@ class Receiver(ABC):
         self._queue.append(alert)
         self._set_queued()
         self._wake()
+
+    def restore(self, alerts: Sequence[Alert]) -> None:  # noqa: B027 - most do not re-send
+        """Firing alerts notified before: nothing to do for a receiver that does not re-send
+        them (a webhook heard of them once, which is enough)."""
+
+    def withdraw(self, fingerprints: Iterable[str]) -> None:  # noqa: B027 - as restore
+        """Alerts another worker owns now: nothing to do for a receiver without re-sends."""
 
     @property
     def queued(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
 
@@ -43,6 +43,19 @@ class Notifier:
         check_alert(alert)
         for receiver in self.receivers:
             receiver.submit(alert)
+
+    def restore(self, alerts: Sequence[Alert]) -> None:
+        """Firing alerts notified before: receivers that re-send firing alerts take them up."""
+        for alert in alerts:
+            check_alert(alert)
+        for receiver in self.receivers:
+            receiver.restore(alerts)
+
+    def withdraw(self, fingerprints: Iterable[str]) -> None:
+        """Alerts another worker re-sends now (their partition moved)."""
+        gone = list(fingerprints)
+        for receiver in self.receivers:
+            receiver.withdraw(gone)
 
     async def start(self) -> None:
         for receiver in self.receivers:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 from streams.alerts.buckets import JobCounts, horizons
-from streams.alerts.lifecycle import Alert, AlertBook, Silence, Silences
+from streams.alerts.lifecycle import FIRING, Alert, AlertBook, Silence, Silences
 from streams.alerts.rules import (
     OPS,
     BurnRateSpec,
@@ -323,6 +323,16 @@ class AlertEngine:
                 # Silences are expired on tick, so any one still held covers the alert now.
                 item["silenced"] = self.silence_list.covers(rule.name, bot_id)
                 out.append(item)
+        return out
+
+    def notified_firing(self) -> list[dict[str, Any]]:
+        """The firing alerts whose firing was notified, as alert records: what a receiver
+        that re-sends firing alerts (Alertmanager) holds while they fire."""
+        out = []
+        for bot_id in sorted(self._active):
+            for alert in self._bots[bot_id].book:
+                if alert.state == FIRING and alert.sent_ms is not None:
+                    out.append(alert.record(self.rules_by_name[alert.rule], FIRING))
         return out
 
     def bot_ids(self) -> list[str]:

@@ -271,29 +271,40 @@ async def test_an_incident_fires_once_and_resolves_once_everywhere(
 
 
 async def test_a_worker_killed_while_an_alert_fires_neither_renotifies_nor_forgets_it(
-    pipeline: dict[str, Any],
+    pipeline: dict[str, Any], alertmanager: Alertmanager
 ) -> None:
-    use_rules(pipeline, ERRORS_RULE)
+    """Nor does Alertmanager take it for resolved: it resolves an alert three re-send
+    intervals (here 2 s) after it last heard of it, and the restarted worker re-sends it."""
+    rule = f"errors{uuid.uuid4().hex[:6]}"
+    use_rules(pipeline, ERRORS_RULE.replace("name: errors", f"name: {rule}"))
+
+    def am_firing() -> list[str]:
+        alerts = alertmanager.alerts(rule)
+        return [a["labels"]["bot_id"] for a in alerts if a["status"]["state"] == "active"]
+
     async with recorder() as rec:
-        tag = use_receivers(pipeline, rec)
+        tag = use_receivers(pipeline, rec, alertmanager)
         w = await start_worker(pipeline)
         start = minute_aligned(460)
         await asyncio.to_thread(generate, pipeline, start, 300, "--incident", "bot-000:60:240:0.9")
-        firing = await eventually(lambda: notified(rec, tag, "errors"), "the firing notification")
+        firing = await eventually(lambda: notified(rec, tag, rule), "the firing notification")
         assert firing == [("bot-000", "firing")]
+        await eventually(am_firing, "the alert firing in Alertmanager")
         w.kill()
 
         w = await start_worker(pipeline)
         try:
-            await asyncio.sleep(3)  # many ticks of the restored state
-            assert notified(rec, tag, "errors") == [("bot-000", "firing")]
+            await asyncio.sleep(9)  # many ticks of the restored state; 4.5 re-send intervals
+            assert notified(rec, tag, rule) == [("bot-000", "firing")]
+            assert am_firing() == ["bot-000"], w.tail()
             rest = int((time.time() * 1000 - start) / 1000) - 310
             await asyncio.to_thread(generate, pipeline, start + 5 * MINUTE, rest)
             await eventually(
-                lambda: len(notified(rec, tag, "errors")) >= 2, "the resolved notification"
+                lambda: len(notified(rec, tag, rule)) >= 2, "the resolved notification"
             )
             await asyncio.sleep(2)
-            assert notified(rec, tag, "errors") == [("bot-000", "firing"), ("bot-000", "resolved")]
+            assert notified(rec, tag, rule) == [("bot-000", "firing"), ("bot-000", "resolved")]
+            await eventually(lambda: not am_firing(), "the alert resolved in Alertmanager")
         finally:
             assert w.stop() == 0, w.tail()
 

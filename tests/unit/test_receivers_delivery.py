@@ -355,6 +355,22 @@ async def test_alertmanager_resends_firing_alerts_until_resolved() -> None:
     assert receiver.active == []
 
 
+async def test_alertmanager_takes_up_restored_alerts_and_lets_go_of_withdrawn_ones() -> None:
+    receiver = AlertmanagerReceiver(
+        "http://am.example:9093", config(), transport=ScriptedTransport(), now=lambda: NOW
+    )
+    receiver.restore([record(bot="a"), record(bot="b"), record("resolved", bot="c")])
+    assert [a["bot_id"] for a in receiver.active] == ["a", "b"]
+    assert [a["bot_id"] for a in receiver.next_batch()] == ["a", "b"]  # re-sent at once
+    assert receiver.queued == 0  # not a new notification
+    receiver.withdraw([str(record(bot="a")["fingerprint"])])
+    receiver.resend_now()
+    assert [a["bot_id"] for a in receiver.next_batch()] == ["b"]
+    webhook = WebhookReceiver("http://hook.example", config(), transport=ScriptedTransport())
+    webhook.restore([record(bot="a")])
+    assert webhook.queued == 0  # heard of it once: nothing to do
+
+
 async def test_alertmanager_resend_task_runs_every_interval() -> None:
     transport = ScriptedTransport()
     receiver = AlertmanagerReceiver(

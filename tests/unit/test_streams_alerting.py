@@ -4,6 +4,7 @@ partition is judged by its own clock."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -45,11 +46,21 @@ class ScanTable(DictTable):
 
 
 class Inbox:
+    """A receiver: what it was sent, and which firing alerts it holds for re-sending."""
+
     def __init__(self) -> None:
         self.got: list[dict[str, Any]] = []
+        self.held: dict[str, dict[str, Any]] = {}
 
     def submit(self, alert: dict[str, Any]) -> None:
         self.got.append(alert)
+
+    def restore(self, alerts: Sequence[dict[str, Any]]) -> None:
+        self.held.update((a["fingerprint"], a) for a in alerts)
+
+    def withdraw(self, fingerprints: Iterable[str]) -> None:
+        for fingerprint in fingerprints:
+            self.held.pop(fingerprint, None)
 
     def states(self) -> list[tuple[str, str, str]]:
         return [(a["rule"], a["bot_id"], a["state"]) for a in self.got]
@@ -66,7 +77,7 @@ def make(
     clock = clock or Clock()
     outputs = outputs if outputs is not None else RecordingOutputs()
     sink, inbox = DiscardSink(), Inbox()
-    stage = AlertStage(parse_rules(RULES), table, silences or Silences())
+    stage = AlertStage(parse_rules(RULES), table, silences or Silences(), receivers=inbox)
     config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0, retire_after_s=retire_after_s)
     processor = BatchProcessor(
         config, table, outputs, sink, WorkerMetrics(), alerts=stage, notify=inbox, now_ms=clock
@@ -114,6 +125,25 @@ async def test_a_restarted_worker_neither_renotifies_nor_forgets_to_resolve() ->
     healthy = [feed(event("b", T0 + W + 31_000 + i)) for i in range(5)]
     await restarted.process([*healthy, feed(event("b", T0 + 2 * W + 30_000))])
     assert inbox2.states() == [("errors", "b", "resolved")]
+
+
+async def test_a_restarted_worker_hands_the_alerts_still_firing_to_its_receivers() -> None:
+    """Alertmanager resolves an alert nobody re-sends: the receiver that re-sends firing
+    alerts must hold those notified before the restart, and let go of a partition's
+    alerts when another worker takes it."""
+    processor, table, _, _, inbox, clock = make()
+    feed = Feed()
+    await processor.process(breach(feed))
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [fired] = inbox.got
+    restarted, _, _, _, inbox2, _ = make(table=table, clock=clock)
+    restarted.adopt([0])
+    await restarted.tick_alerts(behind={0})
+    assert list(inbox2.held) == [fired["fingerprint"]]
+    assert inbox2.held[fired["fingerprint"]]["starts_at"] == fired["starts_at"]
+    assert inbox2.got == []  # no new notification
+    await restarted.release([0])
+    assert inbox2.held == {}
 
 
 async def test_absence_is_judged_by_wall_clock_only_when_the_partition_is_caught_up() -> None:
