@@ -17,7 +17,7 @@ notified nor forgets to resolve it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -115,18 +115,21 @@ class AlertStage:
         last_seen: dict[str, int],
         envs: dict[str, str],
         errors: Sequence[tuple[str, str, int]],
+        heard: Mapping[str, int] | None = None,
     ) -> list[dict[str, Any]]:
-        """A batch's events of one partition, summarised: newest time per bot, envs, errors.
+        """A batch's events of one partition, summarised: newest time per bot, envs, errors,
+        and the Kafka timestamp of each bot's last record (``heard``).
 
         One ``on_event`` per bot and batch (with its newest event time) instead of one per
         event: absence only needs the newest, and ``errors`` carries every typed error.
         """
         engine = self.engine(partition)
+        heard = heard or {}
         out: list[dict[str, Any]] = []
         for bot_id, error_type, ts in errors:
             out += engine.on_event(bot_id, envs.get(bot_id), error_type, ts)
         for bot_id, ts in last_seen.items():
-            out += engine.on_event(bot_id, envs.get(bot_id), None, ts)
+            out += engine.on_event(bot_id, envs.get(bot_id), None, ts, heard.get(bot_id))
         return out
 
     def on_windows(self, partition: int, windows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,8 +139,10 @@ class AlertStage:
             out += engine.on_window(window)
         return out
 
-    def tick(self, partition: int, now_ms: int, settled_ms: int) -> list[dict[str, Any]]:
-        return self.engine(partition).tick(now_ms, settled_ms)
+    def tick(
+        self, partition: int, now_ms: int, settled_ms: int, wall_clock: bool = True
+    ) -> list[dict[str, Any]]:
+        return self.engine(partition).tick(now_ms, settled_ms, wall_clock=wall_clock)
 
     def dirty_entries(self, partition: int) -> list[tuple[int, str, bytes]]:
         """(partition, key, value) of bots whose alert state changed, serialized now."""

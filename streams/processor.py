@@ -170,6 +170,9 @@ class _Batch:
     # For the alert stage: newest event time and env per (partition, bot), typed errors,
     # and the alert records of the windows closed while routing.
     last_seen: dict[tuple[int, str], int] = field(default_factory=dict)
+    # Kafka's timestamp of each (partition, bot)'s last record: when it was sent (or
+    # appended), whatever the event times say (absence, judged at the wall clock).
+    heard: dict[tuple[int, str], int] = field(default_factory=dict)
     envs: dict[tuple[int, str], str] = field(default_factory=dict)
     errors: list[tuple[int, str, str, int]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -576,7 +579,7 @@ class BatchProcessor:
         # event would otherwise push the watermark ahead and make every later event late).
         horizon = min(now + self._future_ms, LAST_WINDOWED_MS)
         alerting = self.alerts is not None
-        last_seen, envs, errors = batch.last_seen, batch.envs, batch.errors
+        last_seen, heard, envs, errors = batch.last_seen, batch.heard, batch.envs, batch.errors
         current, base = -1, 0
         bots: dict[str, BotState] = {}
         clock: PartitionClock | None = None
@@ -659,6 +662,7 @@ class BatchProcessor:
                 if alerting:
                     if last_seen.get(key, ts - 1) < ts:
                         last_seen[key] = ts
+                    heard[key] = rec.timestamp_ms
                     env = event.get("env")
                     if env is not None:
                         envs[key] = env
@@ -728,16 +732,19 @@ class BatchProcessor:
         stage = self.alerts
         if stage is None or not batch.last_seen:
             return []
-        by_partition: dict[int, tuple[dict[str, int], dict[str, str], list[Any]]] = {}
+        by_partition: dict[int, tuple[dict[str, int], dict[str, str], list[Any], dict[str, int]]]
+        by_partition = {}
         for (partition, bot_id), ts in batch.last_seen.items():
-            by_partition.setdefault(partition, ({}, {}, []))[0][bot_id] = ts
+            by_partition.setdefault(partition, ({}, {}, [], {}))[0][bot_id] = ts
         for (partition, bot_id), env in batch.envs.items():
             by_partition[partition][1][bot_id] = env
         for partition, bot_id, error_type, ts in batch.errors:
             by_partition[partition][2].append((bot_id, error_type, ts))
+        for (partition, bot_id), at in batch.heard.items():
+            by_partition[partition][3][bot_id] = at
         out: list[dict[str, Any]] = []
-        for partition, (seen, envs, errors) in sorted(by_partition.items()):
-            out += stage.observe(partition, seen, envs, errors)
+        for partition, (seen, envs, errors, heard) in sorted(by_partition.items()):
+            out += stage.observe(partition, seen, envs, errors, heard)
         return out
 
     def _close_due(
@@ -893,7 +900,7 @@ class BatchProcessor:
                     else:
                         at = now
                         settled = max(clock.watermark, now - self._lateness_ms - self._idle_ms)
-                    records += self.alerts.tick(partition, at, settled)
+                    records += self.alerts.tick(partition, at, settled, partition not in behind)
                     ticked.append(partition)
                 await self._publish_alerts(records)
                 await self._write([entry for p in ticked for entry in self.alerts.dirty_entries(p)])

@@ -71,6 +71,7 @@ class BotAlerts:
         "env",
         "error_types",
         "first_seen_ms",
+        "heard_ms",
         "jobs",
         "last_eval_ms",
         "last_seen_ms",
@@ -85,6 +86,8 @@ class BotAlerts:
         self.env: str | None = None
         self.first_seen_ms: int | None = None
         self.last_seen_ms: int | None = None
+        # Kafka's timestamp of its newest record: when it was sent (see ``tick``).
+        self.heard_ms: int | None = None
         self.last_window_ms: int | None = None
         self.last_eval_ms: int | None = None
         self.windows: deque[Window] | None = None
@@ -100,6 +103,7 @@ class BotAlerts:
             ("env", self.env),
             ("first_seen", self.first_seen_ms),
             ("last_seen", self.last_seen_ms),
+            ("heard", self.heard_ms),
             ("last_window", self.last_window_ms),
             ("last_eval", self.last_eval_ms),
         ):
@@ -203,9 +207,15 @@ class AlertEngine:
         return self._evaluate(bot, rules, start + WINDOW_MS)
 
     def on_event(
-        self, bot_id: str, env: str | None, error_type: str | None, ts_ms: int
+        self,
+        bot_id: str,
+        env: str | None,
+        error_type: str | None,
+        ts_ms: int,
+        heard_ms: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Note one event; returns resolved absence and new-error-type notifications."""
+        """Note one event (``heard_ms``: its record's Kafka timestamp); returns resolved
+        absence and new-error-type notifications."""
         bot = self._bots.get(bot_id)
         if bot is None:
             bot = self._bot(bot_id)
@@ -217,6 +227,8 @@ class AlertEngine:
         last = bot.last_seen_ms
         if last is None or ts_ms > last:
             bot.last_seen_ms = ts_ms
+        if heard_ms is not None and (bot.heard_ms is None or heard_ms > bot.heard_ms):
+            bot.heard_ms = heard_ms
         self._dirty.add(bot_id)
         out: list[dict[str, Any]] = []
         book = bot.book
@@ -232,12 +244,20 @@ class AlertEngine:
         self._track(bot)
         return out
 
-    def tick(self, now_ms: int, settled_ms: int | None = None) -> list[dict[str, Any]]:
+    def tick(
+        self, now_ms: int, settled_ms: int | None = None, *, wall_clock: bool = False
+    ) -> list[dict[str, Any]]:
         """Absence, repeats, ended silences, aged-out alerts and quiet bots, at ``now_ms``.
 
         ``settled_ms`` (default ``now_ms``): the time up to which every window is closed,
         i.e. the partition's watermark. Quiet bots are evaluated only up to it, so a window
         still open (within the allowed lateness) is not taken for an empty one.
+
+        ``wall_clock``: ``now_ms`` is the wall clock (a caught-up partition), not the
+        partition's newest event time. A bot's silence is then measured from its last
+        record's Kafka timestamp: event times that lag (a clock behind, a shipper sending in
+        batches, a spool sent late) made a bot that sends every few seconds flap between
+        down and back, and one whose clock runs ahead looked alive for that much longer.
         """
         out: list[dict[str, Any]] = []
         silences = self.silence_list
@@ -248,6 +268,8 @@ class AlertEngine:
                 last = bot.last_seen_ms
                 if last is None:
                     continue
+                if wall_clock and bot.heard_ms is not None:
+                    last = bot.heard_ms
                 gap = now_ms - last
                 for rule in self._rules_for(bot).absence:
                     active = gap >= rule.for_ms
@@ -376,6 +398,7 @@ class AlertEngine:
         bot.env = data.get("env")
         bot.first_seen_ms = _opt_int(data.get("first_seen"))
         bot.last_seen_ms = _opt_int(data.get("last_seen"))
+        bot.heard_ms = _opt_int(data.get("heard"))
         bot.last_window_ms = _opt_int(data.get("last_window"))
         bot.last_eval_ms = _opt_int(data.get("last_eval"))
         windows = data.get("windows")

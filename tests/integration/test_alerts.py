@@ -39,6 +39,7 @@ from support import (
 )
 
 from botwatch.settings import Settings
+from schemas import timestamp_ms
 from streams.app import changelog_topic
 from streams.windows import rfc3339
 
@@ -114,16 +115,22 @@ def event(bot: str, ts_ms: int, level: str = "info", **fields: Any) -> dict[str,
     }
 
 
-async def produce(pipeline: dict[str, Any], events: list[dict[str, Any]]) -> None:
+async def produce(
+    pipeline: dict[str, Any], events: list[dict[str, Any]], *, sent_as_stamped: bool = False
+) -> None:
+    """``events`` to the events topic; ``sent_as_stamped``: each record's Kafka timestamp is
+    its event time (as a bot sending as things happen), else the time of sending."""
     producer = AIOKafkaProducer(
         bootstrap_servers=pipeline["settings"].kafka_bootstrap, acks="all", linger_ms=5
     )
     await producer.start()
     try:
         topic = pipeline["topics"]["events"]
-        sent = [
-            await producer.send(topic, orjson.dumps(e), key=e["bot_id"].encode()) for e in events
-        ]
+        sent = []
+        for e in events:
+            at = timestamp_ms(e["timestamp"]) if sent_as_stamped else None
+            value, key = orjson.dumps(e), e["bot_id"].encode()
+            sent.append(await producer.send(topic, value, key=key, timestamp_ms=at))
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
@@ -355,8 +362,9 @@ async def test_a_bot_quiet_past_the_retirement_time_is_forgotten_for_good(
                 now = int(time.time() * 1000)
             minute = now - now % MINUTE
             gone = [event("gone-bot", minute - 30_000 + i * 500) for i in range(4)]
-            # Its window [minute - 1 min, minute) closes on the keeper's event.
-            await produce(pipeline, [*gone, event("keeper-bot", now)])
+            # Its window [minute - 1 min, minute) closes on the keeper's event. Sent as they
+            # happened: down (8 s) from then, before it is retired (20 s).
+            await produce(pipeline, [*gone, event("keeper-bot", now)], sent_as_stamped=True)
             await eventually(
                 lambda: len(notified(rec, tag, "bot-down")) >= 3, "bot-down for both, then gone"
             )

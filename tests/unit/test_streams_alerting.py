@@ -159,6 +159,27 @@ async def test_absence_is_judged_by_wall_clock_only_when_the_partition_is_caught
     assert inbox.states() == [("down", "b", "firing"), ("down", "b", "resolved")]
 
 
+@pytest.mark.parametrize("skew_ms", [-5 * W, 50 * W])
+async def test_absence_at_the_wall_clock_is_measured_from_when_records_were_sent(
+    skew_ms: int,
+) -> None:
+    """Event times 5 minutes behind (a clock behind, a shipper sending late): a bot sending
+    every 30 s flapped down and back at every tick and record. 50 minutes ahead: a bot gone
+    after one record was down only 50 minutes later."""
+    processor, _, _, _, inbox, clock = make()
+    feed = Feed()
+    for i in range(12):  # every 30 s for 6 minutes, each record sent at once
+        clock.now = T0 + i * 30_000
+        record = feed(event("b", clock.now + skew_ms))._replace(timestamp_ms=clock.now)
+        await processor.process([record])
+        await processor.tick_alerts()
+    assert inbox.got == []
+    clock.now += 3 * W + 1_000  # then nothing for more than the rule's 3 minutes
+    await processor.tick_alerts()
+    assert inbox.states() == [("down", "b", "firing")]
+    assert inbox.got[0]["value"] == 181.0
+
+
 async def test_a_silence_holds_notifications_back_but_not_the_alert() -> None:
     silences = Silences()
     silences.add("errors", "b*", until_ms=T0 + 60 * W, reason="deploy", created_by="ops", now_ms=T0)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from schemas import timestamp_ms
 from schemas.sink import Rejected, SinkRecord, SinkResult
 from sinks.discard import DiscardSink
 from streams import dlq
@@ -107,8 +108,16 @@ def _bot_key_of(value: bytes | None) -> bytes | None:
     return bot_id.encode() if isinstance(bot_id, str) else b"b"
 
 
+def _sent_at(value: bytes | None) -> int:
+    """A record's Kafka timestamp: when its bot sent it, which is its event time here."""
+    try:
+        return timestamp_ms(orjson.loads(value or b"")["timestamp"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return T0
+
+
 class Feed:
-    """Records of one partition with growing offsets."""
+    """Records of one partition with growing offsets, sent as their events happened."""
 
     def __init__(self, partition: int = 0) -> None:
         self.partition = partition
@@ -118,7 +127,8 @@ class Feed:
         """A record of ``value``, keyed by its bot_id (as the contract says) unless ``key``."""
         if key is ...:
             key = _bot_key_of(value)
-        record = Record(TOPIC, self.partition, self.offset, T0, key, value, [("trace", b"t1")])
+        sent = _sent_at(value)
+        record = Record(TOPIC, self.partition, self.offset, sent, key, value, [("trace", b"t1")])
         self.offset += 1
         return record
 
@@ -199,7 +209,7 @@ async def test_the_sink_gets_each_valid_record_with_its_source() -> None:
     raw = event("b", T0 + 1_000)
     await processor.process([feed(raw), feed(b"{not json")])
     assert sink.records == [
-        SinkRecord(raw, orjson.loads(raw), TOPIC, 3, 17, T0, b"b", [("trace", b"t1")])
+        SinkRecord(raw, orjson.loads(raw), TOPIC, 3, 17, T0 + 1_000, b"b", [("trace", b"t1")])
     ]
 
 
