@@ -240,14 +240,19 @@ def silence(  # noqa: PLR0917 - one parameter per option
     until_ms = now_ms + duration_ms(for_, "--for")
     if not reason.strip():
         raise BotwatchError("error: --reason is empty.\n  fix: say why, for whoever looks next.")
-    made = Silences().add(
-        rule,
-        bot,
-        until_ms=until_ms,
-        reason=reason,
-        created_by=created_by or getpass.getuser(),
-        now_ms=now_ms,
-    )
+    try:
+        made = Silences().add(
+            rule,
+            bot,
+            until_ms=until_ms,
+            reason=reason,
+            created_by=created_by or getpass.getuser(),
+            now_ms=now_ms,
+        )
+    except ValueError as exc:
+        raise BotwatchError(
+            f"error: {exc}.\n  fix: give --rule and --bot a name or a glob, and a --for above 0."
+        ) from None
     _publish(settings, [topic.encode(made)])
     click.echo(f"silence {made.id}: rule {rule!r}, bot {bot!r} until {rfc3339(until_ms)}")
 

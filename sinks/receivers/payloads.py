@@ -147,10 +147,15 @@ def webhook_payload(
     receiver: str = "botwatch",
     external_url: str = "",
     generator_url: str = "",
-    group_by: Sequence[str] = ("alertname", "bot_id"),
+    group_by: Sequence[str] = ("alertname", "bot_id", "error_type"),
     truncated_alerts: int = 0,
 ) -> dict[str, Any]:
     """One webhook notification about ``alerts`` (one group: they should share ``group_by``).
+
+    Each alert is posted on its own, so a group is one alert: a ``new_error_type`` alert's
+    error type is part of its group (else resolving one error type of a bot would say
+    "resolved" under the group key the bot's other error types still fire under, and a
+    pager that deduplicates on it would close their incident).
 
     ``status`` is ``firing`` while any alert of the group fires, else ``resolved``;
     ``commonLabels``/``commonAnnotations`` are the pairs every alert has.

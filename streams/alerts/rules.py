@@ -67,6 +67,8 @@ OPS: Final[dict[str, Callable[[float, float], bool]]] = {
     "<=": operator.le,
 }
 RESERVED_LABELS: Final = frozenset({"alertname", "bot_id", "severity", "error_type"})
+# What Alertmanager takes as a label or annotation name (Prometheus's rule; ``__`` is its own).
+_LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 PLACEHOLDERS: Final = ("rule", "bot_id", "value", "threshold", "window", "severity", "error_type")
 DEFAULT_RULES: Final = Path(__file__).resolve().parent / "default_rules.yaml"
 DEFAULT_REPEAT_MS: Final = 4 * 3_600_000
@@ -293,6 +295,16 @@ def _scalar_map(value: Any) -> dict[str, str]:
     return out
 
 
+_LABEL_NAME_RULE: Final = (
+    "must be letters, digits and '_', not starting with a digit or '__' (Alertmanager "
+    "refuses any other name, and with it the alert), like runbook_url"
+)
+
+
+def _label_name(key: str) -> bool:
+    return _LABEL_NAME.fullmatch(key) is not None and not key.startswith("__")
+
+
 def _template_check(template: str) -> None:
     sample: dict[str, Any] = dict.fromkeys(PLACEHOLDERS, "x")
     sample.update(value=0.5, threshold=0.25)
@@ -443,13 +455,18 @@ def _rule(raw: Any, i: int, who: str, check: _Checker) -> Rule | None:
         for key in labels:
             if key in RESERVED_LABELS:
                 check.report(who, (*base, "labels", key), f"labels.{key}", "is set by botwatch")
+            elif not _label_name(key):
+                check.report(who, (*base, "labels", key), f"labels.{key}", _LABEL_NAME_RULE)
     annotations = take("annotations", _scalar_map, {})
     if annotations:
         for key, template in annotations.items():
+            where = (*base, "annotations", key)
+            if not _label_name(key):
+                check.report(who, where, f"annotations.{key}", _LABEL_NAME_RULE)
             try:
                 _template_check(template)
             except _Invalid as exc:
-                check.report(who, (*base, "annotations", key), f"annotations.{key}", str(exc))
+                check.report(who, where, f"annotations.{key}", str(exc))
     for_ms = take("for", _duration, ... if kind == "absence" else 0)
     if kind == "absence" and "for" in raw and for_ms is not None and for_ms <= 0:
         check.report(who, (*base, "for"), "for", "must be longer than 0 for an absence rule")

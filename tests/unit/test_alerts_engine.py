@@ -457,3 +457,17 @@ def test_the_default_rules_run_end_to_end() -> None:
     assert {"bot-error-rate", "bot-failure-rate", "job-slo-burn-page"} <= fired
     out = engine.tick(T0 + 20 * M)
     assert ("bot-down", "invoice-bot", "firing") in states(out)
+
+
+def test_the_silence_command_refuses_an_empty_rule_with_an_error_not_a_traceback() -> None:
+    from click.testing import CliRunner
+
+    from botwatch.cli import main
+
+    env = {"BOTWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1"}  # refused before any connection
+    args = ["alerts", "silence", "--rule", "", "--bot", "b", "--for", "1m", "--reason", "t"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "error: a silence needs a rule and a bot" in result.output
+    assert "fix:" in result.output

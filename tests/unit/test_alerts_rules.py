@@ -154,6 +154,24 @@ rules:
     ]
 
 
+def test_label_and_annotation_names_alertmanager_would_refuse_are_refused() -> None:
+    text = """\
+rules:
+  - name: down
+    kind: absence
+    severity: critical
+    for: 5m
+    labels: {team-name: bots, __x: y, ok_1: fine}
+    annotations: {runbook-url: "https://r.example", summary: "{bot_id} down"}
+"""
+    rule = "must be letters, digits and '_', not starting with a digit or '__'"
+    assert [p.split(" (Alertmanager")[0] for p in problems(text)] == [
+        f'rules.yaml:6: rule "down": labels.team-name: {rule}',
+        f'rules.yaml:6: rule "down": labels.__x: {rule}',
+        f'rules.yaml:7: rule "down": annotations.runbook-url: {rule}',
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

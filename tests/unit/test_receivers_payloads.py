@@ -155,6 +155,16 @@ def test_webhook_group_is_firing_while_any_alert_fires_and_common_is_the_interse
     assert body["commonLabels"]["team"] == "payments"
 
 
+def test_each_error_type_of_a_bot_is_a_group_of_its_own() -> None:
+    labels = {"error_type": "PermissionError"}
+    body = webhook_payload([record("resolved", labels=labels)])
+    assert body["groupKey"] == (
+        '{}:{alertname="HighErrorRate", bot_id="bot-7", error_type="PermissionError"}'
+    )
+    other = webhook_payload([record(labels={"error_type": "TimeoutError"})])
+    assert other["groupKey"] != body["groupKey"]
+
+
 def test_group_key_quotes_values() -> None:
     assert group_key({"b": 'say "hi"', "a": "1"}) == '{}:{a="1", b="say \\"hi\\""}'
 
