@@ -453,8 +453,8 @@ class Alertmanager:
 class Recorder:
     """``/ok/*`` answers 200, ``/flaky/*`` 500 twice then 200, ``/hang/*`` never answers."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.bodies: defaultdict[str, list[Any]] = defaultdict(list)
         self.content_types: list[str] = []
@@ -483,8 +483,8 @@ class Recorder:
 
 
 @asynccontextmanager
-async def recorder() -> AsyncIterator[Recorder]:
-    rec = Recorder()
+async def recorder(port: int | None = None) -> AsyncIterator[Recorder]:
+    rec = Recorder(port)
     app = web.Application()
     app.router.add_post("/{tail:.*}", rec.handle)
     runner = web.AppRunner(app)

@@ -5,9 +5,11 @@ receiver's bounded queue (when it is full, the oldest waiting notification is dr
 counted), and the receiver's worker task delivers the queue in order. A slow or hanging
 receiver therefore delays only its own notifications, never the stream nor the other
 receivers. Each request has a timeout; a failed one (refused, reset, timeout, 408, 425, 429,
-5xx) is retried with exponential backoff and full jitter (``sinks.backoff``), up to
-``retries`` times, after which the notification is dropped and counted. Any other 4xx means
-the receiver refuses the payload: it is dropped at once, and counted.
+5xx) is retried with exponential backoff and full jitter (``sinks.backoff``), by default
+until the receiver takes it (a resolution lost to a receiver down for a minute left its
+incident open for good), or up to ``retries`` times, after which the notification is
+dropped and counted. Meanwhile the receiver's later notifications wait in its queue. Any
+other 4xx means the receiver refuses the payload: it is dropped at once, and counted.
 
 Failures are counted per attempt in ``botwatch_receiver_failures`` and logged once per
 state change of the receiver: one warning when it starts failing, one line when it
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -38,6 +41,8 @@ from sinks.receivers.metrics import ReceiverMetrics
 from sinks.receivers.payloads import check_alert
 
 log = logging.getLogger(__name__)
+# ``retries`` that means: until the receiver takes it.
+UNTIL_DELIVERED: Final = -1
 
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
 RETRY_STATUSES: Final = frozenset({408, 425, 429})
@@ -133,8 +138,8 @@ class Receiver(ABC):
         self.config = config or ReceiverConfig()
         if self.config.queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        if self.config.retries < 0:
-            raise ValueError("retries must not be negative")
+        if self.config.retries < UNTIL_DELIVERED:
+            raise ValueError(f"retries must be {UNTIL_DELIVERED} (until delivered) or more")
         self.url = url
         self.name = name or self.kind
         self.metrics = ReceiverMetrics.of(registry)
@@ -290,7 +295,7 @@ class Receiver(ABC):
     async def deliver(self, batch: list[Alert]) -> bool:
         """Send ``batch`` with retries; True once the receiver accepted it."""
         retries = self.config.retries
-        for attempt in range(retries + 1):
+        for attempt in itertools.count():
             if attempt:
                 self.metrics.retries.labels(receiver=self.name).inc()
             payload = orjson.dumps(self.body(batch))
@@ -301,13 +306,13 @@ class Receiver(ABC):
             if verdict == "rejected":
                 self.metrics.dropped.labels(receiver=self.name, reason="rejected").inc(len(batch))
                 return False
-            if attempt < retries:
-                delay = backoff_s(
-                    attempt, self.config.retry_base_s, self.config.retry_cap_s, self._rand
-                )
-                if retry_after is not None:
-                    delay = max(delay, min(retry_after, self.config.retry_cap_s))
-                await self._sleep(delay)
+            if retries != UNTIL_DELIVERED and attempt >= retries:
+                break
+            config = self.config
+            delay = backoff_s(attempt, config.retry_base_s, config.retry_cap_s, self._rand)
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, config.retry_cap_s))
+            await self._sleep(delay)
         self.metrics.dropped.labels(receiver=self.name, reason="retries_exhausted").inc(len(batch))
         return False
 

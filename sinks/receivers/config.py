@@ -40,9 +40,10 @@ class ReceiverConfig:
         10.0, "BOTWATCH_ALERT_RECEIVER_TIMEOUT_S", "Timeout of one request to a receiver."
     )
     retries: int = setting(
-        5,
+        -1,
         "BOTWATCH_ALERT_RECEIVER_RETRIES",
-        "Retries of a failed delivery before the notification is dropped (and counted).",
+        "Retries of a failed delivery before the notification is dropped (and counted); "
+        "-1: until the receiver takes it (later ones wait in the queue).",
     )
     retry_base_s: float = setting(
         0.5,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from support import recorder
+from support import free_port, recorder
 
 from sinks.receivers import Notifier, ReceiverConfig, SlackReceiver, WebhookReceiver
 
@@ -105,6 +106,30 @@ async def test_a_receiver_answering_500_twice_gets_the_alert_after_retries() -> 
         )
         assert value(registry, "botwatch_receiver_delivered_total", receiver="webhook") == 1
         assert receiver.ok
+
+
+async def test_a_receiver_down_for_a_while_gets_the_resolution_once_it_is_back() -> None:
+    """With the old five retries (about 15 s) a resolution sent while the receiver was down
+    for longer was dropped, and its incident stayed open for good."""
+    registry = CollectorRegistry()
+    port = free_port()
+    path = f"/ok/{uuid.uuid4().hex}"
+    config = fast_retries(retries=-1, retry_cap_s=0.3)
+    receiver = WebhookReceiver(f"http://127.0.0.1:{port}{path}", config, registry=registry)
+    await receiver.start()
+    try:
+        receiver.submit(record("resolved"))
+        await asyncio.sleep(3)  # refused: nothing listens yet
+        refused = value(
+            registry, "botwatch_receiver_failures_total", receiver="webhook", reason="connection"
+        )
+        assert refused > 5
+        async with recorder(port) as rec:
+            [body] = await rec.wait_for(path, 1)
+        assert body["status"] == "resolved"
+    finally:
+        await receiver.stop()
+    assert value(registry, "botwatch_receiver_delivered_total", receiver="webhook") == 1
 
 
 async def test_a_hanging_receiver_does_not_hold_up_the_others() -> None:

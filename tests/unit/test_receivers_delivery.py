@@ -221,6 +221,29 @@ async def test_after_the_last_retry_the_notification_is_dropped_and_counted() ->
     )
 
 
+async def test_by_default_a_notification_is_retried_until_the_receiver_takes_it() -> None:
+    """A resolution lost to a receiver down for a minute left its incident open for good."""
+    registry = CollectorRegistry()
+    sleep = RecordingSleep()
+    transport = ScriptedTransport(*[ConnectionRefusedError("refused")] * 40, Reply(200, b"ok"))
+    receiver = WebhookReceiver(
+        "http://hook.example",
+        ReceiverConfig(retry_base_s=1.0, retry_cap_s=30.0),
+        registry=registry,
+        transport=transport,
+        sleep=sleep,
+        rand=lambda: 0.5,
+    )
+    assert await receiver.deliver([record("resolved")])
+    assert len(transport.posts) == 41
+    assert max(sleep.delays) == 15.0  # half the cap, with this jitter
+    assert value(registry, "botwatch_receiver_delivered_total", receiver="webhook") == 1
+    dropped = value(
+        registry, "botwatch_receiver_dropped_total", receiver="webhook", reason="retries_exhausted"
+    )
+    assert dropped == 0
+
+
 async def test_a_4xx_is_not_retried() -> None:
     registry = CollectorRegistry()
     sleep = RecordingSleep()
