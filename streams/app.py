@@ -56,7 +56,7 @@ from streams.processor import BatchProcessor, DeadLetter, Record
 from streams.produce import OutRecord, Sent, hand_over, retrieve, send_batched
 from streams.silences import SilenceFeed
 from streams.state_offsets import FORGOTTEN, forget_past_the_end, past_the_end
-from streams.topics import TopicSpec, ensure_topics
+from streams.topics import TopicSpec, committed_offsets, ensure_topics
 from streams.web import WebServer, build_web_app
 
 log = logging.getLogger("botwatch.worker")
@@ -598,6 +598,8 @@ class Worker:
         # processed. A batch may still hold records fetched before a rebalance; those are
         # left un-acked and read again from the committed offset.
         self.ready: set[int] = set()
+        # The group's committed offset of owned partitions this worker has not committed.
+        self._group_committed: dict[int, int] = {}
         self.joined = False
         self.stopping = False
         self.intake = BatchIntake(config.events_topic, high_water=max(4 * config.batch_max, 8192))
@@ -715,6 +717,8 @@ class Worker:
 
         async def on_revoked(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
             gone = [tp.partition for tp in args[0] if tp.topic == config.events_topic]
+            for partition in gone:
+                self._group_committed.pop(partition, None)
             self.assigned.difference_update(gone)
             self.ready.difference_update(gone)
             await self.processor.release(gone)
@@ -788,7 +792,7 @@ class Worker:
                 return
             try:
                 await self.processor.retire_quiet(
-                    self._committed(), behind=await self._partitions_behind()
+                    await self._committed(), behind=await self._partitions_behind()
                 )
             except Exception:
                 # Its partitions were reloaded from the table: the next check does it again.
@@ -1090,17 +1094,28 @@ class Worker:
             "for its writes to them; the worker makes them again"
         )
 
-    def _committed(self) -> dict[int, int]:
-        """The next offset to read of each events partition, as far as this worker's commits
-        succeeded (none known before its first commit of a partition: nothing is retired)."""
+    async def _committed(self) -> dict[int, int]:
+        """The next offset to read of each owned events partition, as far as the group's
+        commits go: this worker's own, else what the group had committed when this worker
+        got the partition (asked once). A partition that has had no new record since is
+        never committed here, and its quiet bots were never retired after a restart."""
         consumer = self.app.consumer
         if not isinstance(consumer, BatchConsumer):
             return {}
-        return {
+        events = self.config.events_topic
+        mine = {
             tp.partition: offset
             for tp, offset in list(consumer.durably_committed.items())
-            if tp.topic == self.config.events_topic
+            if tp.topic == events
         }
+        asked = self._group_committed
+        missing = sorted(self.ready - mine.keys() - asked.keys())
+        if missing:
+            found = await committed_offsets(
+                self.config.kafka_bootstrap, self.config.app_id, events, missing
+            )
+            asked.update((p, found.get(p, -1)) for p in missing)  # -1: asked, none
+        return {**{p: o for p, o in asked.items() if p in self.ready and o >= 0}, **mine}
 
     def _check_partitions(self) -> None:
         """Log each time the events topic's partition count changes to one the worker does not

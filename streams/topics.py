@@ -1,4 +1,4 @@
-"""Creating the worker's Kafka topics when they are missing."""
+"""The worker's Kafka topics: created when they are missing, and the group's commits."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -74,3 +75,18 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[TopicSpe
         return missing
     finally:
         await admin.close()
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: list[int]
+) -> dict[int, int]:
+    """The next offset to read that consumer group ``group`` committed for each of
+    ``partitions`` of ``topic``; a partition it never committed is left out."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        found = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset >= 0}
