@@ -163,6 +163,8 @@ class AlertEngine:
         self._bots: dict[str, BotAlerts] = {}
         self._active: set[str] = set()
         self._dirty: set[str] = set()
+        # Firing alerts of rules no longer in the rules file, found in restored state.
+        self._orphans: list[Alert] = []
         self.silence_list = Silences()
 
     # -- inputs -------------------------------------------------------------------------
@@ -260,6 +262,10 @@ class AlertEngine:
         down and back, and one whose clock runs ahead looked alive for that much longer.
         """
         out: list[dict[str, Any]] = []
+        orphans, self._orphans = self._orphans, []
+        for alert in orphans:  # their rule was removed: resolved, and gone from the state
+            out.append(alert.orphan_record(now_ms))
+            self._dirty.add(alert.bot_id)
         silences = self.silence_list
         silences.expire(now_ms)
         silenced = silences.is_silenced
@@ -417,7 +423,9 @@ class AlertEngine:
         bot.pruned_ms = int(data.get("pruned", 0))
         book = AlertBook.from_list(bot.bot_id, data.get("alerts", []))
         for slot in [s for s in book.alerts if s[0] not in self.rules_by_name]:
-            del book.alerts[slot]
+            alert = book.alerts.pop(slot)
+            if alert.state == FIRING and alert.sent_ms is not None:
+                self._orphans.append(alert)  # resolved by the next tick
         bot.book = book
         self._bots[bot.bot_id] = bot
         self._track(bot)

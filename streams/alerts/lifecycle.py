@@ -48,6 +48,7 @@ class Alert:
         "bot_id",
         "fired_ms",
         "key",
+        "labels",
         "rule",
         "sent_ms",
         "since_ms",
@@ -78,6 +79,9 @@ class Alert:
         self.value = value
         self.threshold = threshold
         self.window = window
+        # The labels its last firing notification carried (``severity`` among them): what
+        # resolves it once its rule is gone from the rules file.
+        self.labels: dict[str, str] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -128,7 +132,32 @@ class Alert:
             data["fired"] = self.fired_ms
         if self.sent_ms is not None:
             data["sent"] = self.sent_ms
+        if self.labels:
+            data["labels"] = self.labels
         return data
+
+    def orphan_record(self, now_ms: int) -> dict[str, Any]:
+        """The resolved record of a firing alert whose rule is no longer in the rules file:
+        made from what its firing notification carried, so receivers close that incident."""
+        labels = self.labels or {"alertname": self.rule, "bot_id": self.bot_id}
+        if self.key:
+            labels = {**labels, "error_type": self.key}
+        return {
+            "rule": self.rule,
+            "bot_id": self.bot_id,
+            "severity": labels.get("severity") or "unknown",
+            "state": RESOLVED,
+            "value": self.value,
+            "threshold": self.threshold,
+            "window": self.window,
+            "starts_at": rfc3339(self.since_ms),
+            "ends_at": rfc3339(now_ms),
+            "fingerprint": self.fingerprint,
+            "labels": labels,
+            "annotations": {
+                "summary": f"resolved: the rule {self.rule} is no longer in the rules file"
+            },
+        }
 
     @classmethod
     def from_dict(cls, bot_id: str, data: Mapping[str, Any]) -> Alert:
@@ -148,6 +177,9 @@ class Alert:
         fired, sent = data.get("fired"), data.get("sent")
         alert.fired_ms = None if fired is None else int(fired)
         alert.sent_ms = None if sent is None else int(sent)
+        labels = data.get("labels")
+        if labels:
+            alert.labels = {str(k): str(v) for k, v in labels.items()}
         return alert
 
     def __repr__(self) -> str:
@@ -252,7 +284,9 @@ class AlertBook:
         if silenced(rule.name, alert.bot_id, now_ms):
             return []
         alert.sent_ms = now_ms
-        return [alert.record(rule, FIRING)]
+        record = alert.record(rule, FIRING)
+        alert.labels = record["labels"]
+        return [record]
 
     def to_list(self) -> list[dict[str, Any]]:
         return [alert.to_dict() for alert in self.alerts.values()]

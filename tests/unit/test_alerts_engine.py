@@ -294,12 +294,31 @@ def test_a_restarted_engine_neither_renotifies_nor_forgets_to_resolve() -> None:
     ]
 
 
-def test_a_restart_drops_alerts_of_rules_no_longer_configured() -> None:
+def test_a_restart_resolves_alerts_of_rules_no_longer_configured() -> None:
+    """They were dropped without a word: the incident a receiver opened stayed open."""
     engine = threshold_engine()
-    engine.on_window(window(0, errors=50))
+    [fired] = engine.on_window(window(0, errors=50))
+    state = orjson.loads(orjson.dumps(engine.bot_to_dict("invoice-bot")))
+    restored = AlertEngine(load_rules())
+    restored.load_bot(state)
+    assert restored.active() == []
+    [resolved] = restored.tick(T0 + 5 * M)
+    assert resolved["state"] == "resolved"
+    assert resolved["ends_at"] == rfc3339(T0 + 5 * M)
+    for same in ("rule", "bot_id", "severity", "starts_at", "fingerprint", "labels"):
+        assert resolved[same] == fired[same], same
+    assert "no longer in the rules file" in resolved["annotations"]["summary"]
+    assert restored.take_dirty() == {"invoice-bot"}  # its state is written without it
+    assert "alerts" not in (restored.bot_to_dict("invoice-bot") or {})
+    assert restored.tick(T0 + 6 * M) == []
+
+
+def test_a_pending_alert_of_a_removed_rule_goes_without_a_word() -> None:
+    engine = threshold_engine(for_="10m")
+    assert engine.on_window(window(0, errors=50)) == []  # pending: nobody heard of it
     restored = AlertEngine(load_rules())
     restored.load_bot(engine.bot_to_dict("invoice-bot") or {})
-    assert restored.active() == []
+    assert restored.tick(T0 + 5 * M) == []
 
 
 ABSENCE = """\
