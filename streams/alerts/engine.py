@@ -492,7 +492,9 @@ class AlertEngine:
             if agg is None:
                 agg = spans[spec.span] = _aggregate(bot.windows, end_ms - spec.span * WINDOW_MS)
             value, n = _stat(spec.stat, agg)
-            active = n >= spec.min_events and n > 0 and OPS[spec.op](value, spec.threshold)
+            # No event: a count is 0 (``count < 10`` holds), a rate or a percentile is unknown.
+            known = n > 0 or spec.stat in _COUNTS
+            active = known and n >= spec.min_events and OPS[spec.op](value, spec.threshold)
             if active or (rule.name, "") in alerts:
                 out += book.observe(
                     rule,
@@ -601,6 +603,10 @@ def _aggregate(windows: deque[Window] | None, low_ms: int) -> Window:
                 p95 = max(p95, w[7])
                 p99 = max(p99, w[8])
     return (low_ms, count, errors, successes, failures, retries, samples, p95, p99)
+
+
+# Stats that are counts of events: 0 when there were none.
+_COUNTS: Final = frozenset({"count", "errors", "failures", "retries"})
 
 
 def _stat(stat: str, agg: Window) -> tuple[float, int]:
