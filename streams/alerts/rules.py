@@ -494,6 +494,16 @@ def _rule(raw: Any, i: int, who: str, check: _Checker) -> Rule | None:
 Take = Callable[..., Any]
 
 
+_RATES: Final = frozenset({"error_rate", "failure_rate"})
+
+
+def _threshold(value: Any, stat: str | None) -> float:
+    number = _number(value)
+    if stat in _RATES and not 0.0 <= number <= 1.0:
+        raise _Invalid(f"a rate is between 0 and 1 (0.05 is 5%), got {value!r}")
+    return number
+
+
 def _spec(
     kind: str | None,
     severity: str | None,
@@ -505,7 +515,7 @@ def _spec(
     if kind == "threshold":
         stat = take("stat", lambda v: _choice(v, STATS))
         op = take("op", lambda v: _choice(v, tuple(OPS)))
-        threshold = take("threshold", _number)
+        threshold = take("threshold", lambda v: _threshold(v, stat))
         span = take("span", lambda v: _int(v, 1, MAX_SPAN), 1)
         min_events = take("min_events", lambda v: _int(v, 0), 0)
         if None not in (stat, op, threshold, span, min_events):

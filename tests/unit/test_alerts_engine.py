@@ -272,9 +272,7 @@ rules:
 def test_a_count_below_its_threshold_fires_at_zero_and_a_rate_does_not() -> None:
     """A window-count rule ``count < 10`` resolved when its bot sent nothing at all."""
     engine = AlertEngine(parse_rules(TOO_QUIET.format(stat="count")))
-    assert states(engine.on_window(window(0, count=5))) == [
-        ("too-quiet", "invoice-bot", "firing")
-    ]
+    assert states(engine.on_window(window(0, count=5))) == [("too-quiet", "invoice-bot", "firing")]
     assert engine.tick(T0 + 5 * M) == []  # no event in the span: still 0 < 10
     assert states(engine.on_window(window(5, count=50))) == [
         ("too-quiet", "invoice-bot", "resolved")

@@ -154,6 +154,27 @@ rules:
     ]
 
 
+def test_a_rate_threshold_outside_0_to_1_is_refused() -> None:
+    text = """\
+rules:
+  - name: errors
+    kind: threshold
+    severity: warning
+    stat: error_rate
+    op: ">"
+    threshold: 5
+  - name: many
+    kind: threshold
+    severity: warning
+    stat: errors
+    op: ">"
+    threshold: 5
+"""
+    assert problems(text) == [
+        'rules.yaml:7: rule "errors": threshold: a rate is between 0 and 1 (0.05 is 5%), got 5'
+    ]
+
+
 def test_label_and_annotation_names_alertmanager_would_refuse_are_refused() -> None:
     text = """\
 rules:
