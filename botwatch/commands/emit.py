@@ -20,6 +20,10 @@ def _parse_meta(pairs: tuple[str, ...]) -> dict[str, object]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="'--meta'")
+        if key in meta:
+            raise click.BadParameter(
+                f"{key!r} is given twice; give each key once", param_hint="'--meta'"
+            )
         try:
             meta[key] = orjson.loads(raw)  # numbers, true/false, JSON objects and lists
         except orjson.JSONDecodeError:

@@ -148,6 +148,9 @@ def test_emit_command(stack: Settings, make_topic: Any) -> None:
     assert {key for key, _ in rows} == {"shell-bot"}
 
 
+TWICE = ["--meta", "a=1", "--meta", "a=2"]
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [
@@ -156,6 +159,7 @@ def test_emit_command(stack: Settings, make_topic: Any) -> None:
         (["--bot", "b", "--level", "info", "--message", "m", "--retry-count", "-1"], "retry_count"),
         (["--bot", "b", "--level", "info", "--message", "m", "--status", "bogus"], "--status"),
         (["--bot", "b", "--level", "loud", "--message", "m"], "--level"),
+        ([*["--bot", "b", "--level", "info", "--message", "m"], *TWICE], "'a' is given twice"),
     ],
 )
 def test_emit_invalid_input_exits_2(args: list[str], field: str) -> None:
