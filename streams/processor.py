@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import orjson
 
@@ -197,6 +197,8 @@ _DUPLICATE = Outcome.DUPLICATE
 _UNWINDOWED = Outcome.UNWINDOWED
 _MISKEYED = Outcome.MISKEYED
 _NEVER = 1 << 62  # later than any window end
+# A record without a value (null, as a tombstone) is not an empty document.
+_NO_VALUE: Final = "record: has no value (null, as a tombstone); an event is a JSON object"
 
 
 def _next_due(part: PartitionState) -> int:
@@ -590,6 +592,9 @@ class BatchProcessor:
             try:
                 event = decode(value if value is not None else b"")
             except EventError as exc:
+                if value is None:
+                    letters.append(self._letter(rec, "decode", _NO_VALUE, None, stamp))
+                    continue
                 stage: DlqStage = "decode" if exc.stage == "decode" else "validate"
                 letters.append(self._letter(rec, stage, exc.reason, exc, stamp))
                 continue

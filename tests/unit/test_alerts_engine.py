@@ -264,21 +264,21 @@ rules:
     severity: warning
     stat: {stat}
     op: "<"
-    threshold: 10
+    threshold: {threshold}
     span: 2
 """
 
 
 def test_a_count_below_its_threshold_fires_at_zero_and_a_rate_does_not() -> None:
     """A window-count rule ``count < 10`` resolved when its bot sent nothing at all."""
-    engine = AlertEngine(parse_rules(TOO_QUIET.format(stat="count")))
+    engine = AlertEngine(parse_rules(TOO_QUIET.format(stat="count", threshold=10)))
     assert states(engine.on_window(window(0, count=5))) == [("too-quiet", "invoice-bot", "firing")]
     assert engine.tick(T0 + 5 * M) == []  # no event in the span: still 0 < 10
     assert states(engine.on_window(window(5, count=50))) == [
         ("too-quiet", "invoice-bot", "resolved")
     ]
-    rate = AlertEngine(parse_rules(TOO_QUIET.format(stat="error_rate")))
-    assert len(rate.on_window(window(0, count=5, errors=0))) == 1  # 0% < 10: fires
+    rate = AlertEngine(parse_rules(TOO_QUIET.format(stat="error_rate", threshold=0.1)))
+    assert len(rate.on_window(window(0, count=5, errors=0))) == 1  # 0% < 10%: fires
     assert states(rate.tick(T0 + 5 * M)) == [("too-quiet", "invoice-bot", "resolved")]
 
 

@@ -233,7 +233,9 @@ async def test_malformed_records_are_dead_lettered_with_stage_and_path() -> None
     validate = headers(by_offset[1])
     assert validate["botwatch.dlq.stage"] == "validate"
     assert validate["botwatch.dlq.reason"].startswith("level:")
-    assert headers(by_offset[2])["botwatch.dlq.stage"] == "decode"
+    tombstone = headers(by_offset[2])
+    assert tombstone["botwatch.dlq.stage"] == "decode"
+    assert tombstone["botwatch.dlq.reason"].startswith("record: has no value (null, as a tomb")
     assert value(metrics, "botwatch_dead_letters_total", stage="decode") == 2
     assert value(metrics, "botwatch_dead_letters_total", stage="validate") == 1
     assert value(metrics, "botwatch_records_in_total") == 4
