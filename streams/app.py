@@ -37,7 +37,7 @@ from typing import Any, Final, NamedTuple, cast
 import faust
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaFaustProducer
 from faust.types import TP
 from prometheus_client import CollectorRegistry
@@ -48,6 +48,7 @@ from streams.alerts import Rule, Silences, load_rules
 from streams.batch_consumer import BatchConsumer, BatchIntake
 from streams.broker_probe import BrokerProbe
 from streams.config import StreamsConfig
+from streams.deadletters.kafka import KafkaUnavailable
 from streams.dlq import DEFAULT_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES, TRUNCATED, fit_record
 from streams.log_throttle import flush_throttled, throttle_handlers
 from streams.metrics import WorkerMetrics
@@ -55,7 +56,7 @@ from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record
 from streams.produce import OutRecord, Sent, hand_over, retrieve, send_batched
 from streams.silences import SilenceFeed
-from streams.state_offsets import FORGOTTEN, forget_past_the_end, past_the_end
+from streams.state_offsets import FORGOTTEN, end_offsets, forget_past_the_end, past_the_end
 from streams.topics import TopicSpec, committed_offsets, ensure_topics
 from streams.web import WebServer, build_web_app
 
@@ -269,11 +270,10 @@ class FaustTable:
         would refuse the store. The caller keeps batches and rebalances out meanwhile.
         Returns the partitions written again.
         """
-        data = self._table.data
-        topic = self._table.changelog_topic.get_topic_name()
-        stale = past_the_end({p: data.persisted_offset(TP(topic, p)) for p in ends}, ends)
+        stale = self.shorter_logs(ends)
         if not stale:
             return []
+        topic = self._table.changelog_topic.get_topic_name()
         log.warning(
             "the state changelog %s was made again: partition(s) %s end before the offsets "
             "this worker's store holds",
@@ -286,6 +286,13 @@ class FaustTable:
         self.pending.update(stale)
         await self.write_again(stale)
         return stale
+
+    def shorter_logs(self, ends: Mapping[int, int]) -> list[int]:
+        """The partitions of ``ends`` whose changelog ends at or before the offset the local
+        store applied from it (``mend_shorter_log``)."""
+        data = self._table.data
+        topic = self._table.changelog_topic.get_topic_name()
+        return past_the_end({p: data.persisted_offset(TP(topic, p)) for p in ends}, ends)
 
     def _forget(self, partitions: Iterable[int]) -> None:
         """Set the persisted offset of ``partitions`` to -1: faust's recovery then reads
@@ -356,6 +363,10 @@ class FaustTable:
 
 # What a broker answers for a record (or batch) over the topic's max.message.bytes.
 _TOO_LARGE: Final = (MessageSizeTooLargeError, RecordListTooLargeError)
+
+
+# How long the periodic changelog check waits for the log's end offsets.
+_END_OFFSETS_TIMEOUT_S: Final = 10.0
 
 
 class DeadLetterTooLargeError(RuntimeError):
@@ -1054,17 +1065,32 @@ class Worker:
 
     async def _mend_shorter_changelog(self) -> None:
         """Write the state again where the changelog was made again unseen: another worker
-        made it before the probe saw it missing (``FaustTable.mend_shorter_log``)."""
+        made it before the probe saw it missing (``FaustTable.mend_shorter_log``).
+
+        The log's ends are asked on a connection of their own, with a timeout, and without
+        the processor's lock: batches and rebalances wait for that lock, and a broker slow
+        to answer about a topic just deleted held them all. Only a log that looks short is
+        asked again under the lock (a save may have landed meanwhile) and mended.
+        """
         changelog = changelog_topic(self.config.app_id)
 
+        async def owned_ends() -> dict[int, int]:
+            ends = await asyncio.wait_for(
+                end_offsets(self.config.kafka_bootstrap, changelog), _END_OFFSETS_TIMEOUT_S
+            )
+            return {p: ends[p] for p in sorted(self.ready) if p in ends}
+
         async def mend() -> None:
-            owned = sorted(self.ready)
-            if owned:  # a rebalance may have taken them while the lock was waited for
-                ends = await self.app.consumer.highwaters(*(TP(changelog, p) for p in owned))
-                await self.state.mend_shorter_log({tp.partition: n for tp, n in ends.items()})
+            ends = await owned_ends()
+            if ends:
+                await self.state.mend_shorter_log(ends)
 
         try:
-            await self.processor.exclusive(mend)
+            ends = await owned_ends()  # none: the topic is missing, the probe's case
+            if ends and self.state.shorter_logs(ends):
+                await self.processor.exclusive(mend)
+        except (TimeoutError, KafkaError, KafkaUnavailable):
+            return  # Kafka away or slow: the broker probe says so; the next tick asks again
         except Exception:  # the next tick asks again
             log.exception("comparing the state changelog %s with the local store failed", changelog)
 
@@ -1114,7 +1140,8 @@ class Worker:
             found = await committed_offsets(
                 self.config.kafka_bootstrap, self.config.app_id, events, missing
             )
-            asked.update((p, found.get(p, -1)) for p in missing)  # -1: asked, none
+            # -1: asked, none. Not for a partition revoked during the question.
+            asked.update((p, found.get(p, -1)) for p in missing if p in self.ready)
         return {**{p: o for p, o in asked.items() if p in self.ready and o >= 0}, **mine}
 
     def _check_partitions(self) -> None:
