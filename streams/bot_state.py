@@ -14,7 +14,10 @@ even when its bot never sends another timely event.
 A record replayed from the dead-letter topic has an offset of its own, so the offset rule
 cannot tell two copies of it apart (two replay runs that selected the same dead letter, an
 export imported twice): ``apply_replayed`` remembers the ``event_id`` of each replayed event
-a window counted, until the window closes (a copy after that is late anyway).
+a window counted, until the window closes (a copy after that is late anyway). It keeps a
+12-character digest of each, and at most ``MAX_REPLAYED_PER_WINDOW`` per window, so that a
+bot's table entry stays far below Kafka's record size limit whatever a replay sends; a
+copy of an event past that many in one window is counted again.
 
 ``seen_until_ms`` is the end of the newest window the bot had an event in (closed, or late
 into): how long a bot without open windows has been quiet, so that one quiet long enough
@@ -24,6 +27,7 @@ can be retired (its entry deleted: bot ids that come and go must not fill the wo
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -31,6 +35,8 @@ from streams.watermark import NO_TIME, PartitionClock
 from streams.windows import WINDOW_MS, WindowStats
 
 NO_OFFSET: Final = -1
+# Replayed events remembered per window (digests of 12 characters: about 75 KB of state).
+MAX_REPLAYED_PER_WINDOW: Final = 5000
 
 
 class Outcome(enum.Enum):
@@ -47,6 +53,12 @@ class Outcome(enum.Enum):
 _APPLIED: Final = Outcome.APPLIED
 _DUPLICATE: Final = Outcome.DUPLICATE
 _LATE: Final = Outcome.LATE
+
+
+def event_digest(event_id: str) -> str:
+    """12 hex characters (48 bits) of the event id's BLAKE2b: with 5,000 of them in a window,
+    a new event is taken for a copy about once in 5 * 10^10."""
+    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
 
 
 class BotState:
@@ -114,17 +126,19 @@ class BotState:
     ) -> Outcome:
         """``apply`` for a record replayed from the dead-letter topic: a second copy of an
         event its open window counted from a replay is a duplicate."""
-        event_id = event["event_id"]
+        digest = event_digest(event["event_id"])
         start = ts_ms - ts_ms % self.window_ms
         replayed = self.replayed
-        if replayed is not None and event_id in replayed.get(start, ()):
+        if replayed is not None and digest in replayed.get(start, ()):
             self.last_offset = max(self.last_offset, offset)
             return _DUPLICATE
         outcome = self.apply(offset, event, ts_ms, clock)
         if outcome is _APPLIED:
             if replayed is None:
                 replayed = self.replayed = {}
-            replayed.setdefault(start, set()).add(event_id)
+            seen = replayed.setdefault(start, set())
+            if len(seen) < MAX_REPLAYED_PER_WINDOW:
+                seen.add(digest)
         return outcome
 
     @property

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import LEVELS, STATUSES
-from streams.bot_state import BotState, Outcome, PartitionState
+from streams.bot_state import MAX_REPLAYED_PER_WINDOW, BotState, Outcome, PartitionState, event_digest
 from streams.watermark import PartitionClock
 
 W = 60_000
@@ -58,11 +58,26 @@ def test_two_copies_of_a_replayed_event_count_once_while_its_window_is_open() ->
     # Forgotten with the window: a copy after the close is late.
     c.observe(T0 + W + L, 0)
     assert [w["count"] for w in again.close_ready(c.watermark)] == [3]
-    assert again.to_dict()["replayed"] == {str(T0 + W): ["e3"]}
+    assert again.to_dict()["replayed"] == {str(T0 + W): [event_digest("e3")]}
     assert again.apply_replayed(42, ev(event_id="e2"), T0, c) is Outcome.LATE
     c.observe(T0 + 2 * W + L, 0)
     again.close_ready(c.watermark)
     assert "replayed" not in again.to_dict()
+
+
+def test_replayed_events_remembered_per_window_are_bounded() -> None:
+    """A replay of a busy bot's whole window made its table entry grow past Kafka's 1 MB."""
+    c, bot = clock(), BotState("b")
+    c.observe(T0, 0)
+    n = MAX_REPLAYED_PER_WINDOW + 100
+    for i in range(n):
+        bot.apply_replayed(i, ev(event_id=f"{i:0128d}"), T0 + i % W, c)
+    assert bot.windows[T0].count == n
+    assert len(orjson.dumps(bot.to_dict())) < 100_000
+    assert bot.apply_replayed(n, ev(event_id=f"{0:0128d}"), T0, c) is Outcome.DUPLICATE
+    # Past the bound, a copy counts again (documented).
+    late_copy = ev(event_id=f"{n - 1:0128d}")
+    assert bot.apply_replayed(n + 1, late_copy, T0, c) is Outcome.APPLIED
 
 
 def test_events_within_lateness_count_and_beyond_it_are_late() -> None:
