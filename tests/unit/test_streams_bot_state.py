@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import LEVELS, STATUSES
-from streams.bot_state import MAX_REPLAYED_PER_WINDOW, BotState, Outcome, PartitionState, event_digest
+from streams.bot_state import (
+    MAX_REPLAYED_PER_WINDOW,
+    BotState,
+    Outcome,
+    PartitionState,
+    event_digest,
+)
 from streams.watermark import PartitionClock
 
 W = 60_000
