@@ -740,25 +740,34 @@ async def send_letters(
     refused: list[tuple[Letter, str]] = []
     bucket = TokenBucket(rate) if rate else None
     limits = await max_message_bytes(bootstrap, {target for _, target in items})
+    # Sent a slice at a time (at the rate limit, a slice of the bucket's burst), each slice
+    # as record batches per target partition: one letter per batch was one produce request
+    # per letter, one after another.
+    step = max(1, int(bucket.burst)) if bucket is not None else CHUNK
     async with producer(bootstrap) as p:
         partitions: dict[str, list[int]] = {}
         futures: list[tuple[asyncio.Future[Any], list[Any]]] = []
-        for letter, target in items:
+        for start in range(0, len(items), step):
+            piece = items[start : start + step]
             if bucket is not None:
-                delay = bucket.reserve()
+                delay = bucket.reserve(len(piece))
                 if delay > MIN_SLEEP_S:
                     await asyncio.sleep(delay)
-            key = letter.key
-            if miskeyed(letter.stage, letter.reason):
-                key = replay_key(key, letter.value)
-            parts = partitions.get(target)
-            if parts is None:
-                parts = partitions[target] = sorted(await p.partitions_for(target))
-            part = int(PARTITIONER(key, parts, parts))
-            item = (key, letter.value, replay_headers(letter), (letter, target))
-            batches, too_large = await send_fitting(p, target, part, [item], limits.get(target))
-            futures += batches
-            refused += too_large
+            groups: dict[tuple[str, int], list[_Item]] = {}
+            for letter, target in piece:
+                key = letter.key
+                if miskeyed(letter.stage, letter.reason):
+                    key = replay_key(key, letter.value)
+                parts = partitions.get(target)
+                if parts is None:
+                    parts = partitions[target] = sorted(await p.partitions_for(target))
+                part = int(PARTITIONER(key, parts, parts))
+                item = (key, letter.value, replay_headers(letter), (letter, target))
+                groups.setdefault((target, part), []).append(item)
+            for (target, part), group in groups.items():
+                batches, too_large = await send_fitting(p, target, part, group, limits.get(target))
+                futures += batches
+                refused += too_large
         await _acked(futures)
         for _, members in futures:
             for _, target in members:
