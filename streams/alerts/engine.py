@@ -77,6 +77,7 @@ class BotAlerts:
         "last_seen_ms",
         "last_window_ms",
         "matched",
+        "orphans",
         "pruned_ms",
         "windows",
     )
@@ -96,6 +97,9 @@ class BotAlerts:
         self.pruned_ms = 0
         self.book = AlertBook()
         self.matched: BotRules | None = None
+        # Firing alerts of rules no longer in the rules file: kept in the state until their
+        # resolution is out (a crash before that must not lose them).
+        self.orphans: list[Alert] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"bot_id": self.bot_id}
@@ -116,8 +120,8 @@ class BotAlerts:
         if self.error_types:
             data["error_types"] = dict(self.error_types)
             data["pruned"] = self.pruned_ms
-        if self.book:
-            data["alerts"] = self.book.to_list()
+        if self.book or self.orphans:
+            data["alerts"] = self.book.to_list() + [a.to_dict() for a in self.orphans or ()]
         return data
 
 
@@ -163,8 +167,8 @@ class AlertEngine:
         self._bots: dict[str, BotAlerts] = {}
         self._active: set[str] = set()
         self._dirty: set[str] = set()
-        # Firing alerts of rules no longer in the rules file, found in restored state.
-        self._orphans: list[Alert] = []
+        # Bots restored with firing alerts of rules no longer in the rules file.
+        self._orphaned: set[str] = set()
         self.silence_list = Silences()
 
     # -- inputs -------------------------------------------------------------------------
@@ -262,10 +266,13 @@ class AlertEngine:
         down and back, and one whose clock runs ahead looked alive for that much longer.
         """
         out: list[dict[str, Any]] = []
-        orphans, self._orphans = self._orphans, []
-        for alert in orphans:  # their rule was removed: resolved, and gone from the state
-            out.append(alert.orphan_record(now_ms))
-            self._dirty.add(alert.bot_id)
+        orphaned, self._orphaned = self._orphaned, set()
+        for bot_id in sorted(orphaned):  # their rule was removed: resolved, then forgotten
+            bot = self._bots.get(bot_id)
+            if bot is not None and bot.orphans:
+                out += (alert.orphan_record(now_ms) for alert in bot.orphans)
+                bot.orphans = None
+                self._dirty.add(bot_id)
         silences = self.silence_list
         silences.expire(now_ms)
         silenced = silences.is_silenced
@@ -425,7 +432,8 @@ class AlertEngine:
         for slot in [s for s in book.alerts if s[0] not in self.rules_by_name]:
             alert = book.alerts.pop(slot)
             if alert.state == FIRING and alert.sent_ms is not None:
-                self._orphans.append(alert)  # resolved by the next tick
+                bot.orphans = [*(bot.orphans or ()), alert]  # resolved by the next tick
+                self._orphaned.add(bot.bot_id)
         bot.book = book
         self._bots[bot.bot_id] = bot
         self._track(bot)
@@ -435,6 +443,7 @@ class AlertEngine:
         self._bots.pop(bot_id, None)
         self._active.discard(bot_id)
         self._dirty.discard(bot_id)
+        self._orphaned.discard(bot_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -327,6 +327,10 @@ def test_a_restart_resolves_alerts_of_rules_no_longer_configured() -> None:
     restored = AlertEngine(load_rules())
     restored.load_bot(state)
     assert restored.active() == []
+    # Until its resolution is out it stays in the state: a batch that writes the bot first,
+    # then a crash, must not lose it.
+    kept = restored.bot_to_dict("invoice-bot") or {}
+    assert [a["rule"] for a in kept["alerts"]] == ["error-rate"]
     [resolved] = restored.tick(T0 + 5 * M)
     assert resolved["state"] == "resolved"
     assert resolved["ends_at"] == rfc3339(T0 + 5 * M)
