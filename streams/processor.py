@@ -170,8 +170,9 @@ class _Batch:
     # For the alert stage: newest event time and env per (partition, bot), typed errors,
     # and the alert records of the windows closed while routing.
     last_seen: dict[tuple[int, str], int] = field(default_factory=dict)
-    # Kafka's timestamp of each (partition, bot)'s last record: when it was sent (or
-    # appended), whatever the event times say (absence, judged at the wall clock).
+    # Kafka's timestamp of each (partition, bot)'s last record: when it was sent, by the
+    # producer's clock (or appended, by the broker's), whatever the event times say
+    # (absence, judged at the wall clock).
     heard: dict[tuple[int, str], int] = field(default_factory=dict)
     envs: dict[tuple[int, str], str] = field(default_factory=dict)
     errors: list[tuple[int, str, str, int]] = field(default_factory=list)
@@ -664,7 +665,9 @@ class BatchProcessor:
                     duplicates += 1
                 key = (partition, bot_id)
                 touched.add(key)
-                if alerting:
+                # A replayed record is old news sent by the replay, not by its bot: it must
+                # not take a bot that is down for back, nor page about an old error.
+                if alerting and replay is None:
                     if last_seen.get(key, ts - 1) < ts:
                         last_seen[key] = ts
                     heard[key] = rec.timestamp_ms
@@ -745,8 +748,10 @@ class BatchProcessor:
             by_partition[partition][1][bot_id] = env
         for partition, bot_id, error_type, ts in batch.errors:
             by_partition[partition][2].append((bot_id, error_type, ts))
+        now = batch.now
         for (partition, bot_id), at in batch.heard.items():
-            by_partition[partition][3][bot_id] = at
+            # A producer's clock ahead of the worker's must not make its bot look heard later.
+            by_partition[partition][3][bot_id] = min(at, now)
         out: list[dict[str, Any]] = []
         for partition, (seen, envs, errors, heard) in sorted(by_partition.items()):
             out += stage.observe(partition, seen, envs, errors, heard)

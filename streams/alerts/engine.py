@@ -261,9 +261,10 @@ class AlertEngine:
 
         ``wall_clock``: ``now_ms`` is the wall clock (a caught-up partition), not the
         partition's newest event time. A bot's silence is then measured from its last
-        record's Kafka timestamp: event times that lag (a clock behind, a shipper sending in
-        batches, a spool sent late) made a bot that sends every few seconds flap between
-        down and back, and one whose clock runs ahead looked alive for that much longer.
+        record's Kafka timestamp (when its producer sent it, at most the worker's clock):
+        event times that lag (a shipper sending in batches, a spool sent late, events stamped
+        when they began) made a bot that sends every few seconds flap between down and back,
+        and event times ahead made a bot gone look alive for that much longer.
         """
         out: list[dict[str, Any]] = []
         orphaned, self._orphaned = self._orphaned, set()

@@ -180,6 +180,29 @@ async def test_absence_at_the_wall_clock_is_measured_from_when_records_were_sent
     assert inbox.got[0]["value"] == 181.0
 
 
+async def test_a_replayed_record_does_not_take_a_bot_that_is_down_for_back() -> None:
+    processor, _, _, _, inbox, clock = make()
+    feed = Feed()
+    await processor.process([feed(event("b", T0))])
+    clock.now = T0 + 4 * W
+    await processor.tick_alerts()
+    assert inbox.states() == [("down", "b", "firing")]
+    replayed = [("botwatch.dlq.replay_count", b"1"), ("botwatch.dlq.replay.stage", b"validate")]
+    old = feed(event("b", T0 + 1_000))._replace(headers=replayed, timestamp_ms=clock.now)
+    await processor.process([old])
+    await processor.tick_alerts()
+    assert inbox.states() == [("down", "b", "firing")]  # neither resolved nor fired again
+
+
+async def test_a_producer_clock_ahead_of_the_worker_does_not_delay_the_page() -> None:
+    processor, _, _, _, inbox, clock = make()
+    feed = Feed()
+    await processor.process([feed(event("b", T0))._replace(timestamp_ms=T0 + 60 * W)])
+    clock.now = T0 + 3 * W + 1_000
+    await processor.tick_alerts()
+    assert inbox.states() == [("down", "b", "firing")]
+
+
 async def test_a_silence_holds_notifications_back_but_not_the_alert() -> None:
     silences = Silences()
     silences.add("errors", "b*", until_ms=T0 + 60 * W, reason="deploy", created_by="ops", now_ms=T0)
@@ -277,7 +300,9 @@ async def test_an_idle_close_that_fails_to_publish_closes_the_windows_again() ->
 async def test_a_retired_bot_resolves_its_absence_alert_and_its_entries_go() -> None:
     processor, table, outputs, _, inbox, clock = make(retire_after_s=3600.0)
     feed = Feed()
-    await processor.process([feed(event("b", T0)), feed(event("other", T0 + 2 * W))])
+    await processor.process([feed(event("b", T0))])
+    clock.now = T0 + 2 * W  # records are read after they were sent
+    await processor.process([feed(event("other", T0 + 2 * W))])
     clock.now = T0 + 4 * W
     await processor.tick_alerts()
     assert inbox.states() == [("down", "b", "firing")]
