@@ -144,6 +144,14 @@ class AlertEngine:
             raise ValueError("rule names must be unique")
         by_kind = {kind: [r for r in self.rules if r.kind == kind] for kind in _KIND_ORDER}
         self._has_absence = bool(by_kind["absence"])
+        # A count rule that holds at 0 (``count < 10``): a bot without alerts that went quiet
+        # must be evaluated on the tick too, or it would never fire.
+        self._holds_at_zero = any(
+            isinstance(r.spec, ThresholdSpec)
+            and r.spec.stat in _COUNTS
+            and OPS[r.spec.op](0.0, r.spec.threshold)
+            for r in by_kind["threshold"]
+        )
         self._max_span = max(
             (r.spec.span for r in by_kind["threshold"] if isinstance(r.spec, ThresholdSpec)),
             default=0,
@@ -328,6 +336,8 @@ class AlertEngine:
             if _signature(bot) != before:
                 self._dirty.add(bot_id)
             self._track(bot)
+        if self._holds_at_zero:
+            out += self._evaluate_quiet(minute_end)
         return out
 
     # -- silences -----------------------------------------------------------------------
@@ -486,6 +496,23 @@ class AlertEngine:
             self._active.add(bot.bot_id)
         else:
             self._active.discard(bot.bot_id)
+
+    def _evaluate_quiet(self, minute_end: int) -> list[dict[str, Any]]:
+        """Bots without alerts whose windows up to ``minute_end`` were not evaluated: quiet
+        ones (their windows empty), for the rules that hold at 0."""
+        out: list[dict[str, Any]] = []
+        for bot_id, bot in self._bots.items():
+            last = bot.last_eval_ms
+            if bot_id in self._active or last is None or minute_end <= last:
+                continue
+            # Its evaluation time alone is not written: every bot once a minute would load
+            # the changelog, and a restart only evaluates the minute again.
+            before = _signature(bot)[1]
+            out += self._evaluate(bot, self._rules_for(bot), minute_end)
+            if _signature(bot)[1] != before:
+                self._dirty.add(bot_id)
+            self._track(bot)
+        return out
 
     def _evaluate(self, bot: BotAlerts, rules: BotRules, end_ms: int) -> list[dict[str, Any]]:
         """Threshold and burn-rate rules of one bot over the windows ending at ``end_ms``."""

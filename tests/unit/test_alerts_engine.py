@@ -282,6 +282,20 @@ def test_a_count_below_its_threshold_fires_at_zero_and_a_rate_does_not() -> None
     assert states(rate.tick(T0 + 5 * M)) == [("too-quiet", "invoice-bot", "resolved")]
 
 
+def test_a_bot_without_alerts_that_goes_silent_is_caught_by_a_count_below_rule() -> None:
+    engine = AlertEngine(parse_rules(TOO_QUIET.format(stat="count", threshold=10)))
+    for minute in range(3):
+        assert engine.on_window(window(minute, count=50)) == []
+    engine.take_dirty()
+    assert engine.tick(T0 + 4 * M) == []  # minute 3 empty, minute 2 in the span: 50
+    assert engine.take_dirty() == set()  # an evaluation alone writes nothing
+    assert states(engine.tick(T0 + 5 * M)) == [("too-quiet", "invoice-bot", "firing")]
+    assert engine.take_dirty() == {"invoice-bot"}
+    plain = threshold_engine()  # no rule holds at zero: quiet bots cost nothing on the tick
+    plain.on_window(window(0, count=50))
+    assert plain.tick(T0 + 9 * M) == []
+
+
 def round_trip(engine: AlertEngine, rules_text: str) -> AlertEngine:
     """What a restarted worker does: per-bot entries and silences through JSON."""
     rules = parse_rules(rules_text)
