@@ -123,8 +123,14 @@ class Redactor:
         )
         # <password>...</password>, <api-key type="x">...</api-key>: up to the next tag.
         self._element = re.compile(rf"(<{key}(?:\s[^<>]{{0,256}})?>)[^<]+", flags)
-        # --password hunter2, -token abc (after a space or the start: not a word's hyphen).
-        self._option = re.compile(rf"((?<!\S)--?{key}\s+)(?!-)[^\s\"']+", flags)
+        # --password hunter2, -token "a b", and argv lists as Python prints them:
+        # ['mysql', '--password', 'hunter2'] (after a space, a quote, a comma or a bracket:
+        # not a word's hyphen).
+        self._option = re.compile(
+            rf"((?<![^\s\"',\[(])--?{key}[\"']?(?:\s*,\s*|\s+))"
+            r"(?:\"[^\"\r\n]*+\"?|'[^'\r\n]*+'?|(?!-)[^\s\"',\])]+)",
+            flags,
+        )
         self._bearer = re.compile(r"\b(bearer\s+)[A-Za-z0-9._~+/=-]+", flags)
         # scheme://user:password@ (the password up to the word's last "@"), or scheme://token@
         # with no colon. The scheme is bounded and the last "@" found once per word, so the
@@ -165,7 +171,7 @@ class Redactor:
         text = self._header.sub(lambda m: m.group(1) + REDACTED, text)
         text = self._pair.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
         text = self._element.sub(lambda m: m.group(1) + REDACTED, text)
-        text = self._option.sub(lambda m: m.group(1) + REDACTED, text)
+        text = self._option.sub(lambda m: _keep_quotes(m.group(0), m.group(1)), text)
         return self._redact_credentials(text)
 
     def redact_reason(self, text: str) -> str:

@@ -51,6 +51,8 @@ TEXT_TEMPLATES = [
     '<client-secret kind="x">{s}</client-secret>',
     "deploy --password {s} --verbose",
     "run -token {s}",
+    'deploy --password "{s} two" --verbose',
+    "Command '['mysql', '--password', '{s}']' returned non-zero exit status 1.",
     "api__key={s}",
 ]
 
