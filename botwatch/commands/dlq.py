@@ -406,7 +406,7 @@ def import_letters(  # noqa: PLR0917 - one parameter per option
     by_target: dict[str, list[str]] = {}
     for letter, target in refused:
         by_target.setdefault(target, []).append(letter.source_id)
-    _too_large(by_target, "make them smaller in the file and import it again")
+    _too_large(by_target, "then import the file again")
     if held:
         click.echo(f"{len(held)} record(s) not sent (see above)")
     ctx.exit(EXIT_NOT_ALL if held or refused else 0)
@@ -420,7 +420,7 @@ def _too_large(by_target: dict[str, list[str]], remedy: str) -> None:
             shown += f" and {len(where) - dl.PREVIEW} more"
         click.echo(
             f"not sent: {len(where)} record(s) too large for {target} ({shown}): raise the "
-            f"topic's max.message.bytes, or {remedy}"
+            f"topic's max.message.bytes or make them smaller, {remedy}"
         )
 
 
@@ -623,4 +623,8 @@ def _report(counts: dl.ReplayCounts) -> None:
     if counts.skipped:
         reasons = "; ".join(f"{n} {why}" for why, n in counts.skipped_why.most_common())
         click.echo(f"skipped: {counts.skipped:,} ({reasons})")
-    _too_large(counts.too_large, "`botwatch dlq export` them, make them smaller and import them")
+    _too_large(
+        counts.too_large,
+        "then send them with `botwatch dlq export` and `dlq import` (this replay has moved "
+        "past them)",
+    )

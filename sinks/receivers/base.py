@@ -8,7 +8,8 @@ receivers. Each request has a timeout; a failed one (refused, reset, timeout, 40
 5xx) is retried with exponential backoff and full jitter (``sinks.backoff``), by default
 until the receiver takes it (a resolution lost to a receiver down for a minute left its
 incident open for good), or up to ``retries`` times, after which the notification is
-dropped and counted. Meanwhile the receiver's later notifications wait in its queue. Any
+dropped and counted. Meanwhile the receiver's later notifications wait in its queue; a
+notification whose alert has a newer one queued meanwhile is given up (counted). Any
 other 4xx means the receiver refuses the payload: it is dropped at once, and counted.
 
 Failures are counted per attempt in ``botwatch_receiver_failures`` and logged once per
@@ -313,8 +314,23 @@ class Receiver(ABC):
             if retry_after is not None:
                 delay = max(delay, min(retry_after, config.retry_cap_s))
             await self._sleep(delay)
+            # A notification whose alert has a newer one queued is out of date: retrying it
+            # would hold up the newer one behind it for as long as it fails.
+            batch = self._not_superseded(batch)
+            if not batch:
+                return False
         self.metrics.dropped.labels(receiver=self.name, reason="retries_exhausted").inc(len(batch))
         return False
+
+    def _not_superseded(self, batch: list[Alert]) -> list[Alert]:
+        """``batch`` without the records of alerts that have a newer record queued (those
+        are dropped and counted, reason ``superseded``)."""
+        queued = {str(a["fingerprint"]) for a in self._queue}
+        kept = [a for a in batch if str(a["fingerprint"]) not in queued]
+        if len(kept) < len(batch):
+            dropped = self.metrics.dropped.labels(receiver=self.name, reason="superseded")
+            dropped.inc(len(batch) - len(kept))
+        return kept
 
     async def _attempt(self, payload: bytes) -> tuple[str, float | None]:
         """("ok" | "retry" | "rejected", Retry-After seconds)."""

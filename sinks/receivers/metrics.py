@@ -35,7 +35,8 @@ class ReceiverMetrics:
         self.dropped = Counter(
             "botwatch_receiver_dropped",
             "Alert notifications given up: queue_full (oldest dropped), retries_exhausted, "
-            "rejected (a 4xx retrying cannot fix), stopped (still queued at shutdown).",
+            "rejected (a 4xx retrying cannot fix), stopped (still queued at shutdown), "
+            "superseded (failing while a newer record of its alert waited).",
             ["receiver", "reason"],
             registry=r,
         )

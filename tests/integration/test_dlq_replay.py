@@ -189,6 +189,7 @@ def test_a_record_too_large_for_the_target_is_named_and_skipped_by_replay_and_im
     assert done.exit_code == 2, done.output
     assert "sent 29" in done.output and "skipped: 1 (1 too large for" in done.output
     assert f"not sent: 1 record(s) too large for {target} ({big}): raise" in done.output
+    assert "`dlq import` (this replay has moved past them)" in done.output
     assert len(sources(bootstrap, target)) == 29
     again = dlq_cli(env, "replay", "--to", target, "--yes")
     assert again.exit_code == 0 and "nothing to replay" in again.output, again.output

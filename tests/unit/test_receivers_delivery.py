@@ -244,6 +244,32 @@ async def test_by_default_a_notification_is_retried_until_the_receiver_takes_it(
     assert dropped == 0
 
 
+async def test_a_failing_notification_gives_way_to_a_newer_one_of_its_alert() -> None:
+    """Retried until delivered, a firing record that one receiver keeps failing on held up
+    everything behind it, the alert's own resolution too."""
+    registry = CollectorRegistry()
+    transport = ScriptedTransport(*[Reply(500, b"")] * 3)
+
+    async def pause(seconds: float) -> None:
+        await asyncio.sleep(0)  # the backoff: others run meanwhile
+
+    receiver = WebhookReceiver(
+        "http://hook.example", ReceiverConfig(), registry=registry, transport=transport,
+        sleep=pause,
+    )  # fmt: skip
+    firing = record()
+    delivering = asyncio.ensure_future(receiver.deliver([firing]))
+    while len(transport.posts) < 2:
+        await asyncio.sleep(0)
+    receiver.submit(record("resolved"))  # queued behind it
+    assert await delivering is False
+    dropped = value(
+        registry, "botwatch_receiver_dropped_total", receiver="webhook", reason="superseded"
+    )
+    assert dropped == 1
+    assert [a["state"] for a in receiver.next_batch()] == ["resolved"]
+
+
 async def test_a_4xx_is_not_retried() -> None:
     registry = CollectorRegistry()
     sleep = RecordingSleep()
