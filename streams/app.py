@@ -254,7 +254,10 @@ class FaustTable:
         ``keep``: partitions already written to the new log.
         """
         kept = set(keep)
-        self._forget([p for p in range(self._partitions) if p not in kept])
+        # Every partition whose store held entries of the old log, owned now or not: the
+        # deletion starts a rebalance, and a partition this worker owned a moment ago (or
+        # gets back) is written again once it owns it.
+        self.pending.update(self._forget([p for p in range(self._partitions) if p not in kept]))
         self._written.clear()  # offsets of the old log
         if self._owned is not None:
             self.pending.update(self._owned())
@@ -294,13 +297,14 @@ class FaustTable:
         topic = self._table.changelog_topic.get_topic_name()
         return past_the_end({p: data.persisted_offset(TP(topic, p)) for p in ends}, ends)
 
-    def _forget(self, partitions: Iterable[int]) -> None:
+    def _forget(self, partitions: Iterable[int]) -> list[int]:
         """Set the persisted offset of ``partitions`` to -1: faust's recovery then reads
-        their log from its start, over the local store."""
+        their log from its start, over the local store. Returns those set now."""
         data = self._table.data
         topic = self._table.changelog_topic.get_topic_name()
         # RocksDB: the databases on disk, not a new one for each partition never held here.
         path = getattr(data, "partition_path", None)
+        forgotten: list[int] = []
         for partition in partitions:
             if path is not None and not path(partition).exists():
                 continue
@@ -308,6 +312,8 @@ class FaustTable:
             offset = data.persisted_offset(tp)
             if offset is not None and offset > FORGOTTEN:
                 data.set_persisted_offset(tp, FORGOTTEN)
+                forgotten.append(partition)
+        return forgotten
 
     async def write_again(self, partitions: Sequence[int]) -> None:
         """Write every local entry of ``partitions`` to their changelog made again.

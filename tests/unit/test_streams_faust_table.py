@@ -182,3 +182,23 @@ def test_a_log_shorter_than_the_store_applied_is_written_again_for_those_partiti
     assert len(producer.log[1]) == 3  # left alone
     assert table.pending == set()
     assert inner.data.persisted == {0: 1, 1: 0}
+
+
+def test_a_changelog_lost_during_a_rebalance_leaves_every_forgotten_partition_pending() -> None:
+    """The deletion starts a rebalance: the worker owned nothing at that moment, nothing was
+    pending, and its partitions, owned again a moment later, were never written again."""
+    owned: set[int] = set()
+    producer, _, table = _remade_table(owned=None)
+    table._owned = lambda: owned
+
+    async def run() -> None:
+        await table.save([(0, "p|0", b"p0"), (1, "p|1", b"p1")])
+        table.changelog_lost()
+        assert table.pending == {0, 1}
+        owned.add(0)  # the rebalance ends
+        producer.log = {0: [], 1: []}
+        await table.write_again(sorted(table.pending & owned))
+
+    asyncio.run(run())
+    assert table.pending == {1}  # until it is owned here again
+    assert producer.log[0] == [(b"p|0", b"p0")]
