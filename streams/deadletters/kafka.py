@@ -23,9 +23,9 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -59,6 +59,7 @@ CHUNK: Final = 5000
 MIN_SLEEP_S: Final = 0.005
 PREVIEW: Final = 20
 PARTITIONER: Final = DefaultPartitioner()
+_T = TypeVar("_T")
 
 
 class KafkaUnavailable(RuntimeError):
@@ -557,28 +558,15 @@ class _Run:
     async def _send(self, p: AIOKafkaProducer, sending: list[_Sending]) -> None:
         """Hand the records to the producer as one batch per target partition, in order;
         at the rate limit, in slices of the bucket's burst, each after its wait."""
-        step = max(1, len(sending) if self.bucket is None else int(self.bucket.burst))
-        for start in range(0, len(sending), step):
-            piece = sending[start : start + step]
-            if self.bucket is not None:
-                delay = self.bucket.reserve(len(piece))
-                if delay > MIN_SLEEP_S:
-                    await asyncio.sleep(delay)
+        async for piece in _paced(sending, self.bucket, len(sending)):
             if self.first_send is None:
                 self.first_send = self.clock()
             by_partition: dict[tuple[str, int], list[tuple[bytes | None, Any, Replayed]]] = {}
             for target, key, record, headers in piece:
-                part = await self._partition(p, target, key)
+                part = await _partition_of(p, self.partitions, target, key)
                 by_partition.setdefault((target, part), []).append((key, record, headers))
             for (target, part), records in by_partition.items():
                 await self._send_batches(p, target, part, records)
-
-    async def _partition(self, p: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
-        """The partition the producer's default partitioner would choose."""
-        parts = self.partitions.get(topic)
-        if parts is None:
-            parts = self.partitions[topic] = sorted(await p.partitions_for(topic))
-        return int(PARTITIONER(key, parts, parts))
 
     async def _send_batches(
         self,
@@ -625,6 +613,33 @@ class _Run:
 
 
 # -- sending ------------------------------------------------------------------------------
+
+
+async def _paced(
+    items: Sequence[_T], bucket: TokenBucket | None, whole: int
+) -> AsyncIterator[Sequence[_T]]:
+    """``items`` a slice at a time, each after the rate limit's wait: slices of the bucket's
+    burst, or of ``whole`` without a limit."""
+    step = max(1, int(bucket.burst) if bucket is not None else whole)
+    for start in range(0, len(items), step):
+        piece = items[start : start + step]
+        if bucket is not None:
+            delay = bucket.reserve(len(piece))
+            if delay > MIN_SLEEP_S:
+                await asyncio.sleep(delay)
+        yield piece
+
+
+async def _partition_of(
+    p: AIOKafkaProducer, known: dict[str, list[int]], topic: str, key: bytes | None
+) -> int:
+    """The partition the producer's default partitioner would choose; ``known`` keeps each
+    topic's partitions."""
+    parts = known.get(topic)
+    if parts is None:
+        parts = known[topic] = sorted(await p.partitions_for(topic))
+    return int(PARTITIONER(key, parts, parts))
+
 
 # What one record to send is: key, value, headers, and what the caller knows it by.
 _Item = tuple[bytes | None, bytes | None, Replayed, Any]
@@ -743,25 +758,16 @@ async def send_letters(
     # Sent a slice at a time (at the rate limit, a slice of the bucket's burst), each slice
     # as record batches per target partition: one letter per batch was one produce request
     # per letter, one after another.
-    step = max(1, int(bucket.burst)) if bucket is not None else CHUNK
     async with producer(bootstrap) as p:
         partitions: dict[str, list[int]] = {}
         futures: list[tuple[asyncio.Future[Any], list[Any]]] = []
-        for start in range(0, len(items), step):
-            piece = items[start : start + step]
-            if bucket is not None:
-                delay = bucket.reserve(len(piece))
-                if delay > MIN_SLEEP_S:
-                    await asyncio.sleep(delay)
+        async for piece in _paced(items, bucket, CHUNK):
             groups: dict[tuple[str, int], list[_Item]] = {}
             for letter, target in piece:
                 key = letter.key
                 if miskeyed(letter.stage, letter.reason):
                     key = replay_key(key, letter.value)
-                parts = partitions.get(target)
-                if parts is None:
-                    parts = partitions[target] = sorted(await p.partitions_for(target))
-                part = int(PARTITIONER(key, parts, parts))
+                part = await _partition_of(p, partitions, target, key)
                 item = (key, letter.value, replay_headers(letter), (letter, target))
                 groups.setdefault((target, part), []).append(item)
             for (target, part), group in groups.items():
