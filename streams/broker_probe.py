@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaClient
-from aiokafka.cluster import ClusterMetadata
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas.background import Background
@@ -140,6 +139,31 @@ class BrokerProbe:
         )
 
 
+def partition_counts(answer: Any) -> dict[str, int]:
+    """The partition count of each topic a metadata answer knows; a topic it says does not
+    exist is left out.
+
+    Only "unknown topic" means missing. A broker on its way down answers with no brokers
+    (or a topic with another error, such as no leader): aiokafka's ``ClusterMetadata``
+    drops such a topic as if it did not exist, and ``/ready`` said the events topic was
+    deleted while the broker was only stopping. Such an answer raises: Kafka is not up.
+    """
+    if not answer.brokers:
+        raise KafkaConnectionError("Kafka answered with no brokers (it is stopping or starting)")
+    counts: dict[str, int] = {}
+    for entry in answer.topics:
+        # (error, name, partitions) in version 0; (error, name, internal, partitions, ...) after.
+        error, name = entry[0], entry[1]
+        partitions = entry[2] if answer.API_VERSION == 0 else entry[3]
+        if error == UnknownTopicOrPartitionError.errno:
+            continue
+        if error:
+            problem: type[KafkaError] = for_code(error)
+            raise problem(f"Kafka answered {problem.__name__} for the topic {name}")
+        counts[name] = len(partitions)
+    return counts
+
+
 class _AioKafkaMetadata:
     """aiokafka's client, asked about some topics only: its ``fetch_all_metadata`` lists
     every topic of the cluster (30 ms of the worker's CPU with 1,800 topics, 0.2 ms for one).
@@ -153,11 +177,7 @@ class _AioKafkaMetadata:
         await self._client.bootstrap()
 
     async def partition_counts(self, topics: list[str]) -> dict[str, int]:
-        answer = await self._metadata(topics)
-        cluster = ClusterMetadata()
-        cluster.update_metadata(answer)
-        counts = {t: cluster.partitions_for_topic(t) for t in topics}
-        return {t: len(found) for t, found in counts.items() if found is not None}
+        return partition_counts(await self._metadata(topics))
 
     async def _metadata(self, topics: list[str]) -> Any:
         nodes = [broker.nodeId for broker in self._client.cluster.brokers()]

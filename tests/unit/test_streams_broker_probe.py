@@ -6,9 +6,10 @@ import asyncio
 from typing import Any, NamedTuple
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+from aiokafka.errors import KafkaConnectionError, LeaderNotAvailableError, NodeNotReadyError
+from aiokafka.protocol.metadata import MetadataResponse_v0, MetadataResponse_v5
 
-from streams.broker_probe import BrokerProbe, _AioKafkaMetadata
+from streams.broker_probe import BrokerProbe, _AioKafkaMetadata, partition_counts
 
 
 class FakeClient:
@@ -188,3 +189,56 @@ async def test_metadata_fails_with_the_last_error_when_no_broker_answers() -> No
     no_brokers = _AioKafkaMetadata(FakeAioKafkaClient(set(), []))  # type: ignore[arg-type]
     with pytest.raises(KafkaConnectionError, match="no broker known"):
         await no_brokers._metadata(["t"])
+
+
+def _answer(topics: list[tuple[int, str, int]], brokers: int = 1) -> MetadataResponse_v5:
+    """A metadata answer as Kafka sends it: ``(error code, topic, partitions)`` each."""
+    return MetadataResponse_v5(
+        0,
+        [(node, "127.0.0.1", 9092 + node, None) for node in range(brokers)],
+        "cluster",
+        0,
+        [
+            (error, name, False, [(0, p, 0, [0], [0], []) for p in range(count)])
+            for error, name, count in topics
+        ],
+    )
+
+
+def test_partition_counts_leave_out_only_the_topics_kafka_does_not_know() -> None:
+    answer = _answer([(0, "bots.events", 4), (3, "bots.dlq", 0), (0, "bots.stats", 1)])
+    assert partition_counts(answer) == {"bots.events": 4, "bots.stats": 1}
+    version_0 = MetadataResponse_v0([(0, "h", 9092)], [(0, "t", [(0, 0, 0, [0], [0])])])
+    assert partition_counts(version_0) == {"t": 1}
+
+
+def test_an_answer_of_a_broker_on_its_way_down_is_no_answer_not_a_deleted_topic() -> None:
+    # No brokers (a broker stopping), or a topic without a leader: Kafka is not up, and
+    # the topic is not reported missing.
+    with pytest.raises(KafkaConnectionError, match="no brokers"):
+        partition_counts(_answer([(0, "bots.events", 4)], brokers=0))
+    with pytest.raises(LeaderNotAvailableError, match=r"topic bots\.events"):
+        partition_counts(_answer([(5, "bots.events", 0)]))
+
+
+async def test_a_probe_whose_answer_has_no_brokers_reports_kafka_down() -> None:
+    class Stopping(FakeAioKafkaClient):
+        async def bootstrap(self) -> None:
+            pass
+
+        async def send(self, node: int, request: Any) -> Any:
+            return _answer([], brokers=0)
+
+        async def close(self) -> None:
+            pass
+
+    client = Stopping(answering={0}, brokers=[0])
+    p = BrokerProbe(
+        "kafka:9092",
+        "bots.events",
+        client_factory=lambda: _AioKafkaMetadata(client),  # type: ignore[arg-type]
+    )
+    assert not await p.check()
+    assert p.topic_found  # not said to be deleted
+    ok, why = p.health()
+    assert not ok and "no brokers" in why
