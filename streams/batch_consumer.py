@@ -343,7 +343,7 @@ class BatchConsumer(AIOKafkaConsumer):
         """Ack processed records of the intake's topic in bulk; returns how many were new.
 
         The same bookkeeping as ``Consumer.ack`` per message: offsets below the committed
-        one are ignored, each offset counts once.
+        one are ignored, each offset counts once (also when ``offsets`` lists it twice).
         """
         if not self.app.topics.acks_enabled_for(self.intake.topic):
             return 0
@@ -358,7 +358,12 @@ class BatchConsumer(AIOKafkaConsumer):
                     o for o in offs if (committed is None or o >= committed) and o not in index
                 ]
                 if fresh:
+                    known = len(index)
                     index.update(fresh)
+                    if len(index) - known != len(fresh):
+                        # An offset twice in one batch (see ``processor.in_log_order``): a
+                        # copy in the acked list would cut faust's run of consecutive offsets.
+                        fresh = sorted(set(fresh))
                     self._acked[tp].extend(fresh)
                     added += len(fresh)
                 if monitor is not None:

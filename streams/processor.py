@@ -424,11 +424,14 @@ class BatchProcessor:
 
     def _prepare(self, records: Sequence[Record]) -> _Prepared:
         batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
-        seen = self._advance_offsets(records, batch)
+        routed = in_log_order(records)
+        if routed is not records:
+            batch.duplicates += len(records) - len(routed)
+        seen = self._advance_offsets(routed, batch)
         repeats = batch.repeats
         if repeats:
-            again = [r for r in records if r.offset <= repeats.get(r.partition, -1)]
-            fresh = [r for r in records if r.offset > repeats.get(r.partition, -1)]
+            again = [r for r in routed if r.offset <= repeats.get(r.partition, -1)]
+            fresh = [r for r in routed if r.offset > repeats.get(r.partition, -1)]
             # Routed first (each partition's records keep their order) for their windows'
             # sake; their dead letters are dropped: the batch that first read them sent them
             # before its state, which says they were processed, was written.
@@ -441,7 +444,7 @@ class BatchProcessor:
             batch.unwindowed, batch.miskeyed, batch.reindexed = counted
             self._route_all(fresh, batch, batch.letters)
         else:
-            self._route_all(records, batch, batch.letters)
+            self._route_all(routed, batch, batch.letters)
         alerts = batch.alerts
         alerts += self._observe(batch)
         batch.closed += self._close_due(batch.partitions, batch.touched, alerts)
@@ -1108,6 +1111,28 @@ def _duration(ms: int) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{ms / 1000:g}s"
+
+
+def in_log_order(records: Sequence[Record]) -> Sequence[Record]:
+    """``records`` with each partition's in offset order, each offset once.
+
+    A batch may hold some offsets of a partition twice, and out of order: the consumer went
+    back to the committed offset (as faust does once a rebalance's recovery is done) while
+    records it had fetched before still waited. Routed as they came, a record's dead letter
+    went out twice, both copies new to the state, and records behind a later one counted as
+    duplicates in their windows. Returns ``records`` itself when nothing is out of order.
+    """
+    top: dict[int, int] = {}
+    for rec in records:
+        if rec.offset <= top.get(rec.partition, -1):
+            break
+        top[rec.partition] = rec.offset
+    else:
+        return records
+    by_partition: dict[int, dict[int, Record]] = {}
+    for rec in records:
+        by_partition.setdefault(rec.partition, {}).setdefault(rec.offset, rec)
+    return [rec for found in by_partition.values() for _, rec in sorted(found.items())]
 
 
 def _sink_record(rec: Record, event: dict[str, Any]) -> SinkRecord:

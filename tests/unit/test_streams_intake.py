@@ -1,12 +1,16 @@
-"""The batch intake between faust's fetch loop and the worker: batches, backpressure, stopping."""
+"""The batch intake between faust's fetch loop and the worker: batches, backpressure, stopping,
+and the acks of the batches' records."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from streams.batch_consumer import BatchIntake
+from streams.batch_consumer import BatchConsumer, BatchIntake
 
 
 async def test_take_returns_at_once_when_a_batch_is_full() -> None:
@@ -82,3 +86,24 @@ async def test_a_cancellation_that_arrives_with_records_is_not_lost() -> None:
     taking.cancel()  # ... as the cancellation arrives
     with pytest.raises(asyncio.CancelledError):
         await taking
+
+
+def test_an_offset_acked_twice_in_one_call_is_listed_once() -> None:
+    """A batch holding an offset twice acks it twice: faust's commit takes the first run of
+    consecutive offsets in its acked list, which a copy would cut short."""
+    tp = ("events", 0)
+    acked: dict[Any, list[int]] = defaultdict(list)
+    index: dict[Any, set[int]] = defaultdict(set)
+    stand_in = SimpleNamespace(
+        app=SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda _: True), monitor=None),
+        intake=SimpleNamespace(topic="events"),
+        _committed_offset={tp: 5},
+        _acked_index=index,
+        _acked=acked,
+        _n_acked=0,
+        _waiting_for_ack=None,
+    )
+    assert BatchConsumer.ack_offsets(stand_in, {tp: [5, 6, 7, 6, 7, 8, 4]}) == 4  # type: ignore[arg-type]
+    assert sorted(acked[tp]) == [5, 6, 7, 8]
+    assert BatchConsumer.ack_offsets(stand_in, {tp: [8, 9]}) == 1  # type: ignore[arg-type]
+    assert sorted(acked[tp]) == [5, 6, 7, 8, 9]

@@ -377,6 +377,43 @@ async def test_records_read_again_are_not_counted_again_as_miskeyed_or_unwindowe
     assert value(metrics, "botwatch_records_in_total") == 5  # every record read is counted
 
 
+async def test_records_fetched_twice_in_one_batch_are_routed_once() -> None:
+    # The consumer went back to the committed offset while records it had fetched before
+    # were still waiting: one batch holds the same offsets twice, both new to the state.
+    table, outputs = DictTable(), RecordingOutputs()
+    processor, _, _, sink, metrics = make(table, outputs)
+    feed = Feed()
+    records = [
+        feed(b"{not json"),
+        feed(event("b", T0 + 1, "error", status="failure", job_id="j")),
+        feed(event("b", T0 + 2)),
+    ]
+    later = feed(event("b", T0 + 3))
+    await processor.process([*records, *records[1:], later, *records])
+    assert _stages(outputs.letters) == [("0", "decode"), ("1", "job_failure")]
+    assert sink.events == 3
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 5
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert (window["count"], window["failures"]) == (3, 1)
+
+
+async def test_records_fetched_again_from_behind_in_one_batch_are_routed_in_log_order() -> None:
+    # Fetched from a position ahead, then again from the committed offset behind it: the
+    # records behind are new, and count in their windows.
+    outputs = RecordingOutputs()
+    processor, _, _, _, metrics = make(outputs=outputs)
+    feed = Feed()
+    records = [feed(event("b", T0 + i, "error", status="failure")) for i in range(4)]
+    await processor.process([*records[2:], *records])
+    assert [x.origin for x in outputs.letters] == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    assert value(metrics, "botwatch_duplicates_skipped_total") == 2
+    assert processor.take_gaps() == []  # the offsets behind came after all
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [window] = outputs.windows
+    assert (window["count"], window["failures"]) == (4, 4)
+
+
 async def test_a_batch_of_repeats_and_new_records_dead_letters_only_the_new_ones() -> None:
     table, outputs = DictTable(), RecordingOutputs()
     processor, *_ = make(table, outputs)
