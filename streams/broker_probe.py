@@ -18,13 +18,22 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka import AIOKafkaClient
-from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError, for_code
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas.background import Background
+
+T = TypeVar("T")
 
 
 class MetadataClient(Protocol):
@@ -68,8 +77,14 @@ class BrokerProbe:
         self.missing: list[str] = []  # ``outputs`` the last answer says do not exist
         self.down_since: float | None = None
         self.last_error = ""
+        self.refused = ""  # what Kafka said of a topic it will not serve (``TopicRefused``)
 
     def health(self) -> tuple[bool, str]:
+        if self.refused:
+            return False, (
+                f"Kafka at {self.bootstrap} answers, and refuses: {self.refused}. Check the "
+                "topic's name, and that the worker may use it (Kafka's ACLs)"
+            )
         if self.up:
             return True, f"Kafka at {self.bootstrap} answers"
         since = datetime.fromtimestamp(self.down_since or 0, UTC).isoformat(timespec="seconds")
@@ -84,14 +99,17 @@ class BrokerProbe:
             async with asyncio.timeout(self.timeout_s):
                 client = await self._connected()
                 counts = await client.partition_counts([self.topic, *self.outputs])
-        except Exception as exc:  # any failure means: not answering
+        except TopicRefused as exc:
+            self.up, self.down_since, self.last_error, self.refused = True, None, "", str(exc)
+            return True
+        except Exception as exc:  # any other failure means: not answering
             if isinstance(exc, TimeoutError):
                 error = f"no answer within {self.timeout_s:g} s"
             else:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self._failed(error)
             return False
-        self.up, self.down_since, self.last_error = True, None, ""
+        self.up, self.down_since, self.last_error, self.refused = True, None, "", ""
         self.partitions = counts.get(self.topic)
         self.topic_found = self.topic in counts
         self.missing = [t for t in self.outputs if t not in counts]
@@ -159,9 +177,20 @@ def partition_counts(answer: Any) -> dict[str, int]:
             continue
         if error:
             problem: type[KafkaError] = for_code(error)
+            if problem in _REFUSALS:
+                raise TopicRefused(f"{problem.__name__} for the topic {name}")
             raise problem(f"Kafka answered {problem.__name__} for the topic {name}")
         counts[name] = len(partitions)
     return counts
+
+
+class TopicRefused(Exception):
+    """Kafka answered, and refuses a topic: its name is not valid, or the worker may not
+    use it (ACLs). Kafka is up; the worker is not ready."""
+
+
+# What a healthy cluster answers for a topic it will not serve (besides unknown topics).
+_REFUSALS: Final = frozenset({TopicAuthorizationFailedError, InvalidTopicError})
 
 
 class _AioKafkaMetadata:
@@ -177,9 +206,11 @@ class _AioKafkaMetadata:
         await self._client.bootstrap()
 
     async def partition_counts(self, topics: list[str]) -> dict[str, int]:
-        return partition_counts(await self._metadata(topics))
+        return await self._first_answer(topics, partition_counts)
 
-    async def _metadata(self, topics: list[str]) -> Any:
+    async def _first_answer(self, topics: list[str], read: Callable[[Any], T]) -> T:
+        """``read`` of the first metadata answer it accepts; an answer it raises for (a
+        broker on its way down) counts as that broker not answering."""
         nodes = [broker.nodeId for broker in self._client.cluster.brokers()]
         if not nodes:
             raise KafkaConnectionError("no broker known from the bootstrap servers")
@@ -190,7 +221,7 @@ class _AioKafkaMetadata:
             error: BaseException | None = None
             for answer in asyncio.as_completed(asks):
                 try:
-                    return await answer
+                    return read(await answer)
                 except Exception as exc:  # another broker may still answer
                     error = exc
             assert error is not None

@@ -175,7 +175,7 @@ async def test_metadata_of_the_topic_from_the_first_broker_that_answers() -> Non
     adapter = _AioKafkaMetadata(client)  # type: ignore[arg-type]
     # Broker 1 never answers and 2 refuses: 3's answer counts, without waiting for 1.
     async with asyncio.timeout(1):
-        assert await adapter._metadata(["bots.events"]) == "answer of 3"
+        assert await adapter._first_answer(["bots.events"], str) == "answer of 3"
     assert sorted(node for node, _ in client.sent) == [1, 2, 3]
     for _, request in client.sent:  # aiokafka keeps the request's fields private
         assert request._topics == ["bots.events"]
@@ -185,10 +185,10 @@ async def test_metadata_of_the_topic_from_the_first_broker_that_answers() -> Non
 async def test_metadata_fails_with_the_last_error_when_no_broker_answers() -> None:
     adapter = _AioKafkaMetadata(FakeAioKafkaClient(set(), [1, 2]))  # type: ignore[arg-type]
     with pytest.raises(NodeNotReadyError, match="node 2"):
-        await adapter._metadata(["t"])
+        await adapter._first_answer(["t"], str)
     no_brokers = _AioKafkaMetadata(FakeAioKafkaClient(set(), []))  # type: ignore[arg-type]
     with pytest.raises(KafkaConnectionError, match="no broker known"):
-        await no_brokers._metadata(["t"])
+        await no_brokers._first_answer(["t"], str)
 
 
 def _answer(topics: list[tuple[int, str, int]], brokers: int = 1) -> MetadataResponse_v5:
@@ -221,24 +221,56 @@ def test_an_answer_of_a_broker_on_its_way_down_is_no_answer_not_a_deleted_topic(
         partition_counts(_answer([(5, "bots.events", 0)]))
 
 
-async def test_a_probe_whose_answer_has_no_brokers_reports_kafka_down() -> None:
-    class Stopping(FakeAioKafkaClient):
-        async def bootstrap(self) -> None:
-            pass
+class Answering(FakeAioKafkaClient):
+    """Brokers that answer with the metadata answers given per node."""
 
-        async def send(self, node: int, request: Any) -> Any:
-            return _answer([], brokers=0)
+    def __init__(self, answers: dict[int, Any]) -> None:
+        super().__init__(answering=set(answers), brokers=sorted(answers))
+        self.answers = answers
 
-        async def close(self) -> None:
-            pass
+    async def bootstrap(self) -> None:
+        pass
 
-    client = Stopping(answering={0}, brokers=[0])
-    p = BrokerProbe(
+    async def send(self, node: int, request: Any) -> Any:
+        await asyncio.sleep(0.01 * node)  # node 0 answers first
+        return self.answers[node]
+
+    async def close(self) -> None:
+        pass
+
+
+def _probe_of(client: Answering) -> BrokerProbe:
+    return BrokerProbe(
         "kafka:9092",
         "bots.events",
         client_factory=lambda: _AioKafkaMetadata(client),  # type: ignore[arg-type]
     )
+
+
+async def test_a_probe_whose_answer_has_no_brokers_reports_kafka_down() -> None:
+    p = _probe_of(Answering({0: _answer([], brokers=0)}))
     assert not await p.check()
     assert p.topic_found  # not said to be deleted
     ok, why = p.health()
-    assert not ok and "no brokers" in why
+    assert not ok and "unreachable" in why and "no brokers" in why
+
+
+async def test_one_broker_on_its_way_down_does_not_make_the_cluster_down() -> None:
+    # The stopping broker answers first; the next broker's answer counts.
+    p = _probe_of(Answering({0: _answer([], brokers=0), 1: _answer([(0, "bots.events", 4)])}))
+    assert await p.check()
+    assert (p.up, p.topic_found, p.partitions) == (True, True, 4)
+
+
+async def test_a_topic_kafka_refuses_is_named_kafka_being_up() -> None:
+    p = _probe_of(Answering({0: _answer([(29, "bots.events", 0)])}))
+    assert await p.check()
+    assert p.up  # Kafka answers: the worker's kafka_up stays 1
+    ok, why = p.health()
+    assert not ok
+    assert "refuses: TopicAuthorizationFailedError for the topic bots.events" in why
+    assert "ACLs" in why
+    p._factory = lambda: _AioKafkaMetadata(Answering({0: _answer([(0, "bots.events", 4)])}))  # type: ignore[arg-type]
+    p._client = None
+    assert await p.check()
+    assert p.health() == (True, "Kafka at kafka:9092 answers")
