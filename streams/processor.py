@@ -1121,6 +1121,11 @@ def in_log_order(records: Sequence[Record]) -> Sequence[Record]:
     records it had fetched before still waited. Routed as they came, a record's dead letter
     went out twice, both copies new to the state, and records behind a later one counted as
     duplicates in their windows. Returns ``records`` itself when nothing is out of order.
+
+    Of two records at one offset the later is kept: a copy fetched again is the same record,
+    and should a log have started again within one batch, the later is of the log read now.
+    (A topic deleted and made again normally ends the assignment first: what was fetched
+    from the old log is then dropped with its epoch, see ``streams.app``.)
     """
     top: dict[int, int] = {}
     for rec in records:
@@ -1131,7 +1136,7 @@ def in_log_order(records: Sequence[Record]) -> Sequence[Record]:
         return records
     by_partition: dict[int, dict[int, Record]] = {}
     for rec in records:
-        by_partition.setdefault(rec.partition, {}).setdefault(rec.offset, rec)
+        by_partition.setdefault(rec.partition, {})[rec.offset] = rec  # copies: the last
     return [rec for found in by_partition.values() for _, rec in sorted(found.items())]
 
 

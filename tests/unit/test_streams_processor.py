@@ -17,7 +17,7 @@ from streams import dlq
 from streams import processor as processor_module
 from streams.config import StreamsConfig
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, DeadLetter, OffsetGap, Record
+from streams.processor import BatchProcessor, DeadLetter, OffsetGap, Record, in_log_order
 from streams.windows import rfc3339
 
 T0 = 1_795_428_000_000  # 2026-11-23T10:00:00Z
@@ -412,6 +412,16 @@ async def test_records_fetched_again_from_behind_in_one_batch_are_routed_in_log_
     await processor.process([feed(event("b", T0 + W + 30_000))])
     [window] = outputs.windows
     assert (window["count"], window["failures"]) == (4, 4)
+
+
+def test_in_log_order_keeps_each_partition_in_offset_order_and_the_later_copy() -> None:
+    feed, other = Feed(0), Feed(1)
+    a, b, c = feed(b"a"), feed(b"b"), feed(b"c")
+    x = other(b"x")
+    in_order = [a, x, b, c]
+    assert in_log_order(in_order) is in_order  # nothing to do: the same list
+    b2 = b._replace(value=b"b again")
+    assert in_log_order([b, c, x, a, b2]) == [a, b2, c, x]
 
 
 async def test_a_batch_of_repeats_and_new_records_dead_letters_only_the_new_ones() -> None:
