@@ -12,6 +12,7 @@ import getpass
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -96,7 +97,23 @@ def list_alerts(ctx: click.Context, workers: tuple[str, ...], as_json: bool) -> 
         )
         for a in found
     ]
-    print_table(rows, ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "THRESHOLD", "WINDOW", "SINCE"))
+    header = ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "THRESHOLD", "WINDOW", "SINCE")
+    print_table(*_with_error_types(found, rows, header))
+
+
+def _with_error_types(
+    records: Sequence[dict[str, Any]], rows: Sequence[tuple[Any, ...]], header: tuple[str, ...]
+) -> tuple[Sequence[tuple[Any, ...]], tuple[str, ...]]:
+    """An ERROR TYPE column after BOT when an alert has one (a rule per error type): two
+    alerts of one rule and bot otherwise print as the same line."""
+    types = [(r.get("labels") or {}).get("error_type") for r in records]
+    if not any(types):
+        return rows, header
+    at = header.index("BOT") + 1
+    return (
+        [(*row[:at], kind or "-", *row[at:]) for row, kind in zip(rows, types, strict=True)],
+        (*header[:at], "ERROR TYPE", *header[at:]),
+    )
 
 
 # -- history ------------------------------------------------------------------------------
@@ -181,7 +198,8 @@ def history(  # noqa: PLR0917 - one parameter per option
         )
         for r in records
     ]
-    print_table(rows, ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "WINDOW", "STARTS", "ENDS"))
+    header = ("STATE", "SEVERITY", "RULE", "BOT", "VALUE", "WINDOW", "STARTS", "ENDS")
+    print_table(*_with_error_types(records, rows, header))
 
 
 # -- silences -----------------------------------------------------------------------------
