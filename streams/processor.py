@@ -42,7 +42,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Final, NamedTuple, Protocol
 
 import orjson
@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 DORMANT_PER_CHECK = 2000
 # Offset gaps kept between two checks (``take_gaps``).
 _GAPS_KEPT = 1000
+_PARTITION_OFFSET: Final = itemgetter(1, 2)  # of a Record
 
 
 class Record(NamedTuple):
@@ -424,10 +425,7 @@ class BatchProcessor:
 
     def _prepare(self, records: Sequence[Record]) -> _Prepared:
         batch = _Batch(now=self.now_ms(), stamp=datetime.now(UTC))
-        routed = in_log_order(records)
-        if routed is not records:
-            batch.duplicates += len(records) - len(routed)
-        seen = self._advance_offsets(routed, batch)
+        routed, seen = self._advance_offsets(records, batch)
         repeats = batch.repeats
         if repeats:
             again = [r for r in routed if r.offset <= repeats.get(r.partition, -1)]
@@ -495,31 +493,54 @@ class BatchProcessor:
         self._notify(alerts)
         self._count(prepared.records, batch)
 
-    def _advance_offsets(self, records: Sequence[Record], batch: _Batch) -> set[int]:
+    def _advance_offsets(
+        self, records: Sequence[Record], batch: _Batch
+    ) -> tuple[Sequence[Record], set[int]]:
         """Record how far each partition was processed; it is stored with the partition entry.
 
         A worker that takes a partition over learns from it whether anything is left to
         read, which the idle rule needs (a backlog is not quietness). Runs before the batch
         is routed: a partition whose log was made again is rebased first (``_rebase``), and
         one whose first record was processed before goes into ``batch.repeats``.
+
+        Returns the records to route (``records``, or ``in_log_order(records)`` when a
+        partition's offsets go back in the batch) and the partitions seen. Nothing changes
+        before the one pass over the records has shown they are in order.
         """
-        last = self._last_offset
+        top: dict[int, int] = {}  # each partition's highest offset so far in the batch
         first: dict[int, int] = {}
-        for rec in records:
-            partition, offset = rec.partition, rec.offset
-            if partition not in first:
+        jumps: list[tuple[int, int, int]] = []  # (partition, offset, next offset) apart > 2
+        get = top.get
+        for partition, offset in map(_PARTITION_OFFSET, records):
+            before = get(partition)
+            if before is None:
                 first[partition] = offset
-                self._partition(partition, batch.now)
-                self._rebase(partition, offset)
-                if offset <= last.get(partition, -1):
-                    batch.repeats[partition] = last[partition]
-            done = last.get(partition, -1)
-            if offset > done:
-                # A gap of one is a transaction's commit marker, not a record.
-                if offset > done + 2 and done >= 0 and len(self._gaps) < _GAPS_KEPT:
-                    self._gaps.append(OffsetGap(partition, done + 1, offset))
-                last[partition] = offset
-        return set(first)
+            elif offset <= before:
+                ordered = in_log_order(records)
+                batch.duplicates += len(records) - len(ordered)
+                return self._advance_offsets(ordered, batch)
+            elif offset > before + 2:
+                jumps.append((partition, before, offset))
+            top[partition] = offset
+        last = self._last_offset
+        gaps = self._gaps
+        done_before: dict[int, int] = {}
+        for partition, offset in first.items():
+            self._partition(partition, batch.now)
+            self._rebase(partition, offset)
+            done = done_before[partition] = last.get(partition, -1)
+            if offset <= done:
+                batch.repeats[partition] = done
+            # A gap of one is a transaction's commit marker, not a record.
+            elif offset > done + 2 and done >= 0 and len(gaps) < _GAPS_KEPT:
+                gaps.append(OffsetGap(partition, done + 1, offset))
+            if top[partition] > done:
+                last[partition] = top[partition]
+        for partition, offset, following in jumps:
+            done = max(offset, done_before[partition])
+            if following > done + 2 and len(gaps) < _GAPS_KEPT:
+                gaps.append(OffsetGap(partition, done + 1, following))
+        return records, set(first)
 
     def _drop_letters_sent(self, partitions: set[int]) -> None:
         sent = self._letters_sent
