@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,16 +41,18 @@ def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int)
         raise BotwatchError(f"error: {exc}") from None
     ctx.invoke(setup)
 
-    workdir = Path(tempfile.mkdtemp(prefix="botwatch-demo-"))
     port = settings.streams.web_port
+    _refuse_taken_port(settings.streams.web_host, port)
+    workdir = Path(tempfile.mkdtemp(prefix="botwatch-demo-"))
     env = {**os.environ, "BOTWATCH_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
-    click.echo(f"\nworker starting (log: {workdir / 'worker.log'}) ...")
-    with open(workdir / "worker.log", "wb") as log:
+    log_path = workdir / "worker.log"
+    click.echo(f"\nworker starting (log: {log_path}) ...")
+    with open(log_path, "wb") as log:
         worker = subprocess.Popen(
             [*BOTWATCH, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        _wait_ready(worker, port, workdir / "worker.log")
+        _wait_ready(worker, port, log_path)
         incident_bot = f"bot-{min(2, bots - 1):03d}"
         start, end = duration / 4, duration / 2
         click.echo(
@@ -69,7 +72,8 @@ def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int)
             raise BotwatchError("error: the generator failed (see its message above)")
         truth = orjson.loads(truth_path.read_bytes())
         click.echo("\nwaiting for the worker to process and close the last windows ...")
-        metrics = _wait_processed(port, truth["counts"]["records"], IDLE_CLOSE_S + 5)
+        records = truth["counts"]["records"]
+        metrics = _wait_processed(worker, log_path, records, IDLE_CLOSE_S + 5, port)
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -87,12 +91,38 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
+def _refuse_taken_port(host: str, port: int) -> None:
+    """The demo runs a worker of its own, and reads what it did from that worker's /metrics.
+
+    Something already listening there (most likely a worker, of the same consumer group
+    by default: it would take half the partitions) made the demo's worker fail to start
+    while the demo read the other one's counters and printed a wrong summary.
+    """
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        taken = probe.connect_ex((host, port)) == 0
+    if taken:
+        raise BotwatchError(
+            f"error: something already listens on {host}:{port}, where the demo's worker "
+            "serves its metrics (a `botwatch worker` still running?).\n"
+            "  fix: stop that worker first (the demo runs its own, in the same consumer "
+            "group), or run the demo on another port: BOTWATCH_WEB_PORT=6067 botwatch demo"
+        )
+
+
+def _exited(worker: subprocess.Popen[bytes], log: Path, when: str) -> BotwatchError | None:
+    if worker.poll() is None:
+        return None
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    return BotwatchError(f"error: the worker exited {when}:\n{tail}")
+
+
 def _wait_ready(worker: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-            raise BotwatchError(f"error: the worker exited while starting:\n{tail}")
+        exited = _exited(worker, log, "while starting")
+        if exited is not None:
+            raise exited
         try:
             if _get(port, "/ready")[0] == 200:
                 return
@@ -111,9 +141,14 @@ def _metrics(port: int) -> dict[str, float]:
     return values
 
 
-def _wait_processed(port: int, records: int, settle_s: float) -> dict[str, float]:
+def _wait_processed(
+    worker: subprocess.Popen[bytes], log: Path, records: int, settle_s: float, port: int
+) -> dict[str, float]:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
+        exited = _exited(worker, log, "before it processed the demo's events")
+        if exited is not None:
+            raise exited
         metrics = _metrics(port)
         if metrics.get("botwatch_records_in_total", 0) >= records:
             time.sleep(settle_s)  # quiet partitions close their last windows
