@@ -975,7 +975,8 @@ class BatchProcessor:
                     at = part.clock.max_event_ms if partition in behind else now
                     if done is None or at == NO_TIME:
                         continue
-                    for bot_id in self._quiet(partition, at, done, entries):
+                    wall_clock = partition not in behind
+                    for bot_id in self._quiet(partition, at, done, entries, wall_clock):
                         retired += 1
                         self._bots[partition].pop(bot_id, None)
                         entries.append((partition, _bot_key(partition, bot_id), None))
@@ -990,11 +991,15 @@ class BatchProcessor:
             self.metrics.bots_retired.inc(retired)
             return retired
 
-    def _quiet(self, partition: int, at: int, committed: int, entries: list[_Entry]) -> list[str]:
+    def _quiet(
+        self, partition: int, at: int, committed: int, entries: list[_Entry], wall_clock: bool
+    ) -> list[str]:
         """The bots of ``partition`` quiet since before ``at`` less the retirement time.
 
         A bot with a window entry written before its quiet time was kept starts the clock now
-        (its entry, rewritten, goes to ``entries``).
+        (its entry, rewritten, goes to ``entries``). Judged by the wall clock, when the bot's
+        last record was sent counts too (as for absence): a bot whose clock runs days
+        behind was retired at once, while it kept sending.
         """
         horizon = at - self._retire_ms
         bots = self._bots[partition]
@@ -1021,7 +1026,11 @@ class BatchProcessor:
                     dormant[bot_id] = at  # judged again next time, unless said below
             if bot.windows or bot.last_offset >= committed + part.offset_base:
                 continue
-            signs = (bot.quiet_since(), engine.last_seen(bot_id) if engine is not None else None)
+            signs = [bot.quiet_since()]
+            if engine is not None:
+                signs.append(engine.last_seen(bot_id))
+                if wall_clock:
+                    signs.append(engine.last_heard(bot_id))
             seen = [t for t in signs if t is not None]
             if seen:
                 if max(seen) <= horizon:

@@ -392,6 +392,12 @@ class AlertEngine:
         bot = self._bots.get(bot_id)
         return None if bot is None else bot.last_seen_ms
 
+    def last_heard(self, bot_id: str) -> int | None:
+        """Kafka's timestamp of the bot's newest record (when it was sent, whatever its event
+        times say); None for a bot not known, or heard of only before this was kept."""
+        bot = self._bots.get(bot_id)
+        return None if bot is None else bot.heard_ms
+
     def retire(self, bot_id: str, now_ms: int, reason: str) -> list[dict[str, Any]]:
         """Forget a bot gone for good: its alerts resolve, each resolution carrying ``reason``
         as the annotation ``retired``, and its state goes (an absence alert would otherwise

@@ -321,6 +321,21 @@ async def test_a_retired_bot_resolves_its_absence_alert_and_its_entries_go() -> 
     assert [a["bot_id"] for a in processor.alerts.active()] == ["other"]  # type: ignore[union-attr]
 
 
+async def test_a_bot_whose_clock_runs_days_behind_is_retired_by_when_it_last_sent() -> None:
+    processor, table, *_, clock = make(retire_after_s=3600.0)
+    feed = Feed()
+    clock.now = T0 + 8 * 86_400_000
+    # Sent now, dated eight days ago: judged by event time alone, long quiet.
+    sent_now = feed(event("skewed", T0))._replace(timestamp_ms=clock.now)
+    await processor.process([sent_now])
+    clock.now += 3 * W
+    assert await processor.close_idle() == 1  # its window closes: nothing holds it now
+    assert await processor.retire_quiet({0: feed.offset}) == 0
+    assert (0, "b|0|skewed") in table.data
+    clock.now = sent_now.timestamp_ms + 3_600_000  # an hour after it last sent
+    assert await processor.retire_quiet({0: feed.offset}) == 1
+
+
 async def test_a_bot_known_only_to_the_alert_table_after_a_restart_is_retired_too() -> None:
     processor, table, *_, clock = make(retire_after_s=3600.0)
     feed = Feed()
