@@ -29,7 +29,7 @@ from opensearchpy import AsyncOpenSearch, OpenSearch
 from opensearchpy.helpers import async_bulk
 
 from bench._harness import print_table, write_results
-from schemas import decode_event
+from schemas import decode_event, timestamp_ms
 from schemas.sink import SinkRecord
 from sinks.bulk import BULK_PATH
 from sinks.config import SinkConfig
@@ -59,7 +59,8 @@ def make_records(n: int, seed: int = 7) -> list[SinkRecord]:
             "schema_version": 1,
         }
         raw = orjson.dumps(event)
-        records.append(SinkRecord(raw, decode_event(raw), "botwatch.events", 0, i, 0, None, []))
+        sent = timestamp_ms(event["timestamp"])  # sent when it happened: its day's index
+        records.append(SinkRecord(raw, decode_event(raw), "botwatch.events", 0, i, sent, None, []))
     return records
 
 

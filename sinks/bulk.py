@@ -12,17 +12,27 @@ hot path encodes only the small action line. Ids make every write idempotent:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
+from schemas import timestamp_ms
 from schemas.jsonbytes import json_bytes
 from schemas.sink import SinkRecord
 from sinks.documents import DeadLetterDoc, dlq_document, failed_at, reduced_dlq_document
-from sinks.indices import Family, day_of_ms, day_of_timestamp, event_family, index_name
+from sinks.indices import (
+    DAY_MS,
+    FAMILIES,
+    Family,
+    day_number,
+    day_of_ms,
+    day_of_timestamp,
+    event_family,
+    index_name,
+)
 from sinks.redact import RECORD_SEPARATOR, Redactor
 
 Op = Literal["create", "index"]
@@ -49,25 +59,64 @@ def action_line(op: Op, index: str, doc_id: str) -> bytes:
     return orjson.dumps({op: {"_index": index, "_id": doc_id}}) + b"\n"
 
 
-# (prefix, level, first 10 characters of a ``Z`` timestamp) -> (family, the action line up to
-# the id). Events of a fleet share a few days and levels: the per-event work is a lookup.
-_EVENT_ACTIONS: dict[tuple[str, str, str], tuple[Family, bytes]] = {}
+class _Placed(NamedTuple):
+    """Where events of one level and day go: their family, the action line up to the id,
+    the day (days since 1970), and how many days the family is kept."""
+
+    family: Family
+    action: bytes
+    day: int
+    keep_days: int
+
+
+# (prefix, retention days by family) -> (level, first 10 characters of a ``Z`` timestamp) ->
+# where. Events of a fleet share a few days and levels: the per-event work is a lookup.
+_EVENT_ACTIONS: dict[tuple[str, tuple[int, ...]], dict[tuple[str, str], _Placed]] = {}
 _EVENT_ACTIONS_MAX: Final = 4096
+assert SinkRecord._fields[5] == "timestamp_ms"  # read by index in ``event_items``
 
 
-def _event_action(prefix: str, level: str, timestamp: str) -> tuple[Family, bytes]:
-    key = (prefix, level, timestamp[:10])
-    found = _EVENT_ACTIONS.get(key) if timestamp[-1:] == "Z" else None
+def _placed(prefix: str, family: Family, day: int, keep: Mapping[Family, int]) -> _Placed:
+    index = index_name(prefix, family, day_of_ms(day * DAY_MS))
+    action = orjson.dumps({"create": {"_index": index}})[:-2] + b',"_id":'
+    return _Placed(family, action, day, keep[family])
+
+
+def _event_action(
+    actions: dict[tuple[str, str], _Placed],
+    prefix: str,
+    level: str,
+    timestamp: str,
+    keep: Mapping[Family, int],
+) -> _Placed:
+    key = (level, timestamp[:10])
+    found = actions.get(key) if timestamp[-1:] == "Z" else None
     if found is not None:
         return found
     family = event_family(level)
-    index = index_name(prefix, family, day_of_timestamp(timestamp))
-    found = (family, orjson.dumps({"create": {"_index": index}})[:-2] + b',"_id":')
+    day = day_number(timestamp_ms(timestamp))
+    found = _placed(prefix, family, day, keep)
     if timestamp[-1:] == "Z":
-        if len(_EVENT_ACTIONS) >= _EVENT_ACTIONS_MAX:
-            _EVENT_ACTIONS.clear()
-        _EVENT_ACTIONS[key] = found
+        if len(actions) >= _EVENT_ACTIONS_MAX:
+            actions.clear()
+        actions[key] = found
     return found
+
+
+def _by_arrival(
+    prefix: str, placed: _Placed, sent_ms: int, keep: Mapping[Family, int], today: int
+) -> _Placed:
+    """An event dated outside its family's retention, or more than a day ahead, goes to the
+    index of the day its record was sent: by its own day, a sweep deleted it at once (or,
+    far ahead, never), and a bot with a broken clock made an index per day it invented.
+    Searches still find it by its ``timestamp``. A record whose own time is as far off
+    (no timestamp, a producer's broken clock) is judged by ``today`` instead."""
+    sent = sent_ms // DAY_MS
+    if not today - placed.keep_days <= sent <= today + 1:
+        sent = today
+        if sent - placed.keep_days <= placed.day <= sent + 1:
+            return placed
+    return _placed(prefix, placed.family, sent, keep)
 
 
 # ``BulkItem(...)`` runs the named tuple's Python-level ``__new__``; the tuple constructor
@@ -75,10 +124,19 @@ def _event_action(prefix: str, level: str, timestamp: str) -> tuple[Family, byte
 _new_item: Final = tuple.__new__
 
 
-def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) -> list[BulkItem]:
+def event_items(
+    records: Sequence[SinkRecord],
+    prefix: str,
+    redactor: Redactor,
+    *,
+    keep: Mapping[Family, int],
+    now_ms: int,
+) -> list[BulkItem]:
     """One item per record, ``ref`` its position: the raw bytes when they are one line and
     need no redaction, else the (redacted) event re-serialized: once a secret may be present
-    the raw bytes are never trusted.
+    the raw bytes are never trusted. An event goes to the index of its day, unless that day
+    lies outside what ``keep`` (the retention days by family) keeps (``_by_arrival``;
+    ``now_ms`` is its fallback).
 
     The batch's raw bytes are joined once, so that the redaction scan and the line-break
     test each run once for the batch, not once per record (the per-event path is hot).
@@ -86,7 +144,11 @@ def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) 
     joined = RECORD_SEPARATOR.join([r.raw for r in records])
     flagged = redactor.flagged_records(joined)
     one_line = b"\n" not in joined  # else some record holds a line break
-    actions = _EVENT_ACTIONS
+    cache_key = (prefix, tuple(keep[family] for family in FAMILIES))
+    actions = _EVENT_ACTIONS.get(cache_key)
+    if actions is None:
+        actions = _EVENT_ACTIONS[cache_key] = {}
+    today = now_ms // DAY_MS
     dumps = orjson.dumps  # only the event id here: the join copies it at once
     items: list[BulkItem] = []
     append = items.append
@@ -94,9 +156,13 @@ def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) 
         event = record.event
         timestamp = event["timestamp"]
         level = event["level"]
-        found = actions.get((prefix, level, timestamp[:10]))
+        found = actions.get((level, timestamp[:10]))
         if found is None or timestamp[-1:] != "Z":
-            found = _event_action(prefix, level, timestamp)
+            found = _event_action(actions, prefix, level, timestamp, keep)
+        # By index (a named tuple's attribute costs more): the day against the day sent.
+        sent = record[5] // DAY_MS  # timestamp_ms
+        if not sent - found[3] <= found[2] <= sent + 1:
+            found = _by_arrival(prefix, found, record.timestamp_ms, keep, today)
         raw = record.raw
         if ref in flagged:
             source = json_bytes(redactor.redact_event(event))
@@ -104,14 +170,22 @@ def event_items(records: Sequence[SinkRecord], prefix: str, redactor: Redactor) 
             source = raw
         else:  # pretty-printed JSON is valid, but not one NDJSON line
             source = json_bytes(event)
-        action = b"".join((found[1], dumps(event["event_id"]), b"}}\n"))
-        append(_new_item(BulkItem, (action, source, found[0], "create", ref)))
+        action = b"".join((found.action, dumps(event["event_id"]), b"}}\n"))
+        append(_new_item(BulkItem, (action, source, found.family, "create", ref)))
     return items
 
 
-def event_item(record: SinkRecord, ref: int, prefix: str, redactor: Redactor) -> BulkItem:
+def event_item(
+    record: SinkRecord,
+    ref: int,
+    prefix: str,
+    redactor: Redactor,
+    *,
+    keep: Mapping[Family, int],
+    now_ms: int,
+) -> BulkItem:
     """``event_items`` of one record, at position ``ref``."""
-    return event_items([record], prefix, redactor)[0]._replace(ref=ref)
+    return event_items([record], prefix, redactor, keep=keep, now_ms=now_ms)[0]._replace(ref=ref)
 
 
 def stats_item(window: dict[str, Any], ref: int, prefix: str) -> BulkItem:

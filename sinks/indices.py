@@ -21,7 +21,7 @@ from schemas import ERROR_LEVELS, timestamp_ms
 Family = Literal["events", "events-errors", "stats", "dlq", "alerts"]
 FAMILIES: Final[tuple[Family, ...]] = ("events", "events-errors", "stats", "dlq", "alerts")
 
-_DAY_MS: Final = 86_400_000
+DAY_MS: Final = 86_400_000
 _EPOCH_DATE: Final = date(1970, 1, 1)
 _FIRST_DAY: Final = (date.min - _EPOCH_DATE).days
 _LAST_DAY: Final = (date.max - _EPOCH_DATE).days
@@ -39,9 +39,14 @@ def day_of_ms(ms: int) -> str:
     timestamp a producer set wildly) are filed under the first or last day: a document
     always has an index, and one a retention sweep can date.
     """
-    days = min(max(ms // _DAY_MS, _FIRST_DAY), _LAST_DAY)
-    day = _EPOCH_DATE + timedelta(days=days)
+    day = _EPOCH_DATE + timedelta(days=day_number(ms))
     return f"{day.year:04d}.{day.month:02d}.{day.day:02d}"
+
+
+def day_number(ms: int) -> int:
+    """The UTC day of an epoch-milliseconds instant, as days since 1970-01-01, within years
+    1..9999 (see ``day_of_ms``)."""
+    return min(max(ms // DAY_MS, _FIRST_DAY), _LAST_DAY)
 
 
 def day_of_timestamp(timestamp: str) -> str:

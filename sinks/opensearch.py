@@ -67,6 +67,7 @@ from sinks.config import SinkConfig, display_url
 from sinks.documents import DeadLetterDoc
 from sinks.metrics import SinkMetrics
 from sinks.redact import Redactor
+from sinks.retention import retention_days
 from sinks.sweeper import RetentionSweeper
 from sinks.templates import template_bodies
 
@@ -145,6 +146,7 @@ class OpenSearchSink:
         self.config = config or SinkConfig()
         self.metrics = SinkMetrics(registry)
         self.redactor = Redactor(self.config.redact_keys)
+        self._keep = retention_days(self.config)  # where an event of an odd day goes
         self.url = self.config.opensearch_url.rstrip("/")
         self._shown_url = display_url(self.url)
         self._install_templates = install_templates
@@ -215,7 +217,9 @@ class OpenSearchSink:
     # -- the Sink interface --------------------------------------------------------------
 
     async def write_events(self, records: list[SinkRecord]) -> SinkResult:
-        items = event_items(records, self.config.index_prefix, self.redactor)
+        now_ms = int(time.time() * 1000)
+        prefix = self.config.index_prefix
+        items = event_items(records, prefix, self.redactor, keep=self._keep, now_ms=now_ms)
         results = await self._write(items)
         rejected = [
             Rejected(records[item.ref], f"OpenSearch rejected the event: {result.reason}")

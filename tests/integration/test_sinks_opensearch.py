@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from support import (
 )
 
 from botwatch.settings import Settings
-from schemas import event_index_mappings, validate_event
+from schemas import event_index_mappings, timestamp_ms, validate_event
 from schemas.sink import SinkRecord
 from sinks.config import SinkConfig
 from sinks.documents import DeadLetterDoc
@@ -54,7 +55,9 @@ def make_event(n: int, **fields: Any) -> dict[str, Any]:
 
 
 def as_record(event: dict[str, Any], offset: int = 0) -> SinkRecord:
-    return SinkRecord(orjson.dumps(event), event, "botwatch.events", 0, offset, 0, None, [])
+    """``event`` in a record sent when it happened (its day is its index's)."""
+    sent = timestamp_ms(event["timestamp"])
+    return SinkRecord(orjson.dumps(event), event, "botwatch.events", 0, offset, sent, None, [])
 
 
 def count(opensearch: Any, index: str, query: dict[str, Any] | None = None) -> int:
@@ -304,14 +307,22 @@ async def test_secrets_never_reach_the_index(
 async def test_events_at_the_edges_of_the_timestamp_range_are_indexed(
     opensearch: Any, sink: OpenSearchSink, prefix: str
 ) -> None:
-    # Valid by the contract, but years 10000 and 0 in UTC: filed under the last and the
-    # first day, and OpenSearch's date field takes both.
+    # Valid by the contract, but years 10000 and 0 in UTC: sent now, they are filed under
+    # today (no retention would keep them by their own day), and OpenSearch's date field
+    # takes both.
     edges = ["9999-12-31T23:30:00-01:00", "0000-01-01T00:00:00+01:00"]
-    records = [as_record(make_event(n, timestamp=t), n) for n, t in enumerate(edges)]
+    now = int(time.time() * 1000)
+    records = [
+        as_record(make_event(n, timestamp=t), n)._replace(timestamp_ms=now)
+        for n, t in enumerate(edges)
+    ]
     assert (await sink.write_events(records)).rejected == []
     indices = sorted(opensearch.indices.get(index=f"{prefix}-events-*"))
-    assert indices == [f"{prefix}-events-0001.01.01", f"{prefix}-events-9999.12.31"]
+    today = datetime.fromtimestamp(now / 1000, UTC).strftime("%Y.%m.%d")
+    assert indices == [f"{prefix}-events-{today}"]
     assert count(opensearch, f"{prefix}-events-*") == 2
+    stored = opensearch.search(index=f"{prefix}-events-*", body={"sort": ["timestamp"]})
+    assert [h["_source"]["timestamp"] for h in stored["hits"]["hits"]] == edges[::-1]
 
 
 def test_retention_deletes_exactly_the_old_indices(opensearch: Any, prefix: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas import timestamp_ms
 from schemas.sink import SinkRecord
 from sinks.bulk import (
     BulkItem,
@@ -28,8 +29,11 @@ from sinks.bulk import (
 from sinks.config import SinkConfig
 from sinks.documents import DeadLetterDoc
 from sinks.redact import Redactor
+from sinks.retention import retention_days
 
 R = Redactor(SinkConfig().redact_keys)
+KEEP = retention_days(SinkConfig())  # events 90 days, errors 365
+SENT = timestamp_ms("2026-11-23T10:00:01Z")  # when the records were sent, and now
 
 
 def record(raw: bytes | None = None, **fields: Any) -> SinkRecord:
@@ -42,7 +46,9 @@ def record(raw: bytes | None = None, **fields: Any) -> SinkRecord:
         "schema_version": 1,
         **fields,
     }
-    return SinkRecord(raw or orjson.dumps(ev), ev, "botwatch.events", 2, 41, 0, b"invoice-bot", [])
+    return SinkRecord(
+        raw or orjson.dumps(ev), ev, "botwatch.events", 2, 41, SENT, b"invoice-bot", []
+    )
 
 
 def action(item: BulkItem) -> dict[str, Any]:
@@ -52,7 +58,7 @@ def action(item: BulkItem) -> dict[str, Any]:
 
 def test_event_reuses_the_raw_bytes_when_nothing_needs_redaction() -> None:
     rec = record()
-    item = event_item(rec, 0, "bw", R)
+    item = event_item(rec, 0, "bw", R, keep=KEEP, now_ms=SENT)
     assert item.source is rec.raw
     assert action(item) == {
         "create": {"_index": "bw-events-2026.11.23", "_id": "01J0000000000000000000000A"}
@@ -62,7 +68,7 @@ def test_event_reuses_the_raw_bytes_when_nothing_needs_redaction() -> None:
 
 def test_event_with_a_secret_is_reserialized_redacted() -> None:
     rec = record(message="login with password=hunter2")
-    item = event_item(rec, 0, "bw", R)
+    item = event_item(rec, 0, "bw", R, keep=KEEP, now_ms=SENT)
     assert b"hunter2" not in item.source
     assert orjson.loads(item.source)["message"] == "login with password=[REDACTED]"
 
@@ -70,7 +76,7 @@ def test_event_with_a_secret_is_reserialized_redacted() -> None:
 def test_multi_line_raw_json_becomes_one_line() -> None:
     rec = record()
     pretty = orjson.dumps(rec.event, option=orjson.OPT_INDENT_2)
-    item = event_item(record(pretty), 0, "bw", R)
+    item = event_item(record(pretty), 0, "bw", R, keep=KEEP, now_ms=SENT)
     assert b"\n" not in item.source
     assert orjson.loads(item.source) == rec.event
 
@@ -85,7 +91,7 @@ def test_a_batch_rewrites_exactly_the_records_that_need_it() -> None:
         record(message="also clean"),
         secret_last,
     ]
-    items = event_items(batch, "bw", R)
+    items = event_items(batch, "bw", R, keep=KEEP, now_ms=SENT)
     assert [i.ref for i in items] == list(range(5))
     reused = [item.source is rec.raw for item, rec in zip(items, batch, strict=True)]
     assert reused == [False, True, False, True, False]
@@ -94,8 +100,37 @@ def test_a_batch_rewrites_exactly_the_records_that_need_it() -> None:
     assert orjson.loads(items[4].source)["meta"] == {"api_key": "[REDACTED]"}
 
 
+def _index_of(timestamp: str, level: str = "info", sent_ms: int = SENT, now: int = SENT) -> str:
+    rec = record(timestamp=timestamp, level=level)._replace(timestamp_ms=sent_ms)
+    index: str = action(event_item(rec, 0, "bw", R, keep=KEEP, now_ms=now))["create"]["_index"]
+    return index
+
+
+def test_an_event_goes_to_its_day_unless_retention_would_delete_it_at_once() -> None:
+    assert _index_of("2026-11-23T23:59:59Z") == "bw-events-2026.11.23"
+    assert _index_of("2026-08-25T00:00:00Z") == "bw-events-2026.08.25"  # 90 days: kept
+    assert _index_of("2026-11-24T23:00:00Z") == "bw-events-2026.11.24"  # a day ahead
+    # A broken clock: by its own day a sweep deletes it at once, or never (and each day
+    # it invents makes an index); it goes to the day its record was sent.
+    assert _index_of("2026-08-24T23:59:59Z") == "bw-events-2026.11.23"  # 91 days
+    assert _index_of("2001-01-01T00:00:00Z") == "bw-events-2026.11.23"
+    assert _index_of("2026-11-25T00:00:00Z") == "bw-events-2026.11.23"  # two days ahead
+    assert _index_of("9999-12-31T23:59:59Z") == "bw-events-2026.11.23"
+    # Errors are kept 365 days: 200 days back is their own day.
+    assert _index_of("2026-05-07T10:00:00Z", "error") == "bw-events-errors-2026.05.07"
+    assert _index_of("2025-11-22T10:00:00Z", "error") == "bw-events-errors-2026.11.23"
+
+
+def test_a_record_sent_at_an_odd_time_too_goes_to_the_index_of_today() -> None:
+    now = timestamp_ms("2026-12-07T12:00:00Z")
+    assert _index_of("2001-01-01T00:00:00Z", sent_ms=0, now=now) == "bw-events-2026.12.07"
+    assert _index_of("2001-01-01T00:00:00Z", sent_ms=-1, now=now) == "bw-events-2026.12.07"
+    # An event of a normal day sent with an odd time goes to its own day.
+    assert _index_of("2026-12-06T10:00:00Z", sent_ms=0, now=now) == "bw-events-2026.12.06"
+
+
 def test_an_empty_batch_has_no_items() -> None:
-    assert event_items([], "bw", R) == []
+    assert event_items([], "bw", R, keep=KEEP, now_ms=SENT) == []
 
 
 words = st.sampled_from(["done", "Bearer", "x://y", "tok", "en", "\\u0041", "pass", "word"])
@@ -107,10 +142,10 @@ def test_a_batch_reuses_raw_bytes_exactly_where_one_record_alone_would(
     messages: list[str],
 ) -> None:
     batch = [record(message=m) for m in messages]
-    items = event_items(batch, "bw", R)
+    items = event_items(batch, "bw", R, keep=KEEP, now_ms=SENT)
     for item, rec in zip(items, batch, strict=True):
         assert (item.source is rec.raw) == (not R.needs_redaction(rec.raw))
-        assert item == event_item(rec, item.ref, "bw", R)
+        assert item == event_item(rec, item.ref, "bw", R, keep=KEEP, now_ms=SENT)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +169,8 @@ def test_every_valid_timestamp_has_an_index_a_retention_sweep_can_date(
 
 
 def test_error_events_go_to_the_errors_family_by_utc_day() -> None:
-    item = event_item(record(level="critical", timestamp="2026-11-23T01:00:00+05:00"), 0, "bw", R)
+    rec = record(level="critical", timestamp="2026-11-23T01:00:00+05:00")
+    item = event_item(rec, 0, "bw", R, keep=KEEP, now_ms=SENT)
     assert item.family == "events-errors"
     assert action(item)["create"]["_index"] == "bw-events-errors-2026.11.22"
 
