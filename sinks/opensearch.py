@@ -167,6 +167,7 @@ class OpenSearchSink:
         self._stopping = asyncio.Event()
         self._templates_done = False
         self._down_since: datetime | None = None
+        self._opened_since: datetime | None = None  # the circuit's, for its two log lines
         self._last_request_at = -math.inf  # when a request last went out or ended
         # Writes retrying refused items, by a token of their own (several run at once).
         self._refusals: dict[object, _Refusal] = {}
@@ -558,6 +559,14 @@ class OpenSearchSink:
 
     def _succeeded(self) -> None:
         self._breaker.record_success()
+        if self._opened_since is not None:
+            log.warning(
+                "OpenSearch at %s answers again: circuit closed after %.0f s open; the writes "
+                "held meanwhile go out now",
+                self._shown_url,
+                (datetime.now(UTC) - self._opened_since).total_seconds(),
+            )
+            self._opened_since = None
         self._down_since = None
         self.metrics.breaker_state.set(int(State.CLOSED))
 
@@ -565,7 +574,18 @@ class OpenSearchSink:
         self._breaker.record_failure(error)
         if self._down_since is None:
             self._down_since = datetime.now(UTC)
-        self.metrics.breaker_state.set(int(self._breaker.state))
+        state = self._breaker.state
+        if state is not State.CLOSED and self._opened_since is None:
+            # Once per outage, not per retry: the log says when it began and when it ended.
+            self._opened_since = datetime.now(UTC)
+            log.warning(
+                "OpenSearch at %s unreachable (%s): circuit open. Writes wait and are retried "
+                "(nothing is dropped; the worker holds its batches and Kafka keeps the "
+                "records); /ready answers 503 until it answers again",
+                self._shown_url,
+                error,
+            )
+        self.metrics.breaker_state.set(int(state))
 
     def _backoff(self, attempt: int) -> float:
         return backoff_s(attempt, self.config.retry_base_s, self.config.retry_cap_s, self._rand)

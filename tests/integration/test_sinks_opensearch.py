@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 import time
@@ -416,10 +417,12 @@ async def test_unreachable_node_turns_health_false_and_stop_releases_the_write(
 
 
 async def test_an_idle_sink_pings_and_reports_the_node_down_and_back(
-    stack: Settings, prefix: str
+    stack: Settings, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Health came only from writes: a worker with nothing to write said "circuit closed"
-    against a node that was down."""
+    against a node that was down. The log says when the outage began and ended, once each
+    (it said nothing: only /ready did)."""
+    caplog.set_level(logging.WARNING, logger="sinks.opensearch")
     now = [1_000.0]
     proxy = FlakyProxy(stack.opensearch_url)
     await proxy.start()
@@ -447,6 +450,14 @@ async def test_an_idle_sink_pings_and_reports_the_node_down_and_back(
         now[0] += config.breaker_open_s
         await sink.ping()  # the half-open probe: the node answers
         assert sink.health() == (True, f"OpenSearch at {config.opensearch_url}: circuit closed")
+        said = [r.getMessage() for r in caplog.records if r.name == "sinks.opensearch"]
+        assert len(said) == 2, said
+        assert said[0].startswith(
+            f"OpenSearch at {config.opensearch_url} unreachable (HTTP 503): circuit open. "
+        )
+        assert said[1].startswith(
+            f"OpenSearch at {config.opensearch_url} answers again: circuit closed after "
+        )
         await sink.write_events([as_record(make_event(1))])
         now[0] += PING_IDLE_S - 1
         refused = proxy.refused
