@@ -57,7 +57,7 @@ from streams.config import StreamsConfig
 from streams.dlq import REPLAY_REKEYED, REPLAYED_STAGE, DlqStage, dlq_headers, miskeyed_reason
 from streams.metrics import WorkerMetrics, observe_ages
 from streams.watermark import NO_TIME, PartitionClock
-from streams.windows import FIRST_WINDOWED_MS, LAST_WINDOWED_MS
+from streams.windows import FIRST_WINDOWED_MS, LAST_WINDOWED_MS, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -1116,15 +1116,20 @@ class BatchProcessor:
     # -- introspection ---------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return {
-            str(p): {
-                "watermark_ms": part.clock.watermark,
-                "max_event_ms": part.clock.max_event_ms,
+        """Per loaded partition, for ``/status``: times as RFC 3339 and as epoch ms, None
+        where no event was seen yet (not the sentinel the clock keeps)."""
+        out: dict[str, Any] = {}
+        for p, part in sorted(self._parts.items()):
+            watermark, newest = part.clock.watermark, part.clock.max_event_ms
+            out[str(p)] = {
+                "watermark": None if watermark == NO_TIME else rfc3339(watermark),
+                "watermark_ms": None if watermark == NO_TIME else watermark,
+                "max_event": None if newest == NO_TIME else rfc3339(newest),
+                "max_event_ms": None if newest == NO_TIME else newest,
                 "bots_with_open_windows": len(part.next_close),
                 "last_offset": self._last_offset.get(p),
             }
-            for p, part in sorted(self._parts.items())
-        }
+        return out
 
     def partitions(self) -> list[int]:
         """Partitions whose state is loaded."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import math
 import time
 import urllib.error
 import urllib.request
@@ -236,7 +237,9 @@ def _publish(settings: Settings, records: list[tuple[bytes, bytes | None]]) -> N
 
 
 def _silence_row(s: Silence, now_ms: int) -> tuple[str, ...]:
-    left = format_duration(s.until_ms - now_ms) if s.until_ms > now_ms else "expired"
+    left_ms = s.until_ms - now_ms
+    # Whole seconds, rounded up: "1h59m56s", not "1h59m55s725ms" (nor "0s" while in force).
+    left = format_duration(math.ceil(left_ms / 1000) * 1000) if left_ms > 0 else "expired"
     return (s.id, s.rule, s.bot, rfc3339(s.until_ms), left, s.created_by, s.reason)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import click
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from botwatch.commands.common import (
     BotwatchError,
@@ -84,6 +84,9 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
     for spec in created:
         click.echo(f"created topic {spec.name} ({spec.partitions} partitions)")
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    # Each counter once in /metrics, without a ``_created`` series beside it (nothing here
+    # reads those, and they doubled what an operator scrolls through).
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     notifier = Notifier.from_config(settings.receivers, registry=registry)
     for receiver in notifier.receivers:

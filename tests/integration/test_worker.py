@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import signal
 import subprocess
 import time
@@ -68,6 +69,10 @@ def test_windows_and_dead_letters_match_the_truth(pipeline: dict[str, Any]) -> N
         assert w.metric("botwatch_records_in_total") == truth["counts"]["records"]
         assert w.metric("botwatch_late_events_total") == truth["counts"]["late"]
         assert w.get("/health")[0] == 200
+        # One series per counter: no ``_created`` twin of each (prometheus_client's default).
+        assert b"_created" not in w.get("/metrics")[1]
+        status = json.loads(w.get("/status")[1])
+        assert all(p["watermark"] for p in status["partitions"].values())
     finally:
         assert w.stop() == 0, w.tail()
 

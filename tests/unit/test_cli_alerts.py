@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from botwatch.commands.alerts import _with_error_types
+from botwatch.commands.alerts import _silence_row, _with_error_types
+from streams.alerts import Silence
 
 HEADER = ("STATE", "RULE", "BOT", "VALUE")
 
@@ -34,3 +35,10 @@ def test_no_error_type_no_column() -> None:
         HEADER,
     ) == (rows, HEADER)
     assert _with_error_types([{}], rows, HEADER) == (rows, HEADER)  # an old record: no labels
+
+
+def test_time_left_of_a_silence_is_in_whole_seconds() -> None:
+    s = Silence("s1", "bot-down", "b*", 7_200_000, "deploy", "ann", 0)
+    assert _silence_row(s, 4_274)[4] == "1h59m56s"  # 1h59m55.726s, rounded up
+    assert _silence_row(s, 7_199_999)[4] == "1s"  # in force: never "0s"
+    assert _silence_row(s, 7_200_000)[4] == "expired"

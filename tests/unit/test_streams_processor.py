@@ -1016,3 +1016,15 @@ async def test_a_partition_behind_judges_quiet_by_its_own_event_time() -> None:
     await processor.process([feed(event("b", T0 + W + 3_600_000))])
     assert await processor.retire_quiet({0: feed.offset}, behind={0}) == 1  # an hour of it
     assert (0, "b|0|a") not in table.data
+
+
+async def test_status_gives_times_as_text_and_none_before_any_event() -> None:
+    processor, *_ = make()
+    processor.adopt([1])  # loaded, no event yet
+    await processor.process([Feed()(event("b", T0 + 45_000))])
+    status = processor.status()
+    assert status["1"]["watermark"] is None and status["1"]["watermark_ms"] is None
+    assert status["1"]["max_event"] is None and status["1"]["max_event_ms"] is None
+    assert status["0"]["max_event"] == "2026-11-23T10:00:45Z"
+    assert status["0"]["watermark_ms"] == T0 + 15_000  # 30 s of lateness
+    assert status["0"]["watermark"] == "2026-11-23T10:00:15Z"
