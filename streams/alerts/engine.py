@@ -624,7 +624,7 @@ def _signature(bot: BotAlerts) -> tuple[Any, ...]:
     """
     return (
         bot.last_eval_ms,
-        tuple((a.rule, a.key, a.state, a.fired_ms, a.sent_ms) for a in bot.book),
+        tuple((a.rule, a.key, a.state, a.fired_ms, a.sent_ms, a.clear_ms) for a in bot.book),
     )
 
 

@@ -46,6 +46,7 @@ class Alert:
 
     __slots__ = (
         "bot_id",
+        "clear_ms",
         "fired_ms",
         "key",
         "labels",
@@ -82,6 +83,9 @@ class Alert:
         # The labels its last firing notification carried (``severity`` among them): what
         # resolves it once its rule is gone from the rules file.
         self.labels: dict[str, str] | None = None
+        # Since when a firing alert's condition no longer holds, while its rule's
+        # ``keep_firing_for`` keeps it firing; None while it holds.
+        self.clear_ms: int | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -134,6 +138,8 @@ class Alert:
             data["sent"] = self.sent_ms
         if self.labels:
             data["labels"] = self.labels
+        if self.clear_ms is not None:
+            data["clear"] = self.clear_ms
         return data
 
     def orphan_record(self, now_ms: int) -> dict[str, Any]:
@@ -180,6 +186,8 @@ class Alert:
         labels = data.get("labels")
         if labels:
             alert.labels = {str(k): str(v) for k, v in labels.items()}
+        clear = data.get("clear")
+        alert.clear_ms = None if clear is None else int(clear)
         return alert
 
     def __repr__(self) -> str:
@@ -223,6 +231,13 @@ class AlertBook:
         if not active:
             if alert is None:
                 return []
+            if alert.state == FIRING and rule.keep_firing_ms:
+                # Held firing a while: a value hovering at the threshold pages once, not at
+                # every crossing (firing, resolved, firing again a minute later).
+                if alert.clear_ms is None:
+                    alert.clear_ms = now_ms
+                if now_ms - alert.clear_ms < rule.keep_firing_ms:
+                    return []
             del self.alerts[slot]
             alert.value = value
             if alert.state == FIRING and alert.sent_ms is not None:
@@ -242,6 +257,7 @@ class AlertBook:
             self.alerts[slot] = alert
         else:
             alert.value, alert.threshold, alert.window = value, threshold, window
+            alert.clear_ms = None
         if alert.state == PENDING:
             if now_ms - alert.since_ms < rule.pending_ms:
                 return []

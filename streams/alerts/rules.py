@@ -16,6 +16,9 @@ A rules file is a mapping with one key, ``rules``, a list of rules. Every rule h
   load, so ``{value:.1%}`` works and a misspelt placeholder is refused;
 - ``for`` (how long the condition must hold before the alert fires; default 0) and
   ``repeat_interval`` (how often a still-firing alert is notified again; default 4h, 0 = never).
+- ``keep_firing_for`` (threshold and burn_rate rules): how long a firing alert stays firing
+  once its condition stops holding (default 0): a value hovering at the threshold then
+  pages once instead of firing, resolving and firing again every minute or two.
 
 Durations are strings such as ``90s``, ``5m``, ``1h30m``, ``3d`` (units ms, s, m, h, d, w) or a
 number of seconds. Kind-specific fields:
@@ -85,9 +88,9 @@ _COMMON: Final = frozenset(
     {"name", "kind", "severity", "selector", "labels", "annotations", "for", "repeat_interval"}
 )
 _FIELDS: Final = {
-    "threshold": _COMMON | {"stat", "op", "threshold", "span", "min_events"},
+    "threshold": _COMMON | {"stat", "op", "threshold", "span", "min_events", "keep_firing_for"},
     "absence": _COMMON,
-    "burn_rate": _COMMON | {"objective", "windows", "min_events"},
+    "burn_rate": _COMMON | {"objective", "windows", "min_events", "keep_firing_for"},
     "new_error_type": _COMMON | {"days", "learning", "resolve_after"},
 }
 
@@ -180,6 +183,7 @@ class Rule:
     annotations: Mapping[str, str] = field(default_factory=dict)
     for_ms: int = 0
     repeat_interval_ms: int = DEFAULT_REPEAT_MS
+    keep_firing_ms: int = 0
 
     @property
     def pending_ms(self) -> int:
@@ -471,12 +475,13 @@ def _rule(raw: Any, i: int, who: str, check: _Checker) -> Rule | None:
     if kind == "absence" and "for" in raw and for_ms is not None and for_ms <= 0:
         check.report(who, (*base, "for"), "for", "must be longer than 0 for an absence rule")
     repeat = take("repeat_interval", _duration, DEFAULT_REPEAT_MS)
+    keep_firing = take("keep_firing_for", _duration, 0)
 
     spec = _spec(kind, severity, take, lambda v: _burn_windows(v, base, who, check))
     if len(check.problems) > before or spec is None:
         return None
     assert name is not None and kind is not None and severity is not None
-    assert for_ms is not None and repeat is not None
+    assert for_ms is not None and repeat is not None and keep_firing is not None
     assert selector is not None and labels is not None and annotations is not None
     return Rule(
         name=name,
@@ -488,6 +493,7 @@ def _rule(raw: Any, i: int, who: str, check: _Checker) -> Rule | None:
         annotations=annotations,
         for_ms=for_ms,
         repeat_interval_ms=repeat,
+        keep_firing_ms=keep_firing,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.alerts import AlertEngine, fingerprint, load_rules, parse_rules
+from streams.alerts import AlertEngine, RulesError, fingerprint, load_rules, parse_rules
 from streams.windows import WINDOW_MS, rfc3339
 
 T0 = 1_795_428_000_000  # 2026-11-23T10:00:00Z
@@ -121,6 +121,34 @@ def test_threshold_fires_once_and_resolves_once_with_the_designed_record() -> No
     assert resolved[0]["value"] == 0.01
     assert engine.active() == []
     assert engine.on_window(window(4, errors=1)) == []
+
+
+def test_keep_firing_for_holds_a_hovering_alert_firing_and_resolves_it_once() -> None:
+    text = THRESHOLD.format(span=1, for_="0s", repeat="0s") + "    keep_firing_for: 3m\n"
+    engine = AlertEngine(parse_rules(text))
+    assert states(engine.on_window(window(0, errors=30))) == [
+        ("error-rate", "invoice-bot", "firing")
+    ]
+    # Hovering at the threshold: below, above, below again. No resolution, no second page.
+    assert engine.on_window(window(1, errors=19)) == []
+    assert engine.on_window(window(2, errors=25)) == []
+    assert engine.on_window(window(3, errors=15)) == []  # clear since the end of minute 3
+    # Kept over a restart, with when it began to clear.
+    engine = round_trip(engine, text)
+    assert engine.on_window(window(4, errors=10)) == []
+    assert engine.on_window(window(5, errors=10)) == []  # 2 minutes clear: held
+    [resolved] = engine.on_window(window(6, errors=10))  # 3 minutes: resolved
+    assert (resolved["state"], resolved["ends_at"]) == ("resolved", rfc3339(T0 + 7 * M))
+    assert engine.active() == []
+
+
+def test_keep_firing_for_is_refused_where_it_means_nothing() -> None:
+    absence = """\
+rules:
+  - {name: down, kind: absence, severity: critical, for: 5m, keep_firing_for: 5m}
+"""
+    with pytest.raises(RulesError, match="keep_firing_for: unknown field for kind absence"):
+        parse_rules(absence)
 
 
 def test_a_quiet_bot_under_min_events_does_not_alert() -> None:
