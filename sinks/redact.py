@@ -43,6 +43,8 @@ from typing import Any, Final
 
 from ahocorasick_rs import MATCHKIND_LEFTMOST_FIRST, BytesAhoCorasick
 
+from schemas.event import RULES
+
 REDACTED: Final = "[REDACTED]"
 
 # Characters a key name may hold between its words without changing what it names. Not
@@ -63,6 +65,7 @@ _SPACE: Final = re.compile(r"\s")
 _SCHEMES: Final = r"(?:bearer|basic|digest|token|negotiate)\s+"
 # How a validation reason shows what the field held (``schemas.errors.EventError.reason``).
 _GOT: Final = ", got "
+_RULE_TEXTS: Final = frozenset(RULES)
 
 
 def fold(key: str) -> str:
@@ -181,9 +184,16 @@ class Redactor:
         if not self.needs_redaction(text.encode("utf-8", "surrogatepass")):
             return text
         at = text.find(_GOT)
-        if at < 0:
-            return self.redact_text(text)
-        return self.redact_text(text[:at]) + _GOT + REDACTED
+        head = text if at < 0 else text[:at]
+        # ``path: rule``: a rule text of the contract is botwatch's own words, kept whole
+        # (``password: is not allowed`` read as a pair lost what was wrong).
+        path, sep, rule = head.rpartition(": ")
+        head = (
+            self.redact_text(path) + sep + rule
+            if sep and rule in _RULE_TEXTS
+            else (self.redact_text(head))
+        )
+        return head if at < 0 else head + _GOT + REDACTED
 
     def redact_identifier(self, text: str) -> str:
         """``redact_text`` without the header and ``name=value`` rules: an identifier such as

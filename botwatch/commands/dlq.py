@@ -15,6 +15,7 @@ import heapq
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -24,6 +25,7 @@ import orjson
 
 from botwatch.commands.common import BotwatchError, print_table, settings_of
 from botwatch.settings import Settings
+from sinks.redact import Redactor
 from streams.deadletters import jsonl
 from streams.deadletters import kafka as dl
 from streams.deadletters.plan import Action, PlanError, parse_rate, replay_group
@@ -124,15 +126,25 @@ def _short(text: str, width: int = REASON_CHARS) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _row(letter: Letter) -> tuple[str, ...]:
+def _row(letter: Letter, redactor: Redactor) -> tuple[str, ...]:
+    """A table row; secrets in the reason are redacted, as in the dead-letter index (a
+    table gets pasted into tickets). ``dlq show`` and ``--json`` give the record as it is."""
     return (
         letter.position,
         rfc3339(letter.failed_at_ms),
         letter.bot or "-",
         letter.stage,
         str(letter.replay_count),
-        _short(letter.reason),
+        _short(redactor.redact_reason(letter.reason)),
     )
+
+
+def _redacted_reasons(summary: Summary, redactor: Redactor) -> None:
+    """The summary's reason classes with secrets redacted (alike ones counted together)."""
+    reasons: Counter[str] = Counter()
+    for reason, n in summary.reasons.items():
+        reasons[redactor.redact_reason(reason)] += n
+    summary.reasons = reasons
 
 
 ROW_HEADER: Final = ("POSITION", "FAILED AT", "BOT", "STAGE", "REPLAYS", "REASON")
@@ -171,7 +183,9 @@ def list_letters(  # noqa: PLR0917 - one parameter per option
     histogram = Summary() if summary else None
     source = dl.scan(config.kafka_bootstrap, config.dlq_topic, selection)
     letters, total = _run(settings, _collect(source, limit, histogram))
+    redactor = Redactor(settings.sink.redact_keys)
     if histogram is not None:
+        _redacted_reasons(histogram, redactor)
         if as_json:
             click.echo(orjson.dumps(histogram.to_dict()))
         else:
@@ -184,7 +198,7 @@ def list_letters(  # noqa: PLR0917 - one parameter per option
     if not total:
         click.echo(f"no dead letter on {config.dlq_topic} matches ({selection.describe()})")
         return
-    print_table([_row(x) for x in letters], ROW_HEADER)
+    print_table([_row(x, redactor) for x in letters], ROW_HEADER)
     if total > len(letters):
         click.echo(f"({len(letters)} newest of {total}; --limit N shows more)")
 

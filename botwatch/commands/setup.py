@@ -74,8 +74,9 @@ def setup(ctx: click.Context) -> None:
                 click.echo(f"ISM policy {outcome}: {policy}")
         else:
             click.echo(
-                "retention: the ISM plugin is not installed; run `botwatch retention run` "
-                "daily (e.g. from cron) to delete expired indices"
+                "retention: the ISM plugin is not installed; a running worker deletes expired "
+                "indices once a day (BOTWATCH_RETENTION_SWEEP_S), and `botwatch retention "
+                "run` does it on demand (from cron where no worker runs)"
             )
         ages = ", ".join(f"{family} {n} d" for family, n in days.items())
         click.echo(f"retention ({sink.index_prefix}-*): {ages}")

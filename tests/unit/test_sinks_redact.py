@@ -355,6 +355,8 @@ def test_a_validation_reason_loses_what_a_secret_field_held(field: dict[str, Any
         redacted = R.redact_reason(text)
         assert "hunter2" not in redacted
         assert redacted.endswith(", got [REDACTED]")
+        # What was wrong stays readable: the contract's rule text is botwatch's own words.
+        assert ": is not allowed (" in redacted
 
 
 def test_a_reason_without_anything_to_redact_keeps_what_the_field_held() -> None:

@@ -1,0 +1,41 @@
+"""``botwatch dlq list``: the table and the summary redact secrets in reasons, as the
+dead-letter index does (a table gets pasted into tickets)."""
+
+from __future__ import annotations
+
+from botwatch.commands.dlq import _redacted_reasons, _row
+from sinks.config import SinkConfig
+from sinks.redact import Redactor
+from streams.deadletters.records import Letter
+from streams.deadletters.select import Summary
+
+R = Redactor(SinkConfig().redact_keys)
+
+
+def letter(reason: str) -> Letter:
+    return Letter(
+        "botwatch.dlq", 0, 7, 1_795_428_000_000, b"bot-1", b"{}", (), "validate", reason, "",
+        "botwatch.events", 1, 2, 1_795_428_000_000, "2026-11-23T10:00:00Z", 0,
+    )  # fmt: skip
+
+
+def test_a_row_redacts_the_secret_in_a_reason() -> None:
+    # The contract's rule text is kept whole; what the field held goes.
+    reason = "password: is not allowed (unknown fields belong in meta), got 'hunter2'"
+    assert _row(letter(reason), R)[-1] == (
+        "password: is not allowed (unknown fields belong in meta), got [REDACTED]"
+    )
+    assert _row(letter("decode: login password=hunter2"), R)[-1] == (
+        "decode: login password=[REDACTED]"
+    )
+    assert _row(letter("duration_ms: must be >= 0, got -1"), R)[-1] == (
+        "duration_ms: must be >= 0, got -1"
+    )
+
+
+def test_the_summary_redacts_reasons_and_counts_alike_ones_together() -> None:
+    summary = Summary()
+    for reason in ("token=abc in message", "token=def in message", "bot_id: bad"):
+        summary.add(letter(reason))
+    _redacted_reasons(summary, R)
+    assert dict(summary.reasons) == {"token=[REDACTED] in message": 2, "bot_id: bad": 1}
