@@ -119,8 +119,18 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
     }
     if own:
         doc["headers"] = _flat(redactor.redact_value(own))
+    bot: Any = None
     if letter.value is not None:
-        doc.update(_value_fields(letter.value, redactor))
+        fields, parsed = _value_fields(letter.value, redactor)
+        doc.update(fields)
+        if isinstance(parsed, dict):
+            bot = parsed.get("bot_id")
+    # Who sent it, to filter on: the payload's bot_id (a miskeyed record's key is not its
+    # bot), else the key, which is the bot_id by contract.
+    if not isinstance(bot, str) and letter.key is not None:
+        bot = letter.key.decode("utf-8", "replace")
+    if isinstance(bot, str) and bot:
+        doc["bot_id"] = redactor.redact_identifier(bot[:FLAT_LEAF_MAX_CHARS])
     return doc
 
 
@@ -156,17 +166,20 @@ def _flat(value: Any, depth: int = 0) -> Any:
 
 
 def reduced_dlq_document(doc: dict[str, Any], refusal: str) -> dict[str, Any]:
-    """``doc`` without its structured copies (``event``, ``headers``), for a node that refused
-    the whole: the record stays searchable as text, and ``reason`` says what was left out."""
-    reduced = {k: v for k, v in doc.items() if k not in ("event", "headers")}
+    """``doc`` without its structured copies (``event``, ``headers``) and ``bot_id`` (an index
+    made before that field may lack it), for a node that refused the whole: the record
+    stays searchable as text, and ``reason`` says what was left out."""
+    reduced = {k: v for k, v in doc.items() if k not in ("event", "headers", "bot_id")}
     reduced["reason"] = (
-        f"{doc.get('reason', '')} [indexed without its event and headers fields: "
+        f"{doc.get('reason', '')} [indexed without its event, headers and bot_id fields: "
         f"OpenSearch refused them: {refusal[:500]}]"
     )
     return reduced
 
 
-def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
+def _value_fields(value: bytes, redactor: Redactor) -> tuple[dict[str, Any], Any]:
+    """The document's fields for the record's value, and the value parsed (None if not
+    JSON)."""
     try:
         text = value.decode("utf-8")
         encoding = "utf-8"
@@ -187,4 +200,4 @@ def _value_fields(value: bytes, redactor: Redactor) -> dict[str, Any]:
     elif redactor.needs_redaction(value):
         text = redactor.redact_unparsed(text)
     fields["value"] = text
-    return fields
+    return fields, parsed

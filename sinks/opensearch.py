@@ -69,7 +69,7 @@ from sinks.metrics import SinkMetrics
 from sinks.redact import Redactor
 from sinks.retention import retention_days
 from sinks.sweeper import RetentionSweeper
-from sinks.templates import template_bodies
+from sinks.templates import MAPPING_UPDATE_PARAMS, mapping_updates, template_bodies
 
 log = logging.getLogger(__name__)
 
@@ -468,6 +468,20 @@ class OpenSearchSink:
             return
         for name, template in template_bodies(self.config).items():
             await self._request("PUT", f"/_index_template/{name}", orjson.dumps(template), _JSON)
+        for pattern, mapping in mapping_updates(self.config).items():
+            path = f"/{pattern}/_mapping?{MAPPING_UPDATE_PARAMS}"
+            try:
+                await self._request("PUT", path, orjson.dumps(mapping), _JSON)
+            except SinkRequestError as exc:
+                # Not fatal: documents without the new fields are taken as before, and those
+                # with them are refused with OpenSearch's reason (dead-lettered, stage sink).
+                log.warning(
+                    "the indices %s could not take the current fields (%s): a document "
+                    "holding a field they lack is refused there until tomorrow's index "
+                    "(events: dead-lettered, stage sink)",
+                    pattern,
+                    exc,
+                )
         self._templates_done = True
 
     async def _request(self, method: str, path: str, data: bytes, headers: dict[str, str]) -> bytes:

@@ -75,6 +75,7 @@ def dlq_mappings() -> dict[str, Any]:
             "original_timestamp": _DATE,
             "first_failed_at": _DATE,
             "replay_count": {"type": "integer"},
+            "bot_id": _KEYWORD,
             "key": _KEYWORD,
             "value": {"type": "text"},
             "value_encoding": {"type": "keyword"},
@@ -131,9 +132,30 @@ def template_bodies(config: SinkConfig) -> dict[str, dict[str, Any]]:
     }
 
 
+def mapping_updates(config: SinkConfig) -> dict[str, dict[str, Any]]:
+    """Index pattern -> ``_mapping`` body: each template's fields, put on the indices it
+    made before. A template applies to indices created after it; a field added since
+    (the dead letters' ``bot_id``) would make a strict index of today refuse every document
+    holding it until tomorrow's index."""
+    return {
+        body["index_patterns"][0]: {"properties": body["template"]["mappings"]["properties"]}
+        for body in template_bodies(config).values()
+    }
+
+
+# Existing open indices only; none matching is no error.
+MAPPING_UPDATE_PARAMS: Final = "allow_no_indices=true&ignore_unavailable=true"
+
+
 def install_templates(client: Any, config: SinkConfig) -> list[str]:
-    """PUT every template with a synchronous ``opensearchpy.OpenSearch``; returns the names."""
+    """PUT every template with a synchronous ``opensearchpy.OpenSearch``, and their fields
+    on the indices they made before (``mapping_updates``); returns the template names.
+    A field the indices cannot take raises (OpenSearch's 400 names it)."""
     bodies = template_bodies(config)
     for name, body in bodies.items():
         client.indices.put_index_template(name=name, body=body)
+    for pattern, mapping in mapping_updates(config).items():
+        client.indices.put_mapping(
+            index=pattern, body=mapping, allow_no_indices=True, ignore_unavailable=True
+        )
     return list(bodies)

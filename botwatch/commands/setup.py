@@ -42,6 +42,7 @@ def setup(ctx: click.Context) -> None:
     """Create the Kafka topics, index templates and retention policies (idempotent)."""
     from aiokafka.errors import KafkaError
     from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+    from opensearchpy.exceptions import RequestError as OpenSearchRequestError
 
     from streams.app import topic_specs
     from streams.topics import PartitionCountError, ensure_topics
@@ -82,5 +83,12 @@ def setup(ctx: click.Context) -> None:
         click.echo(f"retention ({sink.index_prefix}-*): {ages}")
     except OpenSearchConnectionError as exc:
         raise opensearch_unreachable(sink, exc) from None
+    except OpenSearchRequestError as exc:
+        raise BotwatchError(
+            f"error: OpenSearch at {display_url(sink.opensearch_url)} refused botwatch's index "
+            f"templates or their fields on the existing {sink.index_prefix}-* indices: {exc}\n"
+            "  fix: an index or template of that prefix was made by hand with other field "
+            "types; delete it, or give botwatch its own BOTWATCH_INDEX_PREFIX."
+        ) from None
     finally:
         client.close()

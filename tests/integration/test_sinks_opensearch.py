@@ -202,6 +202,28 @@ async def test_stats_alerts_and_dead_letters_are_written_once(
 
 
 @pytest.mark.asyncio(loop_scope="session")
+async def test_an_index_made_before_a_field_was_added_takes_it_when_the_sink_starts(
+    opensearch: Any, prefix: str, stack: Settings
+) -> None:
+    """Today's dead-letter index, made by an older botwatch without ``bot_id`` (strict),
+    refused every dead letter holding it until tomorrow's index."""
+    old = dlq_mappings()
+    del old["properties"]["bot_id"]
+    index = f"{prefix}-dlq-2026.11.23"
+    opensearch.indices.create(index=index, body={"mappings": old})
+    raw = b'{"bot_id": "invoice-bot", "message": "m"}'
+    letter = DeadLetterDoc(
+        b"wrong-key", raw, "validate", "level: is required", "t", 0, 3, 0, "2026-11-23T10:00:00Z"
+    )
+    config = SinkConfig(opensearch_url=stack.opensearch_url, index_prefix=prefix)
+    async with OpenSearchSink(config) as sink:
+        await sink.write_dead_letters([letter])
+    [doc] = [hit["_source"] for hit in _hits(opensearch, index)]
+    assert doc["bot_id"] == "invoice-bot" and "indexed without" not in doc["reason"]
+    assert count(opensearch, index, {"term": {"bot_id": "invoice-bot"}}) == 1
+
+
+@pytest.mark.asyncio(loop_scope="session")
 async def test_a_dead_letter_with_an_immense_key_or_deep_nesting_is_indexed_whole(
     opensearch: Any, sink: OpenSearchSink, prefix: str
 ) -> None:
@@ -234,7 +256,7 @@ async def test_a_dead_letter_the_node_refuses_whole_is_indexed_without_its_copie
     [doc] = [hit["_source"] for hit in _hits(opensearch, f"{prefix}-dlq-*")]
     assert "event" not in doc
     assert doc["value"] == raw.decode()
-    assert doc["reason"].startswith("level: missing [indexed without its event and headers")
+    assert doc["reason"].startswith("level: missing [indexed without its event, headers and bot_id")
     assert "mapper_parsing_exception" in doc["reason"]
     assert count(opensearch, f"{prefix}-dlq-*", {"match": {"value": "needle-7741"}}) == 1
 

@@ -226,8 +226,22 @@ def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
     assert doc["headers"] == {"trace": "1", "Authorization": "[REDACTED]"}
     assert doc["stage"] == "validate" and doc["replay_count"] == 2
     assert doc["value_encoding"] == "utf-8"
+    assert doc["bot_id"] == "bot"  # the key: the payload has no bot_id
     with pytest.raises(ValueError, match=r"botwatch\.dlq\.stage"):
         DeadLetterDoc.from_kafka(None, b"", [])
+
+
+def test_a_dead_letter_names_its_bot_from_the_payload_else_the_key() -> None:
+    def bot_of(key: bytes | None, value: bytes | None) -> str | None:
+        letter = DeadLetterDoc(key, value, "validate", "r", "t", 0, 1, 0, "")
+        found: str | None = orjson.loads(dlq_item(letter, 0, "bw", R).source).get("bot_id")
+        return found
+
+    assert bot_of(b"wrong-key", b'{"bot_id": "invoice-bot"}') == "invoice-bot"  # miskeyed
+    assert bot_of(b"invoice-bot", b"{not json") == "invoice-bot"
+    assert bot_of(b"invoice-bot", b'{"bot_id": 7}') == "invoice-bot"
+    assert bot_of(None, b"{not json") is None
+    assert bot_of(None, None) is None
 
 
 def test_non_utf8_dead_letter_value_is_kept_as_replaced_text() -> None:
@@ -367,13 +381,13 @@ def test_a_reduced_dead_letter_keeps_the_text_and_says_what_was_left_out() -> No
     letter = DeadLetterDoc(b"b", raw, "validate", "level: missing", "t", 0, 7, 0, "", "",
                            0, [("trace", b"t1")])  # fmt: skip
     doc = dlq_document(letter, Redactor(SinkConfig().redact_keys))
-    assert {"event", "headers"} <= set(doc)
+    assert {"event", "headers", "bot_id"} <= set(doc)
     reduced = reduced_dlq_document(doc, "mapper_parsing_exception: event")
-    assert not {"event", "headers"} & set(reduced)
+    assert not {"event", "headers", "bot_id"} & set(reduced)
     assert reduced["value"] == raw.decode()
     assert reduced["reason"] == (
-        "level: missing [indexed without its event and headers fields: OpenSearch refused "
-        "them: mapper_parsing_exception: event]"
+        "level: missing [indexed without its event, headers and bot_id fields: OpenSearch "
+        "refused them: mapper_parsing_exception: event]"
     )
 
 
