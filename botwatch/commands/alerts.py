@@ -8,6 +8,7 @@ compacted silences topic, which every worker follows.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import getpass
 import math
 import time
@@ -28,7 +29,8 @@ from botwatch.commands.common import (
 )
 from botwatch.commands.setup import opensearch_client, opensearch_unreachable
 from botwatch.settings import Settings
-from streams.alerts import Silence, Silences, format_duration
+from sinks.config import display_url
+from streams.alerts import RulesError, Silence, Silences, format_duration, load_rules
 from streams.windows import rfc3339
 
 
@@ -184,6 +186,14 @@ def history(  # noqa: PLR0917 - one parameter per option
             click.echo(orjson.dumps(record))
         return
     if not records:
+        if not reply.get("_shards", {}).get("total"):
+            # No index matched: a prefix that is not this pipeline's, or no alert ever.
+            click.echo(
+                f"no alert: no index matches {config.index_prefix}-alerts-* on OpenSearch at "
+                f"{display_url(config.opensearch_url)} (BOTWATCH_INDEX_PREFIX). A worker "
+                "makes one with the first alert it records."
+            )
+            return
         click.echo(f"no alert in the last {since}")
         return
     rows = [
@@ -276,6 +286,25 @@ def silence(  # noqa: PLR0917 - one parameter per option
         ) from None
     _publish(settings, [topic.encode(made)])
     click.echo(f"silence {made.id}: rule {rule!r}, bot {bot!r} until {rfc3339(until_ms)}")
+    unknown = _no_rule_matches(rule, settings.streams.rules_file or None)
+    if unknown:
+        click.echo(unknown, err=True)
+
+
+def _no_rule_matches(pattern: str, rules_file: str | None) -> str:
+    """A warning when ``pattern`` matches no rule of the rules this machine's workers load
+    (a typo silences nothing); "" when one matches, or the rules cannot be read here."""
+    try:
+        names = [r.name for r in load_rules(rules_file)]
+    except (RulesError, OSError):
+        return ""
+    if any(fnmatch.fnmatchcase(name, pattern) for name in names):
+        return ""
+    where = rules_file or "the default rules"
+    return (
+        f"warning: --rule {pattern!r} matches no rule of {where} ({', '.join(names)}); "
+        "the silence is kept, for workers with other rules. `alerts unsilence` ends it."
+    )
 
 
 @alerts.command("unsilence")

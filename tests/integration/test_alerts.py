@@ -504,3 +504,13 @@ def test_a_broken_rules_file_is_refused_at_start_naming_rule_field_and_line(
     assert f"{rules_path}:18:" in done.stderr, done.stderr
     assert "slow" in done.stderr and "op" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_history_with_no_alerts_index_says_so_rather_than_no_alert(
+    pipeline: dict[str, Any],
+) -> None:
+    """A mistyped BOTWATCH_INDEX_PREFIX answered "no alert in the last 24h", exit 0."""
+    done = cli(pipeline, "alerts", "history")
+    assert done.returncode == 0, done.stderr
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    assert done.stdout.startswith(f"no alert: no index matches {prefix}-alerts-* on OpenSearch")

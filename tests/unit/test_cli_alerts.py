@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from botwatch.commands.alerts import _silence_row, _with_error_types
+from pathlib import Path
+
+from botwatch.commands.alerts import _no_rule_matches, _silence_row, _with_error_types
 from streams.alerts import Silence
 
 HEADER = ("STATE", "RULE", "BOT", "VALUE")
@@ -42,3 +44,17 @@ def test_time_left_of_a_silence_is_in_whole_seconds() -> None:
     assert _silence_row(s, 4_274)[4] == "1h59m56s"  # 1h59m55.726s, rounded up
     assert _silence_row(s, 7_199_999)[4] == "1s"  # in force: never "0s"
     assert _silence_row(s, 7_200_000)[4] == "expired"
+
+
+def test_a_silence_whose_rule_matches_no_rule_is_warned_of(tmp_path: Path) -> None:
+    assert _no_rule_matches("bot-down", None) == ""  # a default rule
+    assert _no_rule_matches("bot-*", None) == ""
+    warning = _no_rule_matches("bot-dwon", None)
+    assert warning.startswith("warning: --rule 'bot-dwon' matches no rule of the default rules (")
+    assert "bot-down" in warning
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: mine, kind: absence, severity: critical, for: 5m}\n")
+    assert _no_rule_matches("bot-down", str(rules)).startswith(
+        f"warning: --rule 'bot-down' matches no rule of {rules} (mine)"
+    )
+    assert _no_rule_matches("x", str(tmp_path / "missing.yaml")) == ""  # cannot tell here
