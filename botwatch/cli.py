@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -46,6 +47,10 @@ def main(
     home: Path | None,
 ) -> None:
     """botwatch: observability for automation bots (Kafka -> Faust -> OpenSearch)."""
+    # A command says itself what failed and what to do; with no logging set up, Python
+    # printed aiokafka's own error lines before it ("Unable connect to ..."). The worker
+    # sets up logging: the records still reach its handlers.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     flags = {
         "BOTWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "BOTWATCH_OPENSEARCH_URL": opensearch_url,

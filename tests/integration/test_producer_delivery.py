@@ -174,7 +174,7 @@ def test_emit_unreachable_broker_exits_1() -> None:
         bootstrap="127.0.0.1:1",
     )  # fmt: skip
     assert result.returncode == 1
-    assert "cannot reach Kafka at 127.0.0.1:1" in result.stderr
+    assert result.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1"), result.stderr
     assert "botwatch stack status" in result.stderr
 
 
