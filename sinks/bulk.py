@@ -110,12 +110,13 @@ def _by_arrival(
     index of the day its record was sent: by its own day, a sweep deleted it at once (or,
     far ahead, never), and a bot with a broken clock made an index per day it invented.
     Searches still find it by its ``timestamp``. A record whose own time is as far off
-    (no timestamp, a producer's broken clock) is judged by ``today`` instead."""
+    from ``today`` (no timestamp, or the same broken clock: a producer stamps both) is
+    judged by ``today`` instead."""
     sent = sent_ms // DAY_MS
     if not today - placed.keep_days <= sent <= today + 1:
         sent = today
-        if sent - placed.keep_days <= placed.day <= sent + 1:
-            return placed
+    if sent - placed.keep_days <= placed.day <= sent + 1:
+        return placed
     return _placed(prefix, placed.family, sent, keep)
 
 
@@ -159,9 +160,11 @@ def event_items(
         found = actions.get((level, timestamp[:10]))
         if found is None or timestamp[-1:] != "Z":
             found = _event_action(actions, prefix, level, timestamp, keep)
-        # By index (a named tuple's attribute costs more): the day against the day sent.
+        # By index (a named tuple's attribute costs more): the day against the day sent,
+        # and the day sent against today (a producer stamps both from one clock).
         sent = record[5] // DAY_MS  # timestamp_ms
-        if not sent - found[3] <= found[2] <= sent + 1:
+        days = found[3]
+        if not (sent - days <= found[2] <= sent + 1 and today - days <= sent <= today + 1):
             found = _by_arrival(prefix, found, record.timestamp_ms, keep, today)
         raw = record.raw
         if ref in flagged:

@@ -127,7 +127,7 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
             bot = parsed.get("bot_id")
     # Who sent it, to filter on: the payload's bot_id (a miskeyed record's key is not its
     # bot), else the key, which is the bot_id by contract.
-    if not isinstance(bot, str) and letter.key is not None:
+    if not (isinstance(bot, str) and bot) and letter.key is not None:
         bot = letter.key.decode("utf-8", "replace")
     if isinstance(bot, str) and bot:
         doc["bot_id"] = redactor.redact_identifier(bot[:FLAT_LEAF_MAX_CHARS])

@@ -65,6 +65,7 @@ from sinks.bulk import (
 )
 from sinks.config import SinkConfig, display_url
 from sinks.documents import DeadLetterDoc
+from sinks.indices import day_of_ms, index_name
 from sinks.metrics import SinkMetrics
 from sinks.redact import Redactor
 from sinks.retention import retention_days
@@ -269,7 +270,7 @@ class OpenSearchSink:
         taken = sum(r.outcome is not Outcome.REJECTED for r in again)
         log.warning(
             "OpenSearch refused %d dead letter document(s) of %d (first: %s); %d indexed "
-            "again without their event and headers fields",
+            "again without their event, headers and bot_id fields",
             len(refused),
             len(items),
             refused[0][1],
@@ -468,21 +469,50 @@ class OpenSearchSink:
             return
         for name, template in template_bodies(self.config).items():
             await self._request("PUT", f"/_index_template/{name}", orjson.dumps(template), _JSON)
-        for pattern, mapping in mapping_updates(self.config).items():
-            path = f"/{pattern}/_mapping?{MAPPING_UPDATE_PARAMS}"
-            try:
-                await self._request("PUT", path, orjson.dumps(mapping), _JSON)
-            except SinkRequestError as exc:
-                # Not fatal: documents without the new fields are taken as before, and those
-                # with them are refused with OpenSearch's reason (dead-lettered, stage sink).
-                log.warning(
-                    "the indices %s could not take the current fields (%s): a document "
-                    "holding a field they lack is refused there until tomorrow's index "
-                    "(events: dead-lettered, stage sink)",
-                    pattern,
-                    exc,
-                )
+        await self._update_mappings()
         self._templates_done = True
+
+    async def _update_mappings(self) -> None:
+        """Best effort, one try each (``mapping_updates``): an old index that is read-only
+        (a flood-stage block, a warm tier) must not hold every write back. One request per
+        family pattern; where that fails (one index of it refusing fails the whole), today's
+        index of the family alone, which is the one most documents go to."""
+        session = self._session
+        assert session is not None
+        today = day_of_ms(int(time.time() * 1000))
+        for family, (pattern, mapping) in mapping_updates(self.config).items():
+            body = orjson.dumps(mapping)
+            failed = await self._put_once(session, f"/{pattern}/_mapping", body)
+            if failed is None:
+                continue
+            prefix = self.config.index_prefix
+            names = [index_name(prefix, family, today)]
+            if family == "events":  # its template covers the errors family too
+                names.append(index_name(prefix, "events-errors", today))
+            still = [
+                f"{name}: {why}"
+                for name in names
+                if (why := await self._put_once(session, f"/{name}/_mapping", body)) is not None
+            ]
+            log.warning(
+                "the indices %s could not all take the current fields (%s)%s: a document "
+                "holding a field an index lacks is refused there (events: dead-lettered, "
+                "stage sink). `botwatch setup` says which",
+                pattern,
+                failed,
+                f"; nor could today's: {'; '.join(still)}" if still else "; today's index did",
+            )
+
+    async def _put_once(self, session: aiohttp.ClientSession, path: str, body: bytes) -> str | None:
+        """PUT ``body`` once (no retry, no circuit); None when taken, else why not."""
+        url = f"{self.url}{path}?{MAPPING_UPDATE_PARAMS}"
+        try:
+            async with session.put(url, data=body, headers=_JSON) as response:
+                if response.status < 300:
+                    return None
+                return f"HTTP {response.status}: {(await response.text())[:300]}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}"
 
     async def _request(self, method: str, path: str, data: bytes, headers: dict[str, str]) -> bytes:
         """The answer's body once OpenSearch accepted the request; retried while it fails

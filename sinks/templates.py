@@ -132,30 +132,48 @@ def template_bodies(config: SinkConfig) -> dict[str, dict[str, Any]]:
     }
 
 
-def mapping_updates(config: SinkConfig) -> dict[str, dict[str, Any]]:
-    """Index pattern -> ``_mapping`` body: each template's fields, put on the indices it
-    made before. A template applies to indices created after it; a field added since
-    (the dead letters' ``bot_id``) would make a strict index of today refuse every document
-    holding it until tomorrow's index."""
+def mapping_updates(config: SinkConfig) -> dict[Family, tuple[str, dict[str, Any]]]:
+    """Template family -> (its index pattern, ``_mapping`` body): each template's fields, put
+    on the indices it made before. A template applies to indices created after it; a field
+    added since (the dead letters' ``bot_id``) would make a strict index of today refuse
+    every document holding it until tomorrow's index."""
     return {
-        body["index_patterns"][0]: {"properties": body["template"]["mappings"]["properties"]}
+        body["_meta"]["family"]: (
+            body["index_patterns"][0],
+            {"properties": body["template"]["mappings"]["properties"]},
+        )
         for body in template_bodies(config).values()
     }
 
 
-# Existing open indices only; none matching is no error.
-MAPPING_UPDATE_PARAMS: Final = "allow_no_indices=true&ignore_unavailable=true"
+# Open indices only (the default takes closed ones too); none matching is no error.
+MAPPING_UPDATE_PARAMS: Final = "allow_no_indices=true&ignore_unavailable=true&expand_wildcards=open"
 
 
 def install_templates(client: Any, config: SinkConfig) -> list[str]:
-    """PUT every template with a synchronous ``opensearchpy.OpenSearch``, and their fields
-    on the indices they made before (``mapping_updates``); returns the template names.
-    A field the indices cannot take raises (OpenSearch's 400 names it)."""
+    """PUT every template with a synchronous ``opensearchpy.OpenSearch``; returns the names."""
     bodies = template_bodies(config)
     for name, body in bodies.items():
         client.indices.put_index_template(name=name, body=body)
-    for pattern, mapping in mapping_updates(config).items():
-        client.indices.put_mapping(
-            index=pattern, body=mapping, allow_no_indices=True, ignore_unavailable=True
-        )
     return list(bodies)
+
+
+def update_mappings(client: Any, config: SinkConfig) -> list[str]:
+    """Put the templates' fields on the indices they made before (``mapping_updates``), with
+    a synchronous ``opensearchpy.OpenSearch``; returns what could not be done, one line
+    per family pattern (an index that is read-only or has other field types refuses)."""
+    from opensearchpy.exceptions import TransportError
+
+    problems = []
+    for pattern, mapping in mapping_updates(config).values():
+        try:
+            client.indices.put_mapping(
+                index=pattern,
+                body=mapping,
+                allow_no_indices=True,
+                ignore_unavailable=True,
+                expand_wildcards="open",
+            )
+        except TransportError as exc:
+            problems.append(f"{pattern}: {exc}")
+    return problems

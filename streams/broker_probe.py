@@ -222,6 +222,8 @@ class _AioKafkaMetadata:
             for answer in asyncio.as_completed(asks):
                 try:
                     return read(await answer)
+                except TopicRefused:
+                    raise  # an answer: Kafka is up, and that is what it says
                 except Exception as exc:  # another broker may still answer
                     error = exc
             assert error is not None

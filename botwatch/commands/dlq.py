@@ -132,7 +132,7 @@ def _row(letter: Letter, redactor: Redactor) -> tuple[str, ...]:
     return (
         letter.position,
         rfc3339(letter.failed_at_ms),
-        letter.bot or "-",
+        redactor.redact_identifier(letter.bot) if letter.bot else "-",
         letter.stage,
         str(letter.replay_count),
         _short(redactor.redact_reason(letter.reason)),

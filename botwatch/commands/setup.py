@@ -16,7 +16,7 @@ from botwatch.commands.common import (
 )
 from sinks.config import SinkConfig, display_url
 from sinks.retention import has_ism, install_ism_policies, retention_days
-from sinks.templates import install_templates
+from sinks.templates import install_templates, update_mappings
 
 KAFKA_TIMEOUT_S = 30.0
 
@@ -42,7 +42,6 @@ def setup(ctx: click.Context) -> None:
     """Create the Kafka topics, index templates and retention policies (idempotent)."""
     from aiokafka.errors import KafkaError
     from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
-    from opensearchpy.exceptions import RequestError as OpenSearchRequestError
 
     from streams.app import topic_specs
     from streams.topics import PartitionCountError, ensure_topics
@@ -69,6 +68,13 @@ def setup(ctx: click.Context) -> None:
     try:
         for name in install_templates(client, sink):
             click.echo(f"index template installed: {name}")
+        for problem in update_mappings(client, sink):
+            click.echo(
+                f"warning: existing indices could not take the current fields: {problem}\n"
+                "  (a document holding a field an index lacks is refused there; an index "
+                "made by hand with other field types, or a read-only one, does this)",
+                err=True,
+            )
         days = retention_days(sink)
         if has_ism(client):
             for policy, outcome in install_ism_policies(client, sink).items():
@@ -83,12 +89,5 @@ def setup(ctx: click.Context) -> None:
         click.echo(f"retention ({sink.index_prefix}-*): {ages}")
     except OpenSearchConnectionError as exc:
         raise opensearch_unreachable(sink, exc) from None
-    except OpenSearchRequestError as exc:
-        raise BotwatchError(
-            f"error: OpenSearch at {display_url(sink.opensearch_url)} refused botwatch's index "
-            f"templates or their fields on the existing {sink.index_prefix}-* indices: {exc}\n"
-            "  fix: an index or template of that prefix was made by hand with other field "
-            "types; delete it, or give botwatch its own BOTWATCH_INDEX_PREFIX."
-        ) from None
     finally:
         client.close()

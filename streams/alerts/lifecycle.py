@@ -224,14 +224,18 @@ class AlertBook:
         silenced: SilenceCheck,
         since_ms: int | None = None,
         key: str = "",
+        hold: bool = True,
     ) -> list[dict[str, Any]]:
-        """Apply one evaluation of ``rule`` at ``now_ms``; return the notifications it causes."""
+        """Apply one evaluation of ``rule`` at ``now_ms``; return the notifications it causes.
+
+        ``hold``: False resolves a firing alert at once, whatever ``keep_firing_for`` says
+        (``resolve``: a bot retired, an alert aged out)."""
         slot = (rule.name, key)
         alert = self.alerts.get(slot)
         if not active:
             if alert is None:
                 return []
-            if alert.state == FIRING and rule.keep_firing_ms:
+            if hold and alert.state == FIRING and rule.keep_firing_ms:
                 # Held firing a while: a value hovering at the threshold pages once, not at
                 # every crossing (firing, resolved, firing again a minute later).
                 if alert.clear_ms is None:
@@ -268,7 +272,7 @@ class AlertBook:
     def resolve(
         self, rule: Rule, key: str, now_ms: int, value: float | None = None
     ) -> list[dict[str, Any]]:
-        """Clear one alert (if any), keeping its last value unless ``value`` is given."""
+        """Clear one alert (if any) now, keeping its last value unless ``value`` is given."""
         alert = self.alerts.get((rule.name, key))
         if alert is None:
             return []
@@ -283,6 +287,7 @@ class AlertBook:
             now_ms=now_ms,
             silenced=_never,
             key=key,
+            hold=False,
         )
 
     @staticmethod

@@ -33,7 +33,7 @@ from sinks.documents import DeadLetterDoc
 from sinks.indices import FAMILIES
 from sinks.opensearch import PING_IDLE_S, OpenSearchSink, SinkStoppedError
 from sinks.retention import run_retention
-from sinks.templates import dlq_mappings, install_templates
+from sinks.templates import dlq_mappings, install_templates, update_mappings
 
 
 @pytest.fixture
@@ -206,21 +206,33 @@ async def test_an_index_made_before_a_field_was_added_takes_it_when_the_sink_sta
     opensearch: Any, prefix: str, stack: Settings
 ) -> None:
     """Today's dead-letter index, made by an older botwatch without ``bot_id`` (strict),
-    refused every dead letter holding it until tomorrow's index."""
+    refused every dead letter holding it until tomorrow's index. An older index that is
+    read-only (a flood-stage block) refuses the update for the whole pattern: today's is
+    updated alone, and nothing waits for it."""
     old = dlq_mappings()
     del old["properties"]["bot_id"]
-    index = f"{prefix}-dlq-2026.11.23"
-    opensearch.indices.create(index=index, body={"mappings": old})
-    raw = b'{"bot_id": "invoice-bot", "message": "m"}'
-    letter = DeadLetterDoc(
-        b"wrong-key", raw, "validate", "level: is required", "t", 0, 3, 0, "2026-11-23T10:00:00Z"
-    )
-    config = SinkConfig(opensearch_url=stack.opensearch_url, index_prefix=prefix)
-    async with OpenSearchSink(config) as sink:
-        await sink.write_dead_letters([letter])
-    [doc] = [hit["_source"] for hit in _hits(opensearch, index)]
-    assert doc["bot_id"] == "invoice-bot" and "indexed without" not in doc["reason"]
-    assert count(opensearch, index, {"term": {"bot_id": "invoice-bot"}}) == 1
+    now = datetime.now(UTC)
+    today = f"{prefix}-dlq-{now.strftime('%Y.%m.%d')}"
+    blocked = f"{prefix}-dlq-2026.11.23"
+    for index in (today, blocked):
+        opensearch.indices.create(index=index, body={"mappings": old})
+    opensearch.indices.put_settings(index=blocked, body={"index.blocks.read_only": True})
+    try:
+        raw = b'{"bot_id": "invoice-bot", "message": "m"}'
+        stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        letter = DeadLetterDoc(b"wrong-key", raw, "validate", "level: is required", "t", 0, 3, 0,
+                               stamp)  # fmt: skip
+        config = SinkConfig(opensearch_url=stack.opensearch_url, index_prefix=prefix)
+        async with OpenSearchSink(config) as sink:
+            await asyncio.wait_for(sink.write_dead_letters([letter]), 30)
+        [doc] = [hit["_source"] for hit in _hits(opensearch, today)]
+        assert doc["bot_id"] == "invoice-bot" and "indexed without" not in doc["reason"]
+        assert count(opensearch, today, {"term": {"bot_id": "invoice-bot"}}) == 1
+        # setup names the index pattern it could not update, and goes on.
+        [problem] = update_mappings(opensearch, config)
+        assert problem.startswith(f"{prefix}-dlq-*: ")
+    finally:
+        opensearch.indices.put_settings(index=blocked, body={"index.blocks.read_only": False})
 
 
 @pytest.mark.asyncio(loop_scope="session")

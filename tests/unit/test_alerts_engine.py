@@ -142,6 +142,15 @@ def test_keep_firing_for_holds_a_hovering_alert_firing_and_resolves_it_once() ->
     assert engine.active() == []
 
 
+def test_a_retired_bot_resolves_an_alert_held_firing_at_once() -> None:
+    text = THRESHOLD.format(span=1, for_="0s", repeat="0s") + "    keep_firing_for: 1h\n"
+    engine = AlertEngine(parse_rules(text))
+    assert len(engine.on_window(window(0, errors=30))) == 1
+    assert engine.on_window(window(1, errors=1)) == []  # held
+    [resolved] = engine.retire("invoice-bot", T0 + 10 * M, "gone")
+    assert (resolved["state"], resolved["annotations"]["retired"]) == ("resolved", "gone")
+
+
 def test_keep_firing_for_is_refused_where_it_means_nothing() -> None:
     absence = """\
 rules:

@@ -127,6 +127,11 @@ def test_a_record_sent_at_an_odd_time_too_goes_to_the_index_of_today() -> None:
     assert _index_of("2001-01-01T00:00:00Z", sent_ms=-1, now=now) == "bw-events-2026.12.07"
     # An event of a normal day sent with an odd time goes to its own day.
     assert _index_of("2026-12-06T10:00:00Z", sent_ms=0, now=now) == "bw-events-2026.12.06"
+    # One broken clock stamped both (a producer's): judged by today.
+    sent_2001 = timestamp_ms("2001-01-01T00:00:00Z")
+    assert _index_of("2001-01-01T00:00:00Z", sent_ms=sent_2001, now=now) == "bw-events-2026.12.07"
+    sent_2099 = timestamp_ms("2099-05-05T00:00:00Z")
+    assert _index_of("2099-05-05T00:00:00Z", sent_ms=sent_2099, now=now) == "bw-events-2026.12.07"
 
 
 def test_an_empty_batch_has_no_items() -> None:
@@ -240,6 +245,7 @@ def test_a_dead_letter_names_its_bot_from_the_payload_else_the_key() -> None:
     assert bot_of(b"wrong-key", b'{"bot_id": "invoice-bot"}') == "invoice-bot"  # miskeyed
     assert bot_of(b"invoice-bot", b"{not json") == "invoice-bot"
     assert bot_of(b"invoice-bot", b'{"bot_id": 7}') == "invoice-bot"
+    assert bot_of(b"invoice-bot", b'{"bot_id": ""}') == "invoice-bot"
     assert bot_of(None, b"{not json") is None
     assert bot_of(None, None) is None
 

@@ -274,3 +274,16 @@ async def test_a_topic_kafka_refuses_is_named_kafka_being_up() -> None:
     p._client = None
     assert await p.check()
     assert p.health() == (True, "Kafka at kafka:9092 answers")
+
+
+async def test_a_refusal_from_one_broker_is_reported_whatever_another_one_does() -> None:
+    class Refusing(Answering):
+        async def send(self, node: int, request: Any) -> Any:
+            if node == 1:
+                await asyncio.sleep(0.02)
+                raise NodeNotReadyError("node 1 not ready")
+            return await super().send(node, request)
+
+    p = _probe_of(Refusing({0: _answer([(29, "bots.events", 0)]), 1: None}))
+    assert await p.check()
+    assert "refuses: TopicAuthorizationFailedError" in p.health()[1]
