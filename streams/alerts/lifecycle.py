@@ -294,8 +294,11 @@ class AlertBook:
     def notify_due(
         rule: Rule, alert: Alert, now_ms: int, silenced: SilenceCheck
     ) -> list[dict[str, Any]]:
-        """A firing notification when one is due: never sent yet, or ``repeat_interval`` ago."""
-        if alert.state != FIRING:
+        """A firing notification when one is due: never sent yet, or ``repeat_interval`` ago.
+
+        None while ``keep_firing_for`` holds it: its condition no longer holds, so a silence
+        ending then must not page it for the first time, nor a repeat page it again."""
+        if alert.state != FIRING or alert.clear_ms is not None:
             return []
         sent = alert.sent_ms
         if sent is not None and (

@@ -151,6 +151,16 @@ def test_a_retired_bot_resolves_an_alert_held_firing_at_once() -> None:
     assert (resolved["state"], resolved["annotations"]["retired"]) == ("resolved", "gone")
 
 
+def test_an_alert_held_while_clearing_is_not_paged_when_its_silence_ends() -> None:
+    text = THRESHOLD.format(span=1, for_="0s", repeat="1m") + "    keep_firing_for: 1h\n"
+    engine = AlertEngine(parse_rules(text))
+    engine.silence("*", "*", until_ms=T0 + 3 * M, reason="x", created_by="y", now_ms=T0)
+    assert engine.on_window(window(0, errors=30)) == []  # fires, silenced
+    assert engine.on_window(window(1, errors=1)) == []  # clearing, held
+    assert engine.tick(T0 + 4 * M) == []  # the silence ended: nothing to page now
+    assert engine.on_window(window(2, errors=30)) != []  # holding again: paged
+
+
 def test_keep_firing_for_is_refused_where_it_means_nothing() -> None:
     absence = """\
 rules:
