@@ -132,6 +132,10 @@ class AlertStage:
             out += engine.on_event(bot_id, envs.get(bot_id), None, ts, heard.get(bot_id))
         return out
 
+    def heard(self, partition: int, bot_id: str, heard_ms: int) -> list[dict[str, Any]]:
+        """A record of ``bot_id`` sent at ``heard_ms`` whose event could not be windowed."""
+        return self.engine(partition).on_heard(bot_id, heard_ms)
+
     def on_windows(self, partition: int, windows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         engine = self.engine(partition)
         out: list[dict[str, Any]] = []

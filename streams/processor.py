@@ -175,6 +175,9 @@ class _Batch:
     # producer's clock (or appended, by the broker's), whatever the event times say
     # (absence, judged at the wall clock).
     heard: dict[tuple[int, str], int] = field(default_factory=dict)
+    # The same for bots whose events of the batch were all unwindowed (dated over an hour
+    # ahead, say): they are sending, whatever their clock says (``AlertEngine.on_heard``).
+    heard_only: dict[tuple[int, str], int] = field(default_factory=dict)
     envs: dict[tuple[int, str], str] = field(default_factory=dict)
     errors: list[tuple[int, str, str, int]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -677,6 +680,8 @@ class BatchProcessor:
                 continue
             if outcome is _UNWINDOWED:  # no bot state read or changed: only indexed
                 unwindowed += 1
+                if alerting and replay is None:
+                    batch.heard_only[(partition, bot_id)] = rec.timestamp_ms
             elif outcome is _MISKEYED:  # the same, and a dead letter to replay it keyed right
                 miskeyed += 1
                 letters.append(
@@ -762,7 +767,7 @@ class BatchProcessor:
     def _observe(self, batch: _Batch) -> list[dict[str, Any]]:
         """Alert records the batch's events cause (an absent bot back, a new error type)."""
         stage = self.alerts
-        if stage is None or not batch.last_seen:
+        if stage is None or not (batch.last_seen or batch.heard_only):
             return []
         by_partition: dict[int, tuple[dict[str, int], dict[str, str], list[Any], dict[str, int]]]
         by_partition = {}
@@ -779,6 +784,9 @@ class BatchProcessor:
         out: list[dict[str, Any]] = []
         for partition, (seen, envs, errors, heard) in sorted(by_partition.items()):
             out += stage.observe(partition, seen, envs, errors, heard)
+        for (partition, bot_id), at in sorted(batch.heard_only.items()):
+            if (partition, bot_id) not in batch.last_seen:
+                out += stage.heard(partition, bot_id, min(at, now))
         return out
 
     def _close_due(

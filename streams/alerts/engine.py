@@ -258,6 +258,26 @@ class AlertEngine:
         self._track(bot)
         return out
 
+    def on_heard(self, bot_id: str, heard_ms: int) -> list[dict[str, Any]]:
+        """A record of a known bot sent at ``heard_ms`` whose event time cannot be used (over
+        an hour ahead, say): the bot is sending. Its absence alert resolves, and the tick
+        measures its silence from then; its event times stay as they were. A bot never seen
+        with a usable time is not known to absence: nothing to do."""
+        bot = self._bots.get(bot_id)
+        if bot is None or bot.last_seen_ms is None:
+            return []
+        if bot.heard_ms is None or heard_ms > bot.heard_ms:
+            bot.heard_ms = heard_ms
+        self._dirty.add(bot_id)
+        out: list[dict[str, Any]] = []
+        book = bot.book
+        if book.alerts:
+            for rule in self._rules_for(bot).absence:
+                if (rule.name, "") in book.alerts:
+                    out += book.resolve(rule, "", heard_ms)
+        self._track(bot)
+        return out
+
     def tick(
         self, now_ms: int, settled_ms: int | None = None, *, wall_clock: bool = False
     ) -> list[dict[str, Any]]:

@@ -161,6 +161,12 @@ def test_an_alert_held_while_clearing_is_not_paged_when_its_silence_ends() -> No
     assert engine.on_window(window(2, errors=30)) != []  # holding again: paged
 
 
+def test_a_record_heard_of_a_bot_never_seen_is_nothing_to_absence() -> None:
+    engine = AlertEngine(load_rules())
+    assert engine.on_heard("never-seen", T0) == []
+    assert not engine.knows("never-seen")
+
+
 def test_keep_firing_for_is_refused_where_it_means_nothing() -> None:
     absence = """\
 rules:

@@ -180,13 +180,19 @@ async def test_absence_at_the_wall_clock_is_measured_from_when_records_were_sent
     assert inbox.got[0]["value"] == 181.0
 
 
-async def test_a_replayed_record_does_not_take_a_bot_that_is_down_for_back() -> None:
+async def bot_b_down() -> tuple[BatchProcessor, Inbox, Clock, Feed]:
+    """A processor whose bot ``b`` sent one event at T0 and is paged as down 4 minutes on."""
     processor, _, _, _, inbox, clock = make()
     feed = Feed()
     await processor.process([feed(event("b", T0))])
     clock.now = T0 + 4 * W
     await processor.tick_alerts()
     assert inbox.states() == [("down", "b", "firing")]
+    return processor, inbox, clock, feed
+
+
+async def test_a_replayed_record_does_not_take_a_bot_that_is_down_for_back() -> None:
+    processor, inbox, clock, feed = await bot_b_down()
     replayed = [("botwatch.dlq.replay_count", b"1"), ("botwatch.dlq.replay.stage", b"validate")]
     old = feed(event("b", T0 + 1_000))._replace(headers=replayed, timestamp_ms=clock.now)
     await processor.process([old])
@@ -319,6 +325,20 @@ async def test_a_retired_bot_resolves_its_absence_alert_and_its_entries_go() -> 
     await processor.tick_alerts()  # other has been quiet for most of the hour too
     assert [a for a in inbox.got if a["bot_id"] == "b"][-1] == resolved  # b is forgotten
     assert [a["bot_id"] for a in processor.alerts.active()] == ["other"]  # type: ignore[union-attr]
+
+
+async def test_a_bot_whose_clock_jumped_hours_ahead_is_not_paged_as_down() -> None:
+    # Its events are not windowed (over an hour ahead), but it is sending.
+    processor, inbox, clock, feed = await bot_b_down()
+    ahead = feed(event("b", clock.now + 3 * 3_600_000))._replace(timestamp_ms=clock.now)
+    await processor.process([ahead])
+    assert inbox.states()[-1] == ("down", "b", "resolved")
+    clock.now += 2 * W  # within the absence time of when it last sent
+    await processor.tick_alerts()
+    assert inbox.states()[-1] == ("down", "b", "resolved")  # not paged again
+    clock.now += 10 * W  # now it is silent
+    await processor.tick_alerts()
+    assert inbox.states()[-1] == ("down", "b", "firing")
 
 
 async def test_a_bot_whose_clock_runs_days_behind_is_retired_by_when_it_last_sent() -> None:
