@@ -241,16 +241,10 @@ class AlertEngine:
         last = bot.last_seen_ms
         if last is None or ts_ms > last:
             bot.last_seen_ms = ts_ms
-        if heard_ms is not None and (bot.heard_ms is None or heard_ms > bot.heard_ms):
-            bot.heard_ms = heard_ms
+        _note_heard(bot, heard_ms)
         self._dirty.add(bot_id)
-        out: list[dict[str, Any]] = []
-        book = bot.book
-        if book.alerts:
-            gap_s = (ts_ms - last) / 1000 if last is not None else 0.0
-            for rule in self._rules_for(bot).absence:
-                if (rule.name, "") in book.alerts:
-                    out += book.resolve(rule, "", ts_ms, gap_s)
+        gap_s = (ts_ms - last) / 1000 if last is not None else 0.0
+        out = self._back(bot, ts_ms, gap_s)
         if error_type is not None:
             rules = self._rules_for(bot).new_error_type
             if rules:
@@ -266,16 +260,20 @@ class AlertEngine:
         bot = self._bots.get(bot_id)
         if bot is None or bot.last_seen_ms is None:
             return []
-        if bot.heard_ms is None or heard_ms > bot.heard_ms:
-            bot.heard_ms = heard_ms
+        _note_heard(bot, heard_ms)
         self._dirty.add(bot_id)
+        out = self._back(bot, heard_ms)
+        self._track(bot)
+        return out
+
+    def _back(self, bot: BotAlerts, at_ms: int, gap_s: float | None = None) -> list[dict[str, Any]]:
+        """Resolve the bot's absence alerts: it sent something (at ``at_ms``)."""
         out: list[dict[str, Any]] = []
         book = bot.book
         if book.alerts:
             for rule in self._rules_for(bot).absence:
                 if (rule.name, "") in book.alerts:
-                    out += book.resolve(rule, "", heard_ms)
-        self._track(bot)
+                    out += book.resolve(rule, "", at_ms, gap_s)
         return out
 
     def tick(
@@ -666,6 +664,12 @@ def _aggregate(windows: deque[Window] | None, low_ms: int) -> Window:
                 p95 = max(p95, w[7])
                 p99 = max(p99, w[8])
     return (low_ms, count, errors, successes, failures, retries, samples, p95, p99)
+
+
+def _note_heard(bot: BotAlerts, heard_ms: int | None) -> None:
+    """Keep the newest Kafka timestamp heard of ``bot``."""
+    if heard_ms is not None and (bot.heard_ms is None or heard_ms > bot.heard_ms):
+        bot.heard_ms = heard_ms
 
 
 # Stats that are counts of events: 0 when there were none.
