@@ -707,8 +707,10 @@ class BatchProcessor:
                     if error is not None and error.get("type"):
                         errors.append((partition, bot_id, error["type"], ts))
             # ``_sink_record`` inlined (a call and the named tuple's ``__new__`` per event);
-            # ``rec[:4]`` is the record's topic, partition, offset and timestamp.
-            valid.append(new_tuple(SinkRecord, (value, event, *rec[:4], rec.key, headers)))
+            # ``rec[0]`` to ``rec[4]`` are the record's topic, partition, offset, timestamp
+            # and key (indexing: a slice and unpacking made two more tuples per event).
+            sink_record = (value, event, rec[0], rec[1], rec[2], rec[3], rec[4], headers)
+            valid.append(new_tuple(SinkRecord, sink_record))
             if event.get("status") == "failure" and not (headers and _rekeyed(headers)):
                 letters.append(self._letter(rec, "job_failure", _job_failure(event), None, stamp))
         self._open_windows += opened

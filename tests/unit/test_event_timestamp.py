@@ -5,18 +5,33 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from schemas import TIMESTAMP_RE, event_json_schema, timestamp_ms
-from schemas.event import _timestamp_ms_by_hand
+from schemas import (
+    TIMESTAMP_RE,
+    EventValidationError,
+    decode_event,
+    event_json_schema,
+    timestamp_ms,
+)
+from schemas.event import _rfc3339_ms
 
 TIMESTAMP_ORACLE = Draft202012Validator(event_json_schema()["properties"]["timestamp"])
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_MS = 86_400_000
 GREGORIAN_CYCLE_DAYS = 146_097  # the calendar repeats every 400 years
+VALID = {
+    "event_id": "e-1",
+    "timestamp": "2026-11-23T10:00:00Z",
+    "bot_id": "bot-1",
+    "level": "info",
+    "message": "ok",
+    "schema_version": 1,
+}
 
 
 def days_in_month(year: int, month: int) -> int:
@@ -122,7 +137,7 @@ def test_timestamp_ms_matches_datetime_arithmetic(moment: datetime, fraction_dig
     kept = moment.microsecond // dropped * dropped
     expected = (moment.replace(microsecond=kept) - EPOCH) // timedelta(milliseconds=1)
     assert timestamp_ms(text) == expected
-    assert _timestamp_ms_by_hand(text) == expected
+    assert _rfc3339_ms(text) == expected
 
 
 @settings(max_examples=200, deadline=None)
@@ -165,3 +180,18 @@ def test_timestamp_ms_examples(text: str, expected: int) -> None:
 def test_timestamp_ms_refuses_what_is_not_a_timestamp_with_offset(text: str) -> None:
     with pytest.raises(ValueError, match=r"\S"):
         timestamp_ms(text)
+
+
+def test_cached_halves_of_other_timestamps_combine_only_into_valid_ones() -> None:
+    """Checked and converted by halves seen before (``schemas.event``'s caches): a known
+    date-time with a known fraction and offset is valid, a known half beside an unknown
+    one is still checked."""
+    for text in ("2026-11-23T10:00:00.123Z", "2026-11-24T08:30:15+02:00"):
+        timestamp_ms(text)
+        decode_event(orjson.dumps({**VALID, "timestamp": text}))
+    mixed = "2026-11-23T10:00:00+02:00"
+    assert timestamp_ms(mixed) == timestamp_ms("2026-11-23T08:00:00Z")
+    assert timestamp_ms("2026-11-24T08:30:15.123Z") == timestamp_ms(mixed) + 88_215_123
+    for broken in ("2026-11-23T10:00:00.123z", "2026-11-23T10:00:00+02:0", "2026-11-23t10:00:00Z"):
+        with pytest.raises(EventValidationError, match="timestamp"):
+            decode_event(orjson.dumps({**VALID, "timestamp": broken}))
