@@ -24,6 +24,8 @@ from botwatch.stack import Stack, StackError
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
 IDLE_CLOSE_S = 5
+# The demo's alert rule: one that fires on its incident within the run (see the file).
+DEMO_RULES = Path(__file__).with_name("demo_rules.yaml")
 
 
 @click.command()
@@ -45,6 +47,9 @@ def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int)
     _refuse_taken_port(settings.streams.web_host, port)
     workdir = Path(tempfile.mkdtemp(prefix="botwatch-demo-"))
     env = {**os.environ, "BOTWATCH_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
+    rules = settings.streams.rules_file
+    if not rules:
+        rules = env["BOTWATCH_ALERT_RULES"] = str(DEMO_RULES)
     log_path = workdir / "worker.log"
     click.echo(f"\nworker starting (log: {log_path}) ...")
     with open(log_path, "wb") as log:
@@ -80,7 +85,7 @@ def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int)
             worker.wait(timeout=60)
         except subprocess.TimeoutExpired:
             worker.kill()
-    _summary(settings, truth, metrics, started_at)
+    _summary(settings, truth, metrics, started_at, rules)
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -157,7 +162,9 @@ def _wait_processed(
     return _metrics(port)
 
 
-def _summary(settings: Settings, truth: dict[str, Any], m: dict[str, float], since: float) -> None:
+def _summary(
+    settings: Settings, truth: dict[str, Any], m: dict[str, float], since: float, rules: str
+) -> None:
     sink = settings.sink
     prefix = sink.index_prefix
     client = opensearch_client(sink)
@@ -184,6 +191,23 @@ def _summary(settings: Settings, truth: dict[str, Any], m: dict[str, float], sin
                     }
                 },
             },
+        )
+        # Alerts of this run's windows: they start at a window's end, by event time.
+        alerts = client.search(
+            index=f"{prefix}-alerts-*",
+            body={
+                "size": 20,
+                "query": {
+                    "bool": {
+                        "filter": [
+                            {"terms": {"bot_id": bots}},
+                            {"range": {"starts_at": {"gte": since_ms - since_ms % 60_000}}},
+                        ]
+                    }
+                },
+                "sort": [{"starts_at": "asc"}, {"fingerprint": "asc"}],
+            },
+            ignore_unavailable=True,
         )
     finally:
         client.close()
@@ -212,11 +236,29 @@ def _summary(settings: Settings, truth: dict[str, Any], m: dict[str, float], sin
                 f"  {w['bot_id']:<10} {w['window_start']:<22} {w['count']:>7} "
                 f"{w['error_rate']:>10.1%} {'-' if p95 is None else round(p95):>9}"
             )
+    _print_alerts([hit["_source"] for hit in alerts["hits"]["hits"]], rules)
     url = sink.opensearch_url.rstrip("/")
     click.echo("\ntry these against OpenSearch:")
     click.echo(f"  curl -s '{url}/{prefix}-events-*/_search?q=level:error&size=3&pretty'")
     click.echo(f"  curl -s '{url}/{prefix}-stats-*/_search?sort=error_rate:desc&size=3&pretty'")
     click.echo(f"  curl -s '{url}/{prefix}-dlq-*/_search?q=stage:validate&size=3&pretty'")
     click.echo(f"  curl -s '{url}/_cat/indices/{prefix}-*?v'")
+    click.echo(f"  curl -s '{url}/{prefix}-alerts-*/_search?q=state:firing&size=3&pretty'")
     click.echo("\nper-bot windows in the terminal, live: `botwatch top` (`--once` to print once)")
+    click.echo("the alerts of the last hour: `botwatch alerts history --since 1h`")
     click.echo("the stack keeps running: `botwatch stack status`, `botwatch stack down`")
+
+
+def _print_alerts(alerts: list[dict[str, Any]], rules: str) -> None:
+    """The run's alerts: when each fired and, once its bot's next window was fine, resolved."""
+    which = "the demo's rule" if rules == str(DEMO_RULES) else "the rules"
+    if not alerts:
+        click.echo(f"\nalerts: none fired ({which}: {rules})")
+        return
+    click.echo(f"\nalerts ({which}: {rules}):")
+    click.echo(f"  {'bot':<10} {'rule':<20} {'severity':<9} {'fired':<22} resolved")
+    for a in alerts:
+        click.echo(
+            f"  {a['bot_id']:<10} {a['rule']:<20} {a['severity']:<9} {a['starts_at']:<22} "
+            f"{a.get('ends_at') or '- (firing)'}"
+        )

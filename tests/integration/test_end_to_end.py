@@ -322,9 +322,9 @@ def test_the_demo_runs_the_whole_pipeline_and_reports_only_its_own_run(
     pipeline: dict[str, Any], opensearch: Any
 ) -> None:
     """The README's main command, with this test's topics, indices, group and port, run
-    twice. Each summary lists the windows of its own run only: the bots have the same names
-    every run, and an old window of bot-000 (with no durations: no p95) waits in the stats
-    index."""
+    twice. Each summary lists the windows and alerts of its own run only: the bots have the
+    same names every run, and an old window of bot-000 (with no durations: no p95) waits in
+    the stats index."""
     env = {
         **os.environ,  # as a user's shell: where the stack lives
         **pipeline["env"],
@@ -363,4 +363,9 @@ def test_the_demo_runs_the_whole_pipeline_and_reports_only_its_own_run(
         first_minute = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(began - began % 60))
         assert all(start >= first_minute for _, start, _ in rows), (first_minute, out)
         assert f"curl -s '{url}/{prefix}-events-*" in out
+        # The demo's own rule fires on its incident (bot-002 errs on half its events for a
+        # quarter of the run): every window split leaves one of its windows above 10%.
+        fired = re.findall(r"^  (bot-\d{3}) +demo-error-rate +warning +(\S+Z) ", out, re.MULTILINE)
+        assert "bot-002" in {bot for bot, _ in fired}, out
+        assert all(start >= first_minute for _, start in fired), (first_minute, out)
     assert len(_all(opensearch, f"{prefix}-events-*")) == valid  # both runs, each event once
