@@ -71,6 +71,9 @@ HEADERS: Final = (
 # by its bot_id, to the partition that holds the bot's windows.
 MISKEYED_PREFIX: Final = "record key: "
 _KEY_SHOWN_CHARS: Final = 80
+# A replay count fits a signed 64-bit integer (what the replay tool's int() and the
+# dead-letter index's long field take).
+_MAX_COUNT_DIGITS: Final = 18
 MAX_TEXT_CHARS: Final = 4096
 TRUNCATED: Final = "botwatch.dlq.truncated"
 # The dead-letter topic is created with this ``max.message.bytes`` (8x the broker's default),
@@ -154,7 +157,7 @@ def dlq_headers(
             kept.append((name, value))
         elif name == FIRST_FAILED_AT and first_failed_at is None:
             first_failed_at = value
-        elif name == REPLAY_COUNT and replay_count is None:
+        elif name == REPLAY_COUNT and replay_count is None and _is_count(value):
             replay_count = value
     # One list, no generator: a flood of malformed records makes a letter per record.
     # Integers are ASCII (b"%d"); the stage, topic and time repeat, so they are cached.
@@ -170,6 +173,13 @@ def dlq_headers(
         (REPLAY_COUNT, replay_count or b"0"),
     )
     return kept
+
+
+def _is_count(value: bytes | None) -> bool:
+    """A replay count another producer wrote may be anything: only ASCII digits are carried
+    (the replay tool, the sink and the loop guard read it as an integer); another value is
+    left out, and the letter counts from 0."""
+    return value is not None and value.isdigit() and len(value) <= _MAX_COUNT_DIGITS
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:

@@ -173,7 +173,12 @@ def test_a_batch_opensearch_refuses_for_good_turns_ready_to_503_and_is_redone_at
     assert_dead_letters_match(pipeline, truth, once=True)
 
 
-def _produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
+def _produce(
+    bootstrap: str,
+    topic: str,
+    events: list[dict[str, Any]],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     async def send() -> None:
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", max_request_size=2 * 1024 * 1024
@@ -181,7 +186,9 @@ def _produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
         await producer.start()
         try:
             for event in events:
-                await producer.send_and_wait(topic, orjson.dumps(event), key=b"edge-bot")
+                await producer.send_and_wait(
+                    topic, orjson.dumps(event), key=b"edge-bot", headers=headers
+                )
         finally:
             await producer.stop()
 
@@ -264,6 +271,30 @@ def test_dead_letters_get_through_a_topic_made_with_a_limit_below_the_producers_
     letters = read_topic(bootstrap, dlq)
     offsets = sorted(int(headers_of(r)["botwatch.dlq.original.offset"]) for r in letters)
     assert offsets == list(range(100))
+
+
+def test_a_record_with_a_replay_count_that_is_no_count_is_dead_lettered_and_the_stream_goes_on(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    """A producer's ``botwatch.dlq.replay_count: abc`` header on a record that fails
+    validation stopped every batch: the sink could not read the letter's count back."""
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    bootstrap, events = pipeline["settings"].kafka_bootstrap, pipeline["topics"]["events"]
+    bad = _event(1, duration_ms=-3)
+    _produce(bootstrap, events, [bad], headers=[("botwatch.dlq.replay_count", b"abc")])
+    fine = _event(2)
+    _produce(bootstrap, events, [fine])
+    w = pipeline_worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        w.wait_metric("botwatch_records_in_total", 2)
+    finally:
+        assert w.stop() == 0, w.tail()
+    assert [d["_id"] for d in _all(opensearch, f"{prefix}-events-*")] == [fine["event_id"]]
+    (letter,) = _all(opensearch, f"{prefix}-dlq-*")
+    assert (letter["_source"]["stage"], letter["_source"]["replay_count"]) == ("validate", 0)
+    (record,) = read_topic(bootstrap, pipeline["topics"]["dlq"])
+    assert headers_of(record)["botwatch.dlq.replay_count"] == "0"
 
 
 def test_rejected_documents_dead_letter_and_secrets_never_reach_an_index(

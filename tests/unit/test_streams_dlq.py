@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from schemas import EventValidationError
+from sinks.config import DEFAULT_REDACT_KEYS
+from sinks.documents import DeadLetterDoc, dlq_document
+from sinks.redact import Redactor
 from streams.dlq import (
     HEADERS,
     MAX_TEXT_CHARS,
@@ -93,6 +96,25 @@ def test_a_replay_that_fails_again_keeps_first_failure_and_replay_count() -> Non
         "botwatch.dlq.first_failed_at": "2026-11-23T10:00:05.123Z",
         "botwatch.dlq.replay_count": "2",
     }
+
+
+@pytest.mark.parametrize(
+    "count", [b"abc", b"-1", b"", None, b"1.0", b" 2", b"\xd9\xa3", b"9" * 19, b"\xff"]
+)
+def test_a_replay_count_that_is_not_a_count_is_left_out_and_the_letter_still_indexes(
+    count: bytes | None,
+) -> None:
+    """Another producer's ``botwatch.dlq.replay_count: abc`` stopped every batch: the sink
+    could not read it back to index the letter, and the batch was retried forever."""
+    letter = headers(original_headers=[("botwatch.dlq.replay_count", count), ("k", b"v")])
+    assert ("botwatch.dlq.replay_count", b"0") in letter
+    assert ("k", b"v") in letter
+    doc = DeadLetterDoc.from_kafka(b"bot-1", b"{}", letter)
+    assert doc.replay_count == 0
+    assert dlq_document(doc, Redactor(DEFAULT_REDACT_KEYS))["replay_count"] == 0
+    # Read back from elsewhere (not through the worker), such a count is 0 too.
+    odd = [(n, count or b"" if n == "botwatch.dlq.replay_count" else v) for n, v in letter]
+    assert DeadLetterDoc.from_kafka(b"bot-1", b"{}", odd).replay_count == 0
 
 
 def test_stale_dlq_headers_of_any_name_are_replaced() -> None:
