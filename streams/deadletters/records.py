@@ -70,10 +70,18 @@ class Letter:
 
     @property
     def bot(self) -> str | None:
-        """The bot: the record key (bot_id by contract), else the payload's ``bot_id``; for
-        a letter refused for its key, the payload's first (what a replay keys it by). A key
-        that is not printable text is shown escaped."""
-        if self.key and not miskeyed(self.stage, self.reason):
+        """The bot: the record key (bot_id by contract), else the payload's ``bot_id``.
+
+        The payload's first where it holds a valid event's: a letter refused for its key
+        (what a replay keys it by), and the ``job_failure`` and ``sink`` letters, whose
+        event passed validation (the ``job_failure`` letter of a record keyed wrong is its
+        event's bot's, as in the dead-letter index). A key that is not printable text is
+        shown escaped."""
+        if (
+            self.key
+            and self.stage not in _VALID_EVENT_STAGES
+            and not miskeyed(self.stage, self.reason)
+        ):
             return _printable(self.key)
         payload = self.payload()
         bot = payload.get("bot_id") if payload is not None else None
@@ -96,6 +104,10 @@ class Letter:
         except orjson.JSONDecodeError:
             return None
         return parsed if isinstance(parsed, dict) else None
+
+
+# Stages whose letters hold an event that passed validation.
+_VALID_EVENT_STAGES: Final = frozenset({"job_failure", "sink"})
 
 
 def miskeyed(stage: str, reason: str) -> bool:

@@ -517,6 +517,13 @@ def test_a_letter_refused_for_its_key_is_the_bot_of_its_event() -> None:
     assert letter(key=b"other", value=value).bot == "other"  # the key, by contract
     assert letter(key=b"\xffbin\x00", value=b"[").bot == "\\xffbin\\x00"
     assert letter(key=None, value=b"[").bot is None
+    # The job failure and the index's refusal of a valid event are its bot's, keyed wrong
+    # or not (as the dead-letter index files them): ``dlq list --bot invoice-bot`` finds them.
+    for stage in ("job_failure", "sink"):
+        assert letter(stage, key=b"other", value=value).bot == "invoice-bot"
+        assert Selection(bots=frozenset({"invoice-bot"})).matches(
+            letter(stage, key=b"other", value=value)
+        )
 
 
 def test_an_import_file_saved_with_a_byte_order_mark_is_read(tmp_path: Any) -> None:
