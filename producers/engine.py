@@ -518,7 +518,14 @@ class Engine:
     async def _start_drain(self) -> None:
         transport, spool = self._transport, self._spool
         assert transport is not None and spool is not None
-        records = spool.read(_DRAIN_RECORDS, _DRAIN_BYTES)
+        # To the events topic configured now, whatever topic a record was spooled for: one
+        # that no longer exists (a typo fixed since, or the old topic of a move) would hold
+        # the spool back for good, and every event behind it.
+        topic = self.topic
+        records = [
+            r if r.topic == topic else r._replace(topic=topic)
+            for r in spool.read(_DRAIN_RECORDS, _DRAIN_BYTES)
+        ]
         actions = resend.plan(records, self._verdict)
         if records and not actions:  # the head is of unknown outcome: look before resending
             self._start_check(records)

@@ -24,6 +24,8 @@ class FakeKafka:
     def __init__(self) -> None:
         self.up = True
         self.records: list[tuple[str, bytes, dict[str, Any]]] = []
+        # Topics that exist (None: any); a send to another one times out, as aiokafka's does.
+        self.topics: set[str] | None = None
 
     def transport(self, config: ProducerConfig) -> "FakeTransport":
         return FakeTransport(self)
@@ -41,7 +43,7 @@ class FakeTransport:
             raise KafkaConnectionError("down")
 
     async def send(self, topic: str, key: bytes, value: bytes) -> "asyncio.Future[Any]":
-        if not self.kafka.up:
+        if not self.kafka.up or (self.kafka.topics is not None and topic not in self.kafka.topics):
             raise KafkaTimeoutError()
         self.kafka.records.append((topic, key, decode_event(value)))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -193,6 +195,31 @@ def test_spool_read_first_at_next_start(kafka: FakeKafka, config: ProducerConfig
     assert bot.flush(5)
     assert [e["meta"]["i"] for e in kafka.events()] == list(range(6))
     second.close(timeout=1)
+
+
+def test_events_spooled_for_a_topic_that_does_not_exist_go_to_the_one_configured_now(
+    kafka: FakeKafka, config: ProducerConfig
+) -> None:
+    """Spooled under a mistyped topic (the bot could not start its producer), the events
+    held back every later run's, as each drain sent them to that topic again."""
+    kafka.up, kafka.topics = False, {"events"}
+    typo = SyncProducer(
+        replace(config, topic="evnets"), spool_name="bot", transport_factory=kafka.transport
+    )
+    with pytest.warns(BotwatchWarning):
+        bot = BotLogger("invoice-bot", producer=typo)
+        for i in range(3):
+            bot.info("m", i=i)
+        typo.close(timeout=0.5)
+    kafka.up = True
+    fixed = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    bot = BotLogger("invoice-bot", producer=fixed)
+    bot.info("m", i=3)
+    assert bot.flush(5)
+    assert [(topic, e["meta"]["i"]) for topic, _, e in kafka.records] == [
+        ("events", i) for i in range(4)
+    ]
+    fixed.close(timeout=1)
 
 
 def test_spool_full_rejects_and_counts(kafka: FakeKafka, config: ProducerConfig) -> None:
