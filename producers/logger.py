@@ -68,7 +68,7 @@ class _JobState:
             "retry_count": self.retry_count,
             "meta": self.meta,
         }
-        if exc is None:
+        if exc is None or _clean_exit(exc):
             self.outcome = "success"
             fields.update(level="info", message=f"job {self.job_id} succeeded", status="success")
         else:
@@ -80,6 +80,12 @@ class _JobState:
                 error=error_info(exc),
             )
         return fields
+
+
+def _clean_exit(exc: BaseException) -> bool:
+    """``sys.exit()`` or ``sys.exit(0)`` inside a job: the program ends as a success, and so
+    does the job (any other exit code is a failure, like an exception)."""
+    return isinstance(exc, SystemExit) and exc.code in (None, 0)
 
 
 class Job:

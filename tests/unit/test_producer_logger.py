@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -116,6 +117,20 @@ def test_job_failure_records_the_error_and_reraises(bot: BotLogger, kafka: FakeK
     assert last["error"]["message"] == "division by zero"
     assert "1 / 0" in last["error"]["stack"]
     assert last["retry_count"] == 0
+
+
+@pytest.mark.parametrize(("code", "status"), [(None, "success"), (0, "success"), (3, "failure"),
+                                              ("bye", "failure")])  # fmt: skip
+def test_a_program_exiting_inside_a_job_ends_it_by_its_exit_code(
+    bot: BotLogger, kafka: FakeKafka, code: object, status: str
+) -> None:
+    with pytest.raises(SystemExit), bot.job("job-19"):
+        sys.exit(code)
+    assert bot.flush(5)
+    last = kafka.events()[-1]
+    assert (last["status"], last["level"] == "error", "error" in last) == (
+        status, status == "failure", status == "failure"
+    )  # fmt: skip
 
 
 def test_job_decorator_on_sync_and_async_functions(bot: BotLogger, kafka: FakeKafka) -> None:
