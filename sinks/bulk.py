@@ -290,16 +290,18 @@ def classify(response: dict[str, Any], items: Sequence[BulkItem]) -> list[ItemRe
     for item, answer in zip(items, answers, strict=True):
         detail = next(iter(answer.values())) if isinstance(answer, dict) and answer else {}
         status = int(detail.get("status", 0))
-        results.append(_classify_one(item.op, status, detail.get("error")))
+        results.append(_classify_one(item, status, detail.get("error")))
     return results
 
 
-def _classify_one(op: Op, status: int, error: Any) -> ItemResult:
+def _classify_one(item: BulkItem, status: int, error: Any) -> ItemResult:
     if 200 <= status < 300:
         return ItemResult(Outcome.WRITTEN, status)
-    if status == 409 and op == "create":
+    if status == 409 and item.op == "create":
         return ItemResult(Outcome.DUPLICATE, status)
-    reason = error_reason(error)
+    # The index, which OpenSearch's error names only for some errors: a mapping fixed in the
+    # template does not change an index made before it.
+    reason = error_reason(error, _index_of(item))
     if status >= 500 or status in {0, 409, 429}:
         return ItemResult(Outcome.RETRY, status, reason)
     return ItemResult(Outcome.REJECTED, status, reason)
@@ -333,15 +335,27 @@ def refusal_hint(reason: str) -> str:
     return ""
 
 
-def error_reason(error: Any) -> str:
-    """``type: reason (caused by type: reason)`` from an OpenSearch error object."""
+def _index_of(item: BulkItem) -> str | None:
+    try:
+        index = orjson.loads(item.action)[item.op]["_index"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return index if isinstance(index, str) else None
+
+
+def error_reason(error: Any, index: str | None = None) -> str:
+    """``type: reason (caused by type: reason) (index name)`` from an OpenSearch error
+    object, and the index the action named when the error does not."""
     if not isinstance(error, dict):
-        return str(error) if error else "no reason given"
+        text = str(error) if error else "no reason given"
+        return text if index is None or index in text else f"{text} (index {index})"
     text = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
     cause = error.get("caused_by")
     if isinstance(cause, dict):
         text += f" (caused by {cause.get('type', 'error')}: {cause.get('reason', '')})"
-    index = error.get("index")
-    if isinstance(index, str) and index not in text:  # "index_closed_exception: closed"
+    named = error.get("index")
+    if isinstance(named, str):
+        index = named
+    if index is not None and index not in text:  # "index_closed_exception: closed"
         text += f" (index {index})"
     return text

@@ -15,6 +15,7 @@ from sinks.bulk import (
     BulkItem,
     BulkResponseError,
     Outcome,
+    action_line,
     alert_item,
     body,
     classify,
@@ -291,7 +292,8 @@ def canned(*statuses: tuple[str, int, dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def test_classify_each_item() -> None:
-    its = [BulkItem(b"", b"", "events", "create", i) for i in range(5)] + [
+    action = action_line("create", "botwatch-events-2026.12.06", "e-2")
+    its = [BulkItem(action if i == 2 else b"", b"", "events", "create", i) for i in range(5)] + [
         BulkItem(b"", b"", "stats", "index", 5)
     ]
     mapping_error = {
@@ -316,10 +318,13 @@ def test_classify_each_item() -> None:
         Outcome.RETRY,
         Outcome.WRITTEN,
     ]
+    # The index too: a template fixed since does not change the mapping of this one.
     assert results[2].reason == (
         "mapper_parsing_exception: failed to parse field [host] of type [long] "
-        '(caused by illegal_argument_exception: For input string: "h")'
+        '(caused by illegal_argument_exception: For input string: "h") '
+        "(index botwatch-events-2026.12.06)"
     )
+    assert results[3].reason == "es_rejected_execution_exception: queue full"
     assert results[2].status == 400
 
 
