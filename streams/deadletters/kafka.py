@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooL
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from streams import dlq
 from streams.deadletters.plan import (
     REPLAY_ORIGIN,
     REPLAY_SOURCE,
@@ -564,6 +565,9 @@ class _Run:
             by_partition: dict[tuple[str, int], list[tuple[bytes | None, Any, Replayed]]] = {}
             for target, key, record, headers in piece:
                 part = await _partition_of(p, self.partitions, target, key)
+                kept = _original_partition(record.headers, target, self.partitions)
+                if kept is not None and key == record.key:
+                    part = kept
                 by_partition.setdefault((target, part), []).append((key, record, headers))
             for (target, part), records in by_partition.items():
                 await self._send_batches(p, target, part, records)
@@ -639,6 +643,29 @@ async def _partition_of(
     if parts is None:
         parts = known[topic] = sorted(await p.partitions_for(topic))
     return int(PARTITIONER(key, parts, parts))
+
+
+def _original_partition(
+    headers: Sequence[tuple[str, bytes]] | None, target: str, known: dict[str, list[int]]
+) -> int | None:
+    """The partition the letter's record came from, when it goes back to that topic keyed as
+    it was: where its bot's other events are, whatever partitioner their producer used
+    (librdkafka's and kcat's hash keys unlike Kafka's Java default, so a replay placed by
+    the default partitioner could open a second window of the bot on another partition).
+    None when it goes elsewhere or its partition is gone."""
+    topic = partition = None
+    for name, value in headers or ():
+        if name == dlq.ORIGINAL_TOPIC:
+            topic = value
+        elif name == dlq.ORIGINAL_PARTITION:
+            partition = value
+    if topic is None or partition is None or topic.decode("utf-8", "replace") != target:
+        return None
+    try:
+        number = int(partition)
+    except ValueError:
+        return None
+    return number if number in known.get(target, ()) else None
 
 
 # What one record to send is: key, value, headers, and what the caller knows it by.

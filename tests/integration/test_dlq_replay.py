@@ -25,6 +25,7 @@ from support import headers_of, read_topic
 from botwatch.cli import main
 from botwatch.settings import Settings
 from streams import dlq
+from streams.deadletters.kafka import PARTITIONER
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
 
@@ -291,3 +292,50 @@ def test_bad_input_gets_clear_errors(env: dict[str, str], make_topic: Any) -> No
     many = dlq_cli({**env, "BOTWATCH_DLQ_CONFIRM_ABOVE": "2"}, "replay",
                    "--to", make_topic("target"))  # fmt: skip
     assert many.exit_code == 1 and "pass --yes" in many.output
+
+
+def test_a_replay_to_the_events_topic_keeps_each_record_on_its_partition(
+    env: dict[str, str], make_topic: Any
+) -> None:
+    """A bot's events keyed by a producer whose partitioner is not Kafka's default (kcat,
+    librdkafka) sit on another partition than the default partitioner picks for the key:
+    a replay placed by the default one opened a second window of the bot, and the two
+    windows' stats documents, of one ``_id``, overwrote each other. A letter re-keyed by
+    its bot has no partition of its own to go back to: the default partitioner places it."""
+    bootstrap, letters = env["BOTWATCH_KAFKA_BOOTSTRAP"], env["BOTWATCH_DLQ_TOPIC"]
+    events = make_topic("events", partitions=6)
+    parts = list(range(6))
+    keys = [f"bot-{i}".encode() for i in range(8)]
+    elsewhere = {key: (PARTITIONER(key, parts, parts) + 1) % 6 for key in keys}
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            now = datetime.now(UTC)
+            for n, key in enumerate(keys):
+                headers = dlq.dlq_headers(
+                    "validate", "duration_ms: must be a finite number >= 0, got -3", None,
+                    original_topic=events, partition=elsewhere[key], offset=n,
+                    timestamp_ms=1_700_000_000_000, original_headers=[], now=now,
+                )  # fmt: skip
+                value = orjson.dumps({"event_id": f"e-{n}", "bot_id": key.decode()})
+                await producer.send_and_wait(letters, value, key=key, headers=headers)
+            miskeyed = dlq.dlq_headers(
+                "validate", dlq.miskeyed_reason(b"shipper-1", "bot-9"), None,
+                original_topic=events, partition=elsewhere[keys[0]], offset=99,
+                timestamp_ms=1_700_000_000_000, original_headers=[], now=now,
+            )  # fmt: skip
+            value = orjson.dumps({"event_id": "e-99", "bot_id": "bot-9"})
+            await producer.send_and_wait(letters, value, key=b"shipper-1", headers=miskeyed)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    done = dlq_cli(env, "replay", "--yes")
+    assert done.exit_code == 0, done.output
+    placed = {r["key"]: r["partition"] for r in read_topic(bootstrap, events)}
+    assert placed == {
+        **{key.decode(): elsewhere[key] for key in keys},
+        "bot-9": PARTITIONER(b"bot-9", parts, parts),
+    }
