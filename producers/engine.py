@@ -348,6 +348,14 @@ class Engine:
                     "does. Create it (`botwatch setup`) or fix BOTWATCH_EVENTS_TOPIC",
                 )
                 return
+            if isinstance(exc, ValueError):  # aiokafka reading the addresses, before any I/O
+                self.stats.warn_once(
+                    "bootstrap",
+                    f"BOTWATCH_KAFKA_BOOTSTRAP={self.config.bootstrap!r} is not host:port[,"
+                    f"host:port...] ({exc}); events are kept in the spool {self.spool_path} "
+                    "until it is fixed and the bot restarted",
+                )
+                return
             self.stats.warn_once(
                 "connect",
                 f"cannot reach Kafka at {self.config.bootstrap} ({exc!r}); events are kept "

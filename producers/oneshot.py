@@ -31,8 +31,8 @@ async def deliver(config: ProducerConfig, key: bytes, value: bytes, timeout: flo
         except (KafkaError, OSError, TimeoutError) as exc:
             raise DeliveryError(
                 f"cannot reach {where} ({type(exc).__name__}): check that it is running "
-                "(`botwatch stack status`) and that --kafka-bootstrap / BOTWATCH_KAFKA_BOOTSTRAP "
-                "point at it"
+                "(`botwatch stack status`) and that BOTWATCH_KAFKA_BOOTSTRAP (or "
+                "`botwatch --kafka-bootstrap HOST:PORT emit ...`) points at it"
             ) from None
         await producer.client.force_metadata_update()
         if config.topic not in producer.client.cluster.topics():

@@ -92,7 +92,7 @@ def _run(settings: Settings, job: Any) -> Any:
         raise BotwatchError(
             f"error: {exc}.\n"
             "  fix: start it (`botwatch stack up`) or point BOTWATCH_KAFKA_BOOTSTRAP "
-            "(--kafka-bootstrap) at it."
+            "(`botwatch --kafka-bootstrap HOST:PORT dlq ...`) at it."
         ) from None
     except dl.TopicMissing as exc:
         if exc.role == "dead-letter":

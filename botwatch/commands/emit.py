@@ -24,11 +24,22 @@ def _parse_meta(pairs: tuple[str, ...]) -> dict[str, object]:
             raise click.BadParameter(
                 f"{key!r} is given twice; give each key once", param_hint="'--meta'"
             )
-        try:
-            meta[key] = orjson.loads(raw)  # numbers, true/false, JSON objects and lists
-        except orjson.JSONDecodeError:
-            meta[key] = raw
+        meta[key] = _meta_value(raw)
     return meta
+
+
+def _meta_value(raw: str) -> object:
+    """``raw`` as JSON when it is JSON (true/false/null, objects, lists, numbers), else as
+    text. A number only when it reads back as written: ``1.10`` (a version), ``2e3`` (a
+    build) and integers beyond 64 bits stay text rather than become 1.1, 2000.0 or a float."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number and orjson.dumps(value) != raw.strip().encode():
+        return raw
+    return value
 
 
 @click.command()

@@ -171,6 +171,20 @@ def test_invalid_values_raise_at_the_call_site(bot: BotLogger) -> None:
         BotLogger("not a bot id", producer=bot.producer)
 
 
+def test_a_bootstrap_that_is_no_address_is_named_as_such_not_as_an_outage(
+    config: ProducerConfig,
+) -> None:
+    producer = SyncProducer(replace(config, bootstrap="localhost:abc"), spool_name="bot")
+    with pytest.warns(BotwatchWarning, match=r"BOTWATCH_KAFKA_BOOTSTRAP='localhost:abc' is not"):
+        bot = BotLogger("invoice-bot", producer=producer)
+        bot.info("m")
+        deadline = time.monotonic() + 5
+        while not bot.stats()["failed_sends"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    producer.close(timeout=0.5)
+    assert bot.stats()["spool_records"] == 1  # kept, not dropped
+
+
 def test_broker_down_spools_in_order_then_sends_once(
     kafka: FakeKafka, config: ProducerConfig
 ) -> None:
