@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -219,6 +220,25 @@ def test_rate_limit_and_max_and_resume(env: dict[str, str], make_topic: Any) -> 
     assert "sent 200" in rest.output
     assert set(sources(bootstrap, target).values()) == {1}
     assert end_offsets(bootstrap, [target])[target] == 600
+
+
+def test_a_replay_since_a_time_ago_stopped_early_says_how_to_continue_it(
+    env: dict[str, str], make_topic: Any
+) -> None:
+    """``--since 30m --max 4`` run again later meant a later window: the letters the first run
+    left were no longer selected, and the run said there was nothing to replay."""
+    bootstrap, letters = env["BOTWATCH_KAFKA_BOOTSTRAP"], env["BOTWATCH_DLQ_TOPIC"]
+    target = make_topic("target")
+    write_letters(bootstrap, letters, 10)
+    first = dlq_cli(env, "replay", "--to", target, "--since", "30m", "--max", "4", "--yes")
+    assert first.exit_code == 3, first.output
+    hint = re.search(r"run the same command again with --since (\S+Z) \(a time ago", first.output)
+    assert hint is not None, first.output
+    rest = dlq_cli(env, "replay", "--to", target, "--since", hint.group(1), "--yes")
+    assert rest.exit_code == 0, rest.output
+    assert "sent 6" in rest.output
+    assert set(sources(bootstrap, target).values()) == {1}
+    assert end_offsets(bootstrap, [target])[target] == 10
 
 
 def test_dry_run_changes_nothing_and_the_loop_guard_quarantines(
