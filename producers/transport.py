@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from aiokafka.errors import (
 from producers import resend
 from producers.config import ProducerConfig
 from producers.spool import Record
+from schemas.log_throttle import RepeatThrottle
 
 __all__ = [
     "KafkaTransport",
@@ -102,6 +104,22 @@ def is_transient(exc: BaseException) -> bool:
 _PRODUCER_STATE_ERRNOS = frozenset({45, 47, 49, 59})
 
 
+# One for the process: the throttle keeps what it let through per logger, level and message.
+_KAFKA_LOG_THROTTLE = RepeatThrottle(window_s=60.0)
+
+
+def throttle_kafka_client_logs() -> None:
+    """While the broker is away, aiokafka logs every failed connection and metadata refresh
+    (~40 lines a second into the bot's output). A filter on aiokafka's own loggers lets the
+    first line of a kind through and then one a minute, saying how many were left out; the
+    bot's handlers and its other loggers are left alone. (The SDK warns of an outage once,
+    in its own words.)"""
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        is_kafka = name == "aiokafka" or name.startswith("aiokafka.")
+        if is_kafka and isinstance(logger, logging.Logger):
+            logger.addFilter(_KAFKA_LOG_THROTTLE)  # once: addFilter skips one already there
+
+
 class KafkaTransport:
     """Idempotent, acks=all, compressed and lingering: aiokafka keeps order per partition and
     retries an unacknowledged batch itself (with idempotence it never expires a batch that
@@ -112,6 +130,7 @@ class KafkaTransport:
         self._options = producer_options(config)
         self._topic = config.topic
         self._producer: AIOKafkaProducer | None = None
+        throttle_kafka_client_logs()
 
     async def start(self) -> None:
         """Connect, and check that the events topic exists (``TopicMissingError``).

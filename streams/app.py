@@ -42,6 +42,7 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaFaustProducer
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from schemas.log_throttle import flush_throttled, throttle_handlers
 from schemas.sink import Sink
 from streams.alerting import AlertStage, Receivers
 from streams.alerts import Rule, Silences, load_rules
@@ -50,7 +51,6 @@ from streams.broker_probe import BrokerProbe
 from streams.config import StreamsConfig
 from streams.deadletters.kafka import KafkaUnavailable
 from streams.dlq import DEFAULT_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES, TRUNCATED, fit_record
-from streams.log_throttle import flush_throttled, throttle_handlers
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
 from streams.processor import BatchProcessor, DeadLetter, Record

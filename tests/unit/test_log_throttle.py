@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.log_throttle import RepeatThrottle, flush_throttled, throttle_handlers
+from schemas.log_throttle import RepeatThrottle, flush_throttled, throttle_handlers
 
 
 def record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
