@@ -378,26 +378,49 @@ class Engine:
         if self._spool is not None:
             return
         base = self.config.spool_dir / self._spool_name
+        # A free slot holding events first: a run beside another one of the same bot spooled
+        # into the next slot, and a later run alone must send those too (once its slot is
+        # empty, the run after it takes the next one left). Else the first free slot.
+        empty: Path | None = None
         for slot in range(_SPOOL_SLOTS):
             path = base if slot == 0 else base.with_name(f"{base.name}.{slot}")
+            if empty is not None and not path.exists():
+                continue
             spool = Spool(path, self.config.spool_max_bytes)
             try:
                 spool.open()
             except SpoolLockedError:
                 continue
             except OSError as exc:
-                self.stats.warn_once(
-                    "spool_open",
-                    f"cannot use the spool {path} ({exc}); undeliverable events wait in memory",
-                )
+                self._spool_unusable(path, exc)
                 return
-            self._spool, self.spool_path = spool, path
-            if spool.has_unknown:  # left by an earlier run: no acknowledged offsets known
-                self._floors = {}
+            if spool.records:
+                self._use_spool(spool, path)
+                return
+            spool.close()
+            if empty is None:
+                empty = path
+        if empty is not None:
+            spool = Spool(empty, self.config.spool_max_bytes)
+            try:
+                spool.open()
+            except OSError as exc:  # taken since by another run of the bot, say
+                self._spool_unusable(empty, exc)
+                return
+            self._use_spool(spool, empty)
             return
         self.stats.warn_once(
             "spool_open", f"all spool slots of {base} are in use; events wait in memory only"
         )
+
+    def _spool_unusable(self, path: Path, exc: OSError) -> None:
+        message = f"cannot use the spool {path} ({exc}); undeliverable events wait in memory"
+        self.stats.warn_once("spool_open", message)
+
+    def _use_spool(self, spool: Spool, path: Path) -> None:
+        self._spool, self.spool_path = spool, path
+        if spool.has_unknown:  # left by an earlier run: no acknowledged offsets known
+            self._floors = {}
 
     # -- direct sending ----------------------------------------------------------------
 

@@ -14,8 +14,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from producers import AsyncBotLogger, BotLogger, BotwatchHandler, BotwatchWarning, ProducerConfig
+from producers.events import EventFactory
 from producers.handler import level_name
 from producers.producer import SyncProducer
+from producers.spool import Record, Spool
 from schemas import decode_event
 
 
@@ -249,6 +251,24 @@ def test_events_spooled_for_a_topic_that_does_not_exist_go_to_the_one_configured
         ("events", i) for i in range(4)
     ]
     fixed.close(timeout=1)
+
+
+def test_events_left_in_another_slot_by_an_overlapping_run_are_sent_by_a_later_one(
+    kafka: FakeKafka, config: ProducerConfig
+) -> None:
+    """A run beside another run of the bot spools into slot ``.1``; later runs alone took
+    slot 0 only, and those events were never sent."""
+    factory = EventFactory("invoice-bot")
+    left = Spool(config.spool_dir / "bot.1", config.spool_max_bytes)
+    left.open()
+    left.append([Record("events", factory.key, factory.build("info", f"left {n}")) for n in "012"])
+    left.close()
+    producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    bot = BotLogger("invoice-bot", producer=producer)
+    bot.info("new")
+    assert bot.flush(5)
+    assert [e["message"] for e in kafka.events()] == ["left 0", "left 1", "left 2", "new"]
+    producer.close(timeout=1)
 
 
 def test_spool_full_rejects_and_counts(kafka: FakeKafka, config: ProducerConfig) -> None:
