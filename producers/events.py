@@ -183,8 +183,41 @@ def _sanitize(event: dict[str, Any]) -> None:
             k: v.encode("utf-8", "replace").decode("utf-8") for k, v in event["error"].items()
         }
     if "meta" in event:
-        text = repr(event["meta"]).encode("utf-8", "replace")[:_META_PREVIEW_BYTES]
-        event["meta"] = {"unserializable": text.decode("utf-8", "ignore"), "truncated": True}
+        # Value by value first: one integer beyond 64 bits must not take the rest of meta
+        # (searchable fields) with it. What still fails (a cycle) goes whole, as text.
+        event["meta"] = _serializable(event["meta"], set())
+        try:
+            orjson.dumps(event["meta"], default=_default, option=_DUMPS_OPTIONS)
+        except orjson.JSONEncodeError:
+            text = repr(event["meta"]).encode("utf-8", "replace")[:_META_PREVIEW_BYTES]
+            event["meta"] = {"unserializable": text.decode("utf-8", "ignore"), "truncated": True}
+
+
+def _key(key: Any) -> Any:
+    return _serializable(key, set()) if isinstance(key, str | int) else key
+
+
+def _serializable(value: Any, path: set[int]) -> Any:
+    """``value`` with what orjson refuses made text: integers beyond 64 bits (as their
+    digits), lone surrogates in strings (replaced); a container inside itself stays as it
+    is (the caller's fallback)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict | list | tuple):
+        if id(value) in path:
+            return value
+        path.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {_key(k): _serializable(v, path) for k, v in value.items()}
+            return [_serializable(v, path) for v in value]
+        finally:
+            path.discard(id(value))
+    return value
 
 
 def _enforce_limits(event: dict[str, Any]) -> bool:

@@ -126,9 +126,27 @@ def test_unserializable_meta_values_become_text(factory: EventFactory) -> None:
 
 
 def test_lone_surrogates_do_not_raise(factory: EventFactory) -> None:
-    event = decode_event(factory.build("info", "bad \ud800 text", meta={"x": "\udc00"}))
+    event = decode_event(factory.build("info", "bad \ud800 text", meta={"x": "\udc00", "y": 1}))
     assert event["message"].startswith("bad ")
-    assert event["meta"]["truncated"] is True
+    assert event["meta"] == {"x": "?", "y": 1}  # the one string replaced, the rest kept
+
+
+def test_an_integer_beyond_64_bits_becomes_its_digits_and_the_rest_of_meta_stays(
+    factory: EventFactory,
+) -> None:
+    """One such integer turned the whole meta into one unsearchable string."""
+    meta = {"order": 123456789012345678901234, "host": "db1", "ids": [1, -(2**70)], 2**65: "k"}
+    event = decode_event(factory.build("info", "m", meta=meta))
+    assert event["meta"] == {
+        "order": "123456789012345678901234",
+        "host": "db1",
+        "ids": [1, str(-(2**70))],
+        str(2**65): "k",
+    }
+    cycle: dict[str, object] = {}
+    cycle["self"] = cycle
+    event = decode_event(factory.build("info", "m", meta={"cycle": cycle}))
+    assert event["meta"]["truncated"] is True  # what cannot be mended goes whole, as text
 
 
 def test_error_info_has_type_message_and_stack() -> None:
