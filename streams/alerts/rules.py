@@ -5,10 +5,12 @@ A rules file is a mapping with one key, ``rules``, a list of rules. Every rule h
 - ``name`` (unique), ``kind`` (``threshold``, ``absence``, ``burn_rate``, ``new_error_type``);
 - ``severity``: ``critical`` (pages someone), ``warning`` (a ticket: look within the working
   day) or ``info`` (recorded, nobody is woken). A closed set, so receivers can route on it;
-- ``selector`` (optional, default every bot): ``bots`` (ids), ``glob`` (fnmatch patterns) and
-  ``env``. A bot matches when it is listed in ``bots`` or matches a ``glob`` (either is
-  enough; neither given means any bot) **and**, when ``env`` is given, its latest event
-  carried one of those envs. Each takes a string or a list of strings;
+- ``selector`` (optional, default every bot): ``bots`` (ids), ``glob`` (fnmatch patterns),
+  ``env`` and ``exclude`` (fnmatch patterns). A bot matches when it is listed in ``bots`` or
+  matches a ``glob`` (either is enough; neither given means any bot) **and**, when ``env``
+  is given, its latest event carried one of those envs, **and** it matches no ``exclude``
+  pattern (one-shot scripts kept out of ``bot-down``, say). Each takes a string or a list
+  of strings;
 - ``labels`` (string map; ``alertname``, ``bot_id``, ``severity`` and ``error_type`` are set by
   botwatch and reserved) and ``annotations`` (string map; usually ``summary`` and
   ``runbook_url``). Annotations are ``str.format`` templates over ``{rule}``, ``{bot_id}``,
@@ -121,9 +123,12 @@ class Selector:
     bots: frozenset[str] = frozenset()
     globs: tuple[str, ...] = ()
     envs: frozenset[str] = frozenset()
+    excluded: tuple[str, ...] = ()
 
     def matches(self, bot_id: str, env: str | None) -> bool:
         if self.envs and env not in self.envs:
+            return False
+        if any(fnmatch.fnmatchcase(bot_id, g) for g in self.excluded):
             return False
         if not self.bots and not self.globs:
             return True
@@ -563,13 +568,14 @@ def _objective(value: Any) -> float:
 
 def _selector(value: Any, base: Path_, who: str, check: _Checker) -> Selector:
     if not isinstance(value, dict):
-        raise _Invalid(f"must be a mapping with bots, glob and/or env; {_got(value)}")
+        raise _Invalid(f"must be a mapping with bots, glob, env and/or exclude; {_got(value)}")
     parts: dict[str, list[str]] = {}
     bad = False
     for key, item in value.items():
         path = (*base, "selector", key)
-        if key not in {"bots", "glob", "env"}:
-            check.report(who, path, f"selector.{key}", "unknown field (expected bots, glob, env)")
+        if key not in {"bots", "glob", "env", "exclude"}:
+            expected = "unknown field (expected bots, glob, env, exclude)"
+            check.report(who, path, f"selector.{key}", expected)
             bad = True
             continue
         try:
@@ -583,6 +589,7 @@ def _selector(value: Any, base: Path_, who: str, check: _Checker) -> Selector:
         frozenset(parts.get("bots", ())),
         tuple(parts.get("glob", ())),
         frozenset(parts.get("env", ())),
+        tuple(parts.get("exclude", ())),
     )
 
 

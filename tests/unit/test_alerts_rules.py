@@ -103,6 +103,35 @@ rules:
     ]
 
 
+def test_exclude_keeps_bots_out_of_a_rule_whatever_else_matches() -> None:
+    """One-shot scripts (a cron job that ends) are kept out of ``bot-down``, which would
+    otherwise page five minutes after each run."""
+    (down,) = parse_rules("""\
+rules:
+  - name: bot-down
+    kind: absence
+    severity: critical
+    for: 5m
+    selector: {exclude: ["cron-*", "oneshot-*"]}
+""")
+    assert down.selector.excluded == ("cron-*", "oneshot-*")
+    assert down.selector.matches("invoice-bot", None)
+    assert not down.selector.matches("cron-backup", "prod")
+    (listed,) = parse_rules("""\
+rules:
+  - name: r
+    kind: absence
+    severity: critical
+    for: 5m
+    selector: {bots: [cron-a, b], exclude: cron-*}
+""")
+    assert listed.selector.matches("b", None) and not listed.selector.matches("cron-a", None)
+    assert problems(GOOD.replace("env: prod}", "env: prod, excludes: x}")) == [
+        'rules.yaml:5: rule "bot-error-rate": selector.excludes: unknown field '
+        "(expected bots, glob, env, exclude)"
+    ]
+
+
 def test_nested_fields_are_named_with_their_path() -> None:
     text = """\
 rules:
