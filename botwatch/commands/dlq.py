@@ -25,7 +25,6 @@ import orjson
 
 from botwatch.commands.common import BotwatchError, print_table, settings_of
 from botwatch.settings import Settings
-from schemas import timestamp_ms
 from sinks.redact import Redactor
 from streams.deadletters import jsonl
 from streams.deadletters import kafka as dl
@@ -558,13 +557,13 @@ def replay(  # noqa: PLR0917 - one parameter per option
                 "30000/m (more than 0)."
             ) from None
     replays = _max_replays(settings, max_replays)
-    # The times as resolved: "--since 3m" means another window at every run, and its progress
-    # must not be taken for this one's (a later run would find the window done).
+    # The times as written: the same command continues an interrupted run, which keeps the
+    # times it resolved ("--since 3m" re-read later would be another window).
     identity = {
         "stages": sorted(stages),
         "bots": sorted(bots),
-        "since": selection.since_ms,
-        "until": selection.until_ms,
+        "since": since,
+        "until": until,
         "reason": reason,
         "to": to,
         "max_replays": replays,
@@ -612,37 +611,9 @@ def replay(  # noqa: PLR0917 - one parameter per option
         ctx.exit(0)
     _report(counts)
     if counts.stopped_early:
-        click.echo(_continue_hint(since, until, selection))
+        click.echo("stopped before the end: run the same command again to continue")
         ctx.exit(EXIT_STOPPED)
     ctx.exit(EXIT_NOT_ALL if counts.quarantined or counts.skipped else 0)
-
-
-def _continue_hint(since: str | None, until: str | None, selection: Selection) -> str:
-    """How to continue a replay that stopped early: the same command, with a time given as
-    a time ago (``--since 3m``) written as the time it meant, as that one moves with the
-    clock and would select other letters."""
-    fixed = [
-        f"{option} {rfc3339(at)}"
-        for option, text, at in (
-            ("--since", since, selection.since_ms),
-            ("--until", until, selection.until_ms),
-        )
-        if text is not None and at is not None and not _absolute(text)
-    ]
-    if not fixed:
-        return "stopped before the end: run the same command again to continue"
-    return (
-        "stopped before the end: to continue, run the same command again with "
-        f"{' '.join(fixed)} (a time ago moves with the clock)"
-    )
-
-
-def _absolute(text: str) -> bool:
-    try:
-        timestamp_ms(text.strip())
-    except ValueError:
-        return False
-    return True
 
 
 def _nothing(selection: Selection, group: str) -> None:

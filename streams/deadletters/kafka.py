@@ -24,7 +24,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -257,6 +257,8 @@ class ReplayPlan:
     skipped_why: Counter[str] = field(default_factory=Counter)
     preview: list[tuple[Letter, Decision]] = field(default_factory=list)
     counted: bool = True  # every record read, decoded and counted (else windows and targets)
+    # What the run selects with: the options', or the times the run it continues resolved.
+    selection: Selection | None = None
 
     @property
     def to_send(self) -> int:
@@ -335,6 +337,8 @@ async def plan_replay(
             windows[tp] = w
             checkpoints[tp] = checkpoint if w.resumed else None
         plan = ReplayPlan(windows, checkpoints, any(w.resumed for w in windows.values()))
+        options = _continued(options, checkpoints)
+        plan.selection = options.selection
         if options.to is not None and options.to not in await existing_topics(c):
             raise TopicMissing(options.to, "target")
         plan.counted = count is None or count(plan.bound)
@@ -363,6 +367,20 @@ async def plan_replay(
             if target not in existing:
                 raise TopicMissing(target, "target")
     return plan
+
+
+def _continued(
+    options: ReplayOptions, checkpoints: dict[TopicPartition, Checkpoint | None]
+) -> ReplayOptions:
+    """A run that continues an interrupted one selects with the times that run resolved:
+    ``--since 3m`` re-read now would be a later window, and the letters the first run had
+    yet to send would no longer be selected."""
+    for checkpoint in checkpoints.values():
+        if checkpoint is not None and checkpoint.times is not None:
+            since_ms, until_ms = checkpoint.times
+            selection = replace(options.selection, since_ms=since_ms, until_ms=until_ms)
+            return replace(options, selection=selection)
+    return options
 
 
 Replayed = list[tuple[str, bytes]]
@@ -439,6 +457,8 @@ async def run_replay(
     are counted as ``already_sent``.
     """
     started = clock()
+    if plan.selection is not None:
+        options = replace(options, selection=plan.selection)
     already = (
         await _already_sent(options.bootstrap, resume_from(plan.checkpoints))
         if plan.resumed
@@ -759,8 +779,11 @@ async def _commit(
     positions: dict[TopicPartition, int],
     targets: dict[str, dict[int, int]],
 ) -> None:
+    selection = plan.selection
+    times = None if selection is None else (selection.since_ms, selection.until_ms)
     offsets = {
-        tp: (positions[tp], Checkpoint(w.stop, targets).encode()) for tp, w in plan.windows.items()
+        tp: (positions[tp], Checkpoint(w.stop, targets, times).encode())
+        for tp, w in plan.windows.items()
     }
     if offsets:
         await c.commit(offsets)

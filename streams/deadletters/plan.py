@@ -250,14 +250,20 @@ class Checkpoint:
     ``targets``: per target topic and partition, an offset below every record this run
     sends after the commit; a restart reads the targets from there to find what an
     interrupted run sent but had not committed, and does not send it again.
+    ``times``: ``--since`` and ``--until`` as the run resolved them (epoch ms, None when not
+    given); a restart selects with them, as ``--since 3m`` means another window at every run.
     """
 
     stop: int
     targets: dict[str, dict[int, int]] = field(default_factory=dict)
+    times: tuple[int | None, int | None] | None = None
 
     def encode(self) -> str:
         targets = {t: [[p, o] for p, o in sorted(ps.items())] for t, ps in self.targets.items()}
-        return orjson.dumps({"v": 1, "stop": self.stop, "targets": targets}).decode()
+        data: dict[str, Any] = {"v": 1, "stop": self.stop, "targets": targets}
+        if self.times is not None:
+            data["since"], data["until"] = self.times
+        return orjson.dumps(data).decode()
 
     @classmethod
     def decode(cls, text: str | None) -> Checkpoint | None:
@@ -268,9 +274,16 @@ class Checkpoint:
             targets = {
                 str(t): {int(p): int(o) for p, o in pairs} for t, pairs in data["targets"].items()
             }
-            return cls(int(data["stop"]), targets)
+            times = None
+            if "since" in data or "until" in data:
+                times = (_optional_int(data.get("since")), _optional_int(data.get("until")))
+            return cls(int(data["stop"]), targets, times)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True, slots=True)

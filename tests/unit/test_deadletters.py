@@ -356,6 +356,11 @@ def test_checkpoint_round_trips_through_commit_metadata() -> None:
     assert Checkpoint.decode("") is None
     assert Checkpoint.decode("not json") is None
     assert Checkpoint.decode('{"v": 1}') is None
+    # The times the run resolved (--since 3m): a restart selects with them.
+    for times in ((1_795_428_000_000, None), (None, 5), (None, None)):
+        timed = Checkpoint(120, {}, times)
+        assert Checkpoint.decode(timed.encode()) == timed
+    assert Checkpoint.decode('{"v": 1, "stop": 3, "targets": {}}') == Checkpoint(3, {}, None)
 
 
 def test_windows_fresh_resumed_and_finished() -> None:
