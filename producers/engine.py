@@ -380,8 +380,9 @@ class Engine:
         base = self.config.spool_dir / self._spool_name
         # A free slot holding events first: a run beside another one of the same bot spooled
         # into the next slot, and a later run alone must send those too (once its slot is
-        # empty, the run after it takes the next one left). Else the first free slot.
-        empty: Path | None = None
+        # empty, the run after it takes the next one left). Else the first free slot, held
+        # (locked) while the others are looked at, so no other run takes it meanwhile.
+        empty: tuple[Spool, Path] | None = None
         for slot in range(_SPOOL_SLOTS):
             path = base if slot == 0 else base.with_name(f"{base.name}.{slot}")
             if empty is not None and not path.exists():
@@ -392,22 +393,21 @@ class Engine:
             except SpoolLockedError:
                 continue
             except OSError as exc:
+                if empty is not None:
+                    continue  # a slot left by another user, say: the one held will do
                 self._spool_unusable(path, exc)
                 return
             if spool.records:
+                if empty is not None:
+                    empty[0].close()
                 self._use_spool(spool, path)
                 return
-            spool.close()
             if empty is None:
-                empty = path
+                empty = (spool, path)
+            else:
+                spool.close()
         if empty is not None:
-            spool = Spool(empty, self.config.spool_max_bytes)
-            try:
-                spool.open()
-            except OSError as exc:  # taken since by another run of the bot, say
-                self._spool_unusable(empty, exc)
-                return
-            self._use_spool(spool, empty)
+            self._use_spool(*empty)
             return
         self.stats.warn_once(
             "spool_open", f"all spool slots of {base} are in use; events wait in memory only"

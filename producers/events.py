@@ -7,6 +7,7 @@ cost a few type tests per event; the full contract check runs in the pipeline.
 from __future__ import annotations
 
 import math
+import reprlib
 import socket
 import time
 import traceback
@@ -189,8 +190,17 @@ def _sanitize(event: dict[str, Any]) -> None:
         try:
             orjson.dumps(event["meta"], default=_default, option=_DUMPS_OPTIONS)
         except orjson.JSONEncodeError:
-            text = repr(event["meta"]).encode("utf-8", "replace")[:_META_PREVIEW_BYTES]
+            text = _PREVIEW.repr(event["meta"]).encode("utf-8", "replace")[:_META_PREVIEW_BYTES]
             event["meta"] = {"unserializable": text.decode("utf-8", "ignore"), "truncated": True}
+
+
+# The text of a meta that cannot be serialized: bounded in depth and length (``repr`` of
+# one nested beyond the recursion limit raises).
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxdict, _PREVIEW.maxlist = 16, 64, 64
+_PREVIEW.maxstring = _PREVIEW.maxother = 256
+# orjson serializes containers 255 deep: what is deeper cannot be mended value by value.
+_MAX_DEPTH = 255
 
 
 def _key(key: Any) -> Any:
@@ -208,8 +218,8 @@ def _serializable(value: Any, path: set[int]) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict | list | tuple):
-        if id(value) in path:
-            return value
+        if id(value) in path or len(path) >= _MAX_DEPTH:
+            return value  # inside itself, or deeper than orjson goes: the caller's fallback
         path.add(id(value))
         try:
             if isinstance(value, dict):

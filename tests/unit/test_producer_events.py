@@ -147,6 +147,11 @@ def test_an_integer_beyond_64_bits_becomes_its_digits_and_the_rest_of_meta_stays
     cycle["self"] = cycle
     event = decode_event(factory.build("info", "m", meta={"cycle": cycle}))
     assert event["meta"]["truncated"] is True  # what cannot be mended goes whole, as text
+    deep: list[object] = []
+    for _ in range(2000):  # beyond orjson's depth, and Python's recursion limit
+        deep = [deep]
+    event = decode_event(factory.build("info", "m", meta={"deep": deep}))
+    assert event["meta"]["truncated"] is True
 
 
 def test_error_info_has_type_message_and_stack() -> None:

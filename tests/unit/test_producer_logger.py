@@ -271,6 +271,25 @@ def test_events_left_in_another_slot_by_an_overlapping_run_are_sent_by_a_later_o
     producer.close(timeout=1)
 
 
+def test_a_slot_that_cannot_be_opened_does_not_turn_spooling_off(
+    kafka: FakeKafka, config: ProducerConfig
+) -> None:
+    """Looking for events left in later slots, one that cannot be opened (not a directory,
+    not ours) is passed over: the free slot 0, held meanwhile, still spools."""
+    config.spool_dir.mkdir(parents=True)
+    (config.spool_dir / "bot.2").write_text("not a spool")
+    kafka.up = False
+    producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    with pytest.warns(BotwatchWarning, match="cannot reach Kafka"):
+        bot = BotLogger("invoice-bot", producer=producer)
+        bot.info("m")
+        deadline = time.monotonic() + 5
+        while not bot.stats()["spool_records"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert bot.stats()["spool_records"] == 1
+    producer.close(timeout=0.5)
+
+
 def test_spool_full_rejects_and_counts(kafka: FakeKafka, config: ProducerConfig) -> None:
     kafka.up = False
     small = replace(config, spool_max_bytes=2000)
