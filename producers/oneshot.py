@@ -28,6 +28,11 @@ async def deliver(config: ProducerConfig, key: bytes, value: bytes, timeout: flo
     try:
         try:
             await asyncio.wait_for(producer.start(), timeout)
+        except ValueError as exc:  # aiokafka reading the addresses, before any I/O
+            raise DeliveryError(
+                f"BOTWATCH_KAFKA_BOOTSTRAP={config.bootstrap!r} is not host:port[,host:port...] "
+                f"({exc}): fix it, or give `botwatch --kafka-bootstrap HOST:PORT emit ...`"
+            ) from None
         except (KafkaError, OSError, TimeoutError) as exc:
             raise DeliveryError(
                 f"cannot reach {where} ({type(exc).__name__}): check that it is running "

@@ -176,10 +176,18 @@ def dlq_headers(
 
 
 def _is_count(value: bytes | None) -> bool:
-    """A replay count another producer wrote may be anything: only ASCII digits are carried
-    (the replay tool, the sink and the loop guard read it as an integer); another value is
-    left out, and the letter counts from 0."""
-    return value is not None and value.isdigit() and len(value) <= _MAX_COUNT_DIGITS
+    """A replay count another producer wrote may be anything: only a count is carried (the
+    replay tool, the sink and the loop guard read it as one); another value is left out,
+    and the letter counts from 0."""
+    return parse_count(value) is not None
+
+
+def parse_count(value: bytes | str | None) -> int | None:
+    """A replay count: ASCII digits that fit a long, else None (``int`` would also take
+    ``-1``, `` 7``, ``1_0`` and other scripts' digits)."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    return int(value) if len(value) <= _MAX_COUNT_DIGITS else None
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:

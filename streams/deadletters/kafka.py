@@ -585,7 +585,7 @@ class _Run:
             by_partition: dict[tuple[str, int], list[tuple[bytes | None, Any, Replayed]]] = {}
             for target, key, record, headers in piece:
                 part = await _partition_of(p, self.partitions, target, key)
-                kept = _original_partition(record.headers, target, self.partitions)
+                kept = _kept_partition(_origin(record.headers), target, self.partitions)
                 if kept is not None and key == record.key:
                     part = kept
                 by_partition.setdefault((target, part), []).append((key, record, headers))
@@ -665,27 +665,32 @@ async def _partition_of(
     return int(PARTITIONER(key, parts, parts))
 
 
-def _original_partition(
-    headers: Sequence[tuple[str, bytes]] | None, target: str, known: dict[str, list[int]]
+def _kept_partition(
+    origin: tuple[str | None, int | None], target: str, known: dict[str, list[int]]
 ) -> int | None:
     """The partition the letter's record came from, when it goes back to that topic keyed as
     it was: where its bot's other events are, whatever partitioner their producer used
     (librdkafka's and kcat's hash keys unlike Kafka's Java default, so a replay placed by
     the default partitioner could open a second window of the bot on another partition).
     None when it goes elsewhere or its partition is gone."""
-    topic = partition = None
+    topic, partition = origin
+    if topic != target or partition is None:
+        return None
+    return partition if partition in known.get(target, ()) else None
+
+
+def _origin(headers: Sequence[tuple[str, bytes]] | None) -> tuple[str | None, int | None]:
+    """The original topic and partition a dead letter's headers name."""
+    topic: str | None = None
+    partition: int | None = None
     for name, value in headers or ():
+        if value is None:
+            continue
         if name == dlq.ORIGINAL_TOPIC:
-            topic = value
-        elif name == dlq.ORIGINAL_PARTITION:
-            partition = value
-    if topic is None or partition is None or topic.decode("utf-8", "replace") != target:
-        return None
-    try:
-        number = int(partition)
-    except ValueError:
-        return None
-    return number if number in known.get(target, ()) else None
+            topic = value.decode("utf-8", "replace")
+        elif name == dlq.ORIGINAL_PARTITION and value.isdigit():
+            partition = int(value)
+    return topic, partition
 
 
 # What one record to send is: key, value, headers, and what the caller knows it by.
@@ -818,6 +823,10 @@ async def send_letters(
                 if miskeyed(letter.stage, letter.reason):
                     key = replay_key(key, letter.value)
                 part = await _partition_of(p, partitions, target, key)
+                origin = (letter.original_topic, letter.original_partition)
+                kept = _kept_partition(origin, target, partitions)
+                if kept is not None and key == letter.key:
+                    part = kept
                 item = (key, letter.value, replay_headers(letter), (letter, target))
                 groups.setdefault((target, part), []).append(item)
             for (target, part), group in groups.items():

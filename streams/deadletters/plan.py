@@ -191,10 +191,10 @@ def triage(
         return None
     replay_count = 0
     if count:
-        try:
-            replay_count = int(count.decode("utf-8", "replace"))
-        except ValueError:
+        parsed = dlq.parse_count(count)
+        if parsed is None:
             return None  # ``decide`` says why it is skipped
+        replay_count = parsed
     stage_name = stage.decode("utf-8", "replace")
     rekey = stage == b"validate" and reason is not None and reason.startswith(_MISKEYED)
     decision = _decide(stage_name, target, replay_count, to, dlq_topic, max_replays, rekey)

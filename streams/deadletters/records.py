@@ -172,11 +172,10 @@ def decode(  # noqa: PLR0917 - the fields of a Kafka record
     if original_topic is None:
         problems.append(f"header {dlq.ORIGINAL_TOPIC} is missing")
     replay_raw = fields.get(dlq.REPLAY_COUNT, "0") or "0"
-    try:
-        replay_count = int(replay_raw)
-    except ValueError:
+    parsed = dlq.parse_count(replay_raw)
+    if parsed is None:
         problems.append(f"{BAD_REPLAY_COUNT}: {replay_raw!r}")
-        replay_count = 0
+    replay_count = parsed or 0
     return Letter(
         topic=topic,
         partition=partition,

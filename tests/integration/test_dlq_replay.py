@@ -316,7 +316,7 @@ def test_bad_input_gets_clear_errors(env: dict[str, str], make_topic: Any) -> No
 
 
 def test_a_replay_to_the_events_topic_keeps_each_record_on_its_partition(
-    env: dict[str, str], make_topic: Any
+    env: dict[str, str], make_topic: Any, tmp_path: Any
 ) -> None:
     """A bot's events keyed by a producer whose partitioner is not Kafka's default (kcat,
     librdkafka) sit on another partition than the default partitioner picks for the key:
@@ -355,8 +355,17 @@ def test_a_replay_to_the_events_topic_keeps_each_record_on_its_partition(
     asyncio.run(send())
     done = dlq_cli(env, "replay", "--yes")
     assert done.exit_code == 0, done.output
-    placed = {r["key"]: r["partition"] for r in read_topic(bootstrap, events)}
-    assert placed == {
+    expected = {
         **{key.decode(): elsewhere[key] for key in keys},
         "bot-9": PARTITIONER(b"bot-9", parts, parts),
     }
+    placed = {r["key"]: r["partition"] for r in read_topic(bootstrap, events)}
+    assert placed == expected
+    # The same letters exported and imported again land where the replay put them.
+    exported = tmp_path / "letters.jsonl"
+    assert dlq_cli(env, "export", "--out", str(exported)).exit_code == 0
+    imported = dlq_cli(env, "import", str(exported), "--yes")
+    assert imported.exit_code == 0, imported.output
+    records = read_topic(bootstrap, events)
+    assert len(records) == 2 * len(expected)
+    assert {(r["key"], r["partition"]) for r in records} == set(expected.items())

@@ -178,6 +178,15 @@ def test_emit_unreachable_broker_exits_1() -> None:
     assert "botwatch stack status" in result.stderr
 
 
+def test_emit_with_a_bootstrap_that_is_no_address_says_so_and_exits_1() -> None:
+    result = emit("--bot", "b", "--level", "info", "--message", "m", bootstrap="localhost:abc")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(
+        "error: BOTWATCH_KAFKA_BOOTSTRAP='localhost:abc' is not host:port"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_emit_missing_topic_exits_1(stack: Settings) -> None:
     result = emit(
         "--bot", "b", "--level", "info", "--message", "m", "--topic", "botwatch-test.no-such-topic",

@@ -287,6 +287,8 @@ def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
         [*base, (dlq.ORIGINAL_TOPIC, b"")],
         [*base, (dlq.STAGE, b"?")],
         [*base, (dlq.REPLAY_COUNT, b"x")],  # not an integer: the loop guard cannot count it
+        # Nor what int() would take: list, replay and the index agree on what a count is.
+        *([*base, (dlq.REPLAY_COUNT, odd)] for odd in (b"-1", b" 7", b"1_0", "٣".encode())),
         None,
     ]
     for raw in declined:

@@ -10,6 +10,7 @@ import pytest
 
 from producers.config import ProducerConfig
 from producers.transport import KafkaTransport
+from schemas.log_throttle import RepeatThrottle
 
 
 class Lines(logging.Handler):
@@ -32,6 +33,23 @@ def lines() -> Iterator[Lines]:
         root.removeHandler(handler)
 
 
+@pytest.fixture
+def fresh_throttle() -> Iterator[None]:
+    """The throttle is the process's: what it let through before would hide this test's."""
+    from producers import transport
+
+    old = transport._KAFKA_LOG_THROTTLE
+    transport._KAFKA_LOG_THROTTLE = RepeatThrottle(window_s=60.0)
+    try:
+        yield
+    finally:
+        for logger in logging.Logger.manager.loggerDict.values():
+            if isinstance(logger, logging.Logger):
+                logger.removeFilter(transport._KAFKA_LOG_THROTTLE)
+        transport._KAFKA_LOG_THROTTLE = old
+
+
+@pytest.mark.usefixtures("fresh_throttle")
 def test_repeated_kafka_client_lines_pass_once_the_bots_own_all(lines: Lines) -> None:
     conn = logging.getLogger("aiokafka.conn")  # made when aiokafka is imported
     KafkaTransport(ProducerConfig(topic="events"))
