@@ -185,7 +185,22 @@ class AsyncProducer(_Base):
 
     async def start(self) -> AsyncProducer:
         await self.engine.start()
+        atexit.register(self._warn_unclosed)
         return self
+
+    def _warn_unclosed(self) -> None:
+        """At interpreter exit, a producer never closed has lost what it still held in memory
+        (its event loop is gone): say so rather than nothing."""
+        if self.engine.closed:
+            return
+        held = self.engine.snapshot()
+        lost = held["queued"] + held["in_flight"]
+        if lost:
+            self.engine.stats.warn_once(
+                "unclosed",
+                f"an AsyncBotLogger (AsyncProducer) was never closed: {lost} event(s) it held "
+                "in memory were not sent. Use `async with` or `await bot.close()`",
+            )
 
     def send_nowait(self, key: bytes, value: bytes) -> bool:
         """Queue one record without waiting; False (counted) when the queue is full."""
@@ -213,6 +228,7 @@ class AsyncProducer(_Base):
 
     async def close(self, timeout: float | None = None) -> None:
         timeout = self.config.flush_timeout_s if timeout is None else timeout
+        atexit.unregister(self._warn_unclosed)
         await self.engine.close(timeout)
 
     async def __aenter__(self) -> AsyncProducer:

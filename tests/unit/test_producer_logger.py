@@ -4,6 +4,7 @@ import asyncio
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -419,3 +420,33 @@ def test_spooled_records_are_plain_json(kafka: FakeKafka, config: ProducerConfig
     segment = next((config.spool_dir / "bot").glob("*.seg"))
     assert b'"message":"kept"' in segment.read_bytes()
     assert orjson.loads(segment.read_bytes()[12 + len(b"events") + len(b"invoice-bot") :])
+
+
+def test_an_async_logger_never_closed_says_at_exit_what_it_did_not_send(
+    kafka: FakeKafka, config: ProducerConfig
+) -> None:
+    """Its event loop ended with the events still in memory, and nothing was said."""
+    from producers import AsyncProducer
+
+    producer = AsyncProducer(config, spool_name="abot", transport_factory=kafka.transport)
+
+    async def forgets_to_close() -> None:
+        bot = AsyncBotLogger("async-bot", producer=producer)
+        for i in range(3):
+            await bot.info("m", i=i)
+
+    asyncio.run(forgets_to_close())
+    with pytest.warns(BotwatchWarning, match=r"never closed: 3 event\(s\) it held in memory"):
+        producer._warn_unclosed()  # what atexit runs
+
+    closed = AsyncProducer(config, spool_name="abot2", transport_factory=kafka.transport)
+
+    async def closes() -> None:
+        async with AsyncBotLogger("async-bot", producer=closed) as bot:
+            await bot.info("m")
+        await closed.close()  # given to the logger, so the caller's to close
+
+    asyncio.run(closes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        closed._warn_unclosed()
