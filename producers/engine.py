@@ -156,6 +156,11 @@ class Engine:
     def closed(self) -> bool:
         return self._closing or self._closed
 
+    def forked(self) -> None:
+        """In a forked child: this copy sends nothing (the parent's thread sends the queue)."""
+        self._closing = True
+        self._queue.clear()
+
     def has_room(self) -> bool:
         return len(self._queue) < self._max_queue
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import threading
 import time
+import weakref
 from types import TracebackType
 from typing import Any
 
@@ -39,6 +41,8 @@ class _Base:
             self.config, spool_name=spool_name, transport_factory=transport_factory
         )
         self._block_s = max(0.0, self.config.emit_block_ms / 1000)
+        # Set in a child process forked after a SyncProducer's thread started (``_after_fork``).
+        self._forked_from: int | None = None
 
     @property
     def topic(self) -> str:
@@ -52,6 +56,14 @@ class _Base:
 
     def _dropped_closed(self) -> bool:
         self.engine.stats.add("dropped_closed")
+        if self._forked_from is not None:
+            self.engine.stats.warn_once(
+                "forked",
+                f"this BotLogger was made in process {self._forked_from} before it forked: "
+                "its sending thread stayed there, so this process cannot send through it and "
+                "its events are dropped. Make the BotLogger in the child process",
+            )
+            return False
         self.engine.stats.warn_once("closed", "event emitted after close() was dropped")
         return False
 
@@ -83,6 +95,7 @@ class SyncProducer(_Base):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        _STARTED.add(self)
 
     def start(self) -> SyncProducer:
         """Start the background thread; returns at once (Kafka is reached in the background)."""
@@ -136,11 +149,15 @@ class SyncProducer(_Base):
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event is acknowledged (or ``timeout``); True if all were."""
+        if self._forked_from is not None:
+            return False
         timeout = self.config.flush_timeout_s if timeout is None else timeout
         return bool(self._call(self.engine.flush(timeout), timeout))
 
     def close(self, timeout: float | None = None) -> None:
         """Flush for up to ``timeout`` s, spool the rest, stop the thread. Idempotent."""
+        if self._forked_from is not None:
+            return  # the thread, its loop and the spool are the parent's
         timeout = self.config.flush_timeout_s if timeout is None else timeout
         with self._lock:
             thread, loop = self._thread, self._loop
@@ -241,3 +258,21 @@ class AsyncProducer(_Base):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# Producers whose thread may be running; weak, so that a producer dropped is forgotten.
+_STARTED: weakref.WeakSet[SyncProducer] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """In a child process: the producers' threads stayed in the parent, which also sends
+    what their queues held. The child's copies turn closed (an event is then dropped with a
+    warning saying why), and neither flush nor close waits for a thread that is not there."""
+    parent = os.getppid()
+    for producer in list(_STARTED):
+        if producer._thread is not None and producer._forked_from is None:
+            producer._forked_from = parent
+            producer.engine.forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import sys
 import time
 import warnings
@@ -450,3 +451,43 @@ def test_an_async_logger_never_closed_says_at_exit_what_it_did_not_send(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         closed._warn_unclosed()
+
+
+def test_a_forked_child_says_it_cannot_send_and_exits_without_waiting(
+    kafka: FakeKafka, config: ProducerConfig
+) -> None:
+    """A child forked from a bot used the parent's logger: ``info()`` said True, nothing was
+    sent (the sending thread stayed in the parent), and its exit waited on that thread."""
+    producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+    bot = BotLogger("invoice-bot", producer=producer)
+    bot.info("parent 0")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, then leave without pytest's cleanup
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                sent = bot.info("child")
+                started = time.monotonic()
+                flushed = bot.flush(5)
+                producer.close()
+                took = time.monotonic() - started
+            report = {"sent": sent, "flushed": flushed, "took": took,
+                      "warnings": [str(w.message) for w in caught]}  # fmt: skip
+            os.write(write_end, orjson.dumps(report))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 65536):
+        data += chunk
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    report = orjson.loads(data)
+    assert (report["sent"], report["flushed"]) == (False, False)
+    assert report["took"] < 1.0
+    assert any("before it forked" in message for message in report["warnings"]), report
+    bot.info("parent 1")
+    assert bot.flush(5)
+    assert [e["message"] for e in kafka.events()] == ["parent 0", "parent 1"]
+    producer.close(timeout=1)
