@@ -27,6 +27,14 @@ from schemas import (
     SCHEMA_VERSION,
     STATUSES,
 )
+from schemas.event import (
+    RULE_DURATION,
+    RULE_JOB_ID,
+    RULE_LEVEL,
+    RULE_RETRY_COUNT,
+    RULE_STATUS,
+    RULE_STRING,
+)
 from schemas.jsonbytes import json_bytes
 
 __all__ = ["EventFactory", "check_bot_id", "error_info"]
@@ -126,9 +134,9 @@ class EventFactory:
     ) -> bytes:
         """The serialized event; ValueError naming the field for a value the contract forbids."""
         if level not in _LEVELS:
-            raise _field_error("level", f"must be one of {', '.join(LEVELS)}", level)
+            raise _field_error("level", RULE_LEVEL, level)
         if type(message) is not str:
-            raise _field_error("message", "must be a string", message)
+            raise _field_error("message", RULE_STRING, message)
         event_id, ms = _ids.next()
         event: dict[str, Any] = {
             "event_id": event_id,
@@ -139,22 +147,22 @@ class EventFactory:
         }
         if job_id is not None:
             if type(job_id) is not str or len(job_id) > MAX_JOB_ID_CHARS:
-                raise _field_error("job_id", f"must be a string of <= {MAX_JOB_ID_CHARS}", job_id)
+                raise _field_error("job_id", RULE_JOB_ID, job_id)
             event["job_id"] = job_id
         if status is not None:
             if status not in _STATUSES:
-                raise _field_error("status", f"must be one of {', '.join(STATUSES)}", status)
+                raise _field_error("status", RULE_STATUS, status)
             event["status"] = status
         if duration_ms is not None:
             if (
                 type(duration_ms) not in (int, float)
                 or not 0 <= duration_ms < math.inf  # also rejects NaN
             ):
-                raise _field_error("duration_ms", "must be a finite number >= 0", duration_ms)
+                raise _field_error("duration_ms", RULE_DURATION, duration_ms)
             event["duration_ms"] = duration_ms
         if retry_count is not None:
             if type(retry_count) is not int or not 0 <= retry_count <= _MAX_RETRY_COUNT:
-                raise _field_error("retry_count", "must be an integer >= 0", retry_count)
+                raise _field_error("retry_count", RULE_RETRY_COUNT, retry_count)
             event["retry_count"] = retry_count
         if error is not None:
             event["error"] = _error_object(error)
