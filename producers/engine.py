@@ -53,6 +53,7 @@ from producers.transport import (
     KafkaTransport,
     TopicMissingError,
     Transport,
+    bad_bootstrap,
     is_delivered,
     is_transient,
 )
@@ -356,9 +357,8 @@ class Engine:
             if isinstance(exc, ValueError):  # aiokafka reading the addresses, before any I/O
                 self.stats.warn_once(
                     "bootstrap",
-                    f"BOTWATCH_KAFKA_BOOTSTRAP={self.config.bootstrap!r} is not host:port[,"
-                    f"host:port...] ({exc}); events are kept in the spool {self.spool_path} "
-                    "until it is fixed and the bot restarted",
+                    f"{bad_bootstrap(self.config.bootstrap, exc)}; events are kept in the "
+                    f"spool {self.spool_path} until it is fixed and the bot restarted",
                 )
                 return
             self.stats.warn_once(
@@ -400,7 +400,10 @@ class Engine:
             except OSError as exc:
                 if empty is not None:
                     continue  # a slot left by another user, say: the one held will do
-                self._spool_unusable(path, exc)
+                self.stats.warn_once(
+                    "spool_open",
+                    f"cannot use the spool {path} ({exc}); undeliverable events wait in memory",
+                )
                 return
             if spool.records:
                 if empty is not None:
@@ -417,10 +420,6 @@ class Engine:
         self.stats.warn_once(
             "spool_open", f"all spool slots of {base} are in use; events wait in memory only"
         )
-
-    def _spool_unusable(self, path: Path, exc: OSError) -> None:
-        message = f"cannot use the spool {path} ({exc}); undeliverable events wait in memory"
-        self.stats.warn_once("spool_open", message)
 
     def _use_spool(self, spool: Spool, path: Path) -> None:
         self._spool, self.spool_path = spool, path

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from producers.config import ProducerConfig
-from producers.transport import producer_options
+from producers.transport import bad_bootstrap, producer_options
 
 __all__ = ["DeliveryError", "deliver"]
 
@@ -30,8 +30,8 @@ async def deliver(config: ProducerConfig, key: bytes, value: bytes, timeout: flo
             await asyncio.wait_for(producer.start(), timeout)
         except ValueError as exc:  # aiokafka reading the addresses, before any I/O
             raise DeliveryError(
-                f"BOTWATCH_KAFKA_BOOTSTRAP={config.bootstrap!r} is not host:port[,host:port...] "
-                f"({exc}): fix it, or give `botwatch --kafka-bootstrap HOST:PORT emit ...`"
+                f"{bad_bootstrap(config.bootstrap, exc)}: fix it, or give "
+                "`botwatch --kafka-bootstrap HOST:PORT emit ...`"
             ) from None
         except (KafkaError, OSError, TimeoutError) as exc:
             raise DeliveryError(

@@ -104,6 +104,12 @@ def is_transient(exc: BaseException) -> bool:
 _PRODUCER_STATE_ERRNOS = frozenset({45, 47, 49, 59})
 
 
+def bad_bootstrap(bootstrap: str, exc: ValueError) -> str:
+    """What is wrong with a bootstrap aiokafka could not read (it raises ValueError while
+    reading the addresses, before any I/O)."""
+    return f"BOTWATCH_KAFKA_BOOTSTRAP={bootstrap!r} is not host:port[,host:port...] ({exc})"
+
+
 # One for the process: the throttle keeps what it let through per logger, level and message.
 _KAFKA_LOG_THROTTLE = RepeatThrottle(window_s=60.0)
 

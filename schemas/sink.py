@@ -82,3 +82,17 @@ class Sink(Protocol):
     async def ping(self) -> None:
         """Check the destination when idle, so that ``health`` is news without writes."""
         ...
+
+
+# A replay count fits a signed 64-bit integer (the dead-letter index's ``long``).
+_MAX_COUNT_DIGITS = 18
+
+
+def parse_count(value: bytes | str | None) -> int | None:
+    """A dead letter's ``botwatch.dlq.replay_count``: ASCII digits that fit a long, else None
+    (``int`` would also take ``-1``, `` 7``, ``1_0`` and other scripts' digits). Another
+    producer may have written anything there: the worker carries only a count into a letter,
+    and ``dlq list``, replay and the dead-letter index read it alike."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    return int(value) if len(value) <= _MAX_COUNT_DIGITS else None

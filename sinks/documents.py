@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from schemas.sink import parse_count
 from sinks.redact import Redactor, distinct_key
 
 HEADER_PREFIX: Final = "botwatch.dlq."
@@ -75,22 +76,15 @@ class DeadLetterDoc:
                 original_offset=int(dlq["original.offset"]),
                 original_timestamp_ms=int(dlq["original.timestamp"]),
                 first_failed_at=dlq.get("first_failed_at", ""),
-                replay_count=_count(dlq.get("replay_count")),
+                # Informational here: one that is not a count is 0, not a letter that
+                # cannot be indexed.
+                replay_count=parse_count(dlq.get("replay_count")) or 0,
                 headers=headers,
             )
         except KeyError as exc:
             raise ValueError(
                 f"not a botwatch dead letter: header {HEADER_PREFIX}{exc.args[0]} is missing"
             ) from None
-
-
-def _count(text: str | None) -> int:
-    """The replay count: informational in the document, so one that is not a count (another
-    producer's header, or beyond the index's ``long``) is 0 rather than a letter that cannot
-    be indexed."""
-    if text is not None and text.isascii() and text.isdigit() and len(text) <= 18:
-        return int(text)
-    return 0
 
 
 def failed_at(letter: DeadLetterDoc) -> str | None:

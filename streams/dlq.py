@@ -36,6 +36,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from schemas.sink import parse_count
+
 DlqStage = Literal["decode", "validate", "sink", "job_failure"]
 STAGES: Final[tuple[DlqStage, ...]] = ("decode", "validate", "sink", "job_failure")
 
@@ -71,9 +73,6 @@ HEADERS: Final = (
 # by its bot_id, to the partition that holds the bot's windows.
 MISKEYED_PREFIX: Final = "record key: "
 _KEY_SHOWN_CHARS: Final = 80
-# A replay count fits a signed 64-bit integer (what the replay tool's int() and the
-# dead-letter index's long field take).
-_MAX_COUNT_DIGITS: Final = 18
 MAX_TEXT_CHARS: Final = 4096
 TRUNCATED: Final = "botwatch.dlq.truncated"
 # The dead-letter topic is created with this ``max.message.bytes`` (8x the broker's default),
@@ -157,7 +156,7 @@ def dlq_headers(
             kept.append((name, value))
         elif name == FIRST_FAILED_AT and first_failed_at is None:
             first_failed_at = value
-        elif name == REPLAY_COUNT and replay_count is None and _is_count(value):
+        elif name == REPLAY_COUNT and replay_count is None and parse_count(value) is not None:
             replay_count = value
     # One list, no generator: a flood of malformed records makes a letter per record.
     # Integers are ASCII (b"%d"); the stage, topic and time repeat, so they are cached.
@@ -173,21 +172,6 @@ def dlq_headers(
         (REPLAY_COUNT, replay_count or b"0"),
     )
     return kept
-
-
-def _is_count(value: bytes | None) -> bool:
-    """A replay count another producer wrote may be anything: only a count is carried (the
-    replay tool, the sink and the loop guard read it as one); another value is left out,
-    and the letter counts from 0."""
-    return parse_count(value) is not None
-
-
-def parse_count(value: bytes | str | None) -> int | None:
-    """A replay count: ASCII digits that fit a long, else None (``int`` would also take
-    ``-1``, `` 7``, ``1_0`` and other scripts' digits)."""
-    if value is None or not value.isascii() or not value.isdigit():
-        return None
-    return int(value) if len(value) <= _MAX_COUNT_DIGITS else None
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:

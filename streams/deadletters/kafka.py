@@ -681,16 +681,10 @@ def _kept_partition(
 
 def _origin(headers: Sequence[tuple[str, bytes]] | None) -> tuple[str | None, int | None]:
     """The original topic and partition a dead letter's headers name."""
-    topic: str | None = None
-    partition: int | None = None
-    for name, value in headers or ():
-        if value is None:
-            continue
-        if name == dlq.ORIGINAL_TOPIC:
-            topic = value.decode("utf-8", "replace")
-        elif name == dlq.ORIGINAL_PARTITION and value.isdigit():
-            partition = int(value)
-    return topic, partition
+    fields = dlq.parse_dlq_headers(headers)
+    partition = fields.get(dlq.ORIGINAL_PARTITION, "")
+    number = int(partition) if partition.isascii() and partition.isdigit() else None
+    return fields.get(dlq.ORIGINAL_TOPIC), number
 
 
 # What one record to send is: key, value, headers, and what the caller knows it by.

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import orjson
 
+from schemas.sink import parse_count
 from streams import dlq
 from streams.deadletters.records import BAD_REPLAY_COUNT, Letter, miskeyed
 
@@ -191,7 +192,7 @@ def triage(
         return None
     replay_count = 0
     if count:
-        parsed = dlq.parse_count(count)
+        parsed = parse_count(count)
         if parsed is None:
             return None  # ``decide`` says why it is skipped
         replay_count = parsed

@@ -15,6 +15,7 @@ from typing import Any, Final
 import orjson
 
 from schemas import timestamp_ms
+from schemas.sink import parse_count
 from streams import dlq
 
 UNKNOWN_STAGE: Final = "?"
@@ -172,7 +173,7 @@ def decode(  # noqa: PLR0917 - the fields of a Kafka record
     if original_topic is None:
         problems.append(f"header {dlq.ORIGINAL_TOPIC} is missing")
     replay_raw = fields.get(dlq.REPLAY_COUNT, "0") or "0"
-    parsed = dlq.parse_count(replay_raw)
+    parsed = parse_count(replay_raw)
     if parsed is None:
         problems.append(f"{BAD_REPLAY_COUNT}: {replay_raw!r}")
     replay_count = parsed or 0
