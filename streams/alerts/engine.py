@@ -313,7 +313,11 @@ class AlertEngine:
                 gap = now_ms - last
                 for rule in self._rules_for(bot).absence:
                     active = gap >= rule.for_ms
-                    if active or (rule.name, "") in bot.book.alerts:
+                    # In event time (a partition behind), a short gap says only that the
+                    # partition's newest event time is stale (its records so far were
+                    # invalid, or other bots' older ones): the bot sent nothing. Only its
+                    # own record (``_back``) or the wall clock may resolve its absence.
+                    if active or (wall_clock and (rule.name, "") in bot.book.alerts):
                         before = _signature(bot)
                         out += bot.book.observe(
                             rule,

@@ -444,6 +444,21 @@ def test_absence_fires_after_the_configured_time_and_resolves_when_the_bot_sends
     assert engine.on_event("invoice-bot", "prod", None, T0 + 13 * M) == []
 
 
+def test_a_stale_event_time_does_not_resolve_a_bot_that_sent_nothing() -> None:
+    # A partition behind is judged in its own event time, which stays where it was while
+    # what it reads holds nothing usable (junk records, other bots' older events): the gap
+    # then looks short, but the bot is still down. Resolving it there paged it again at the
+    # next wall-clock tick.
+    engine = AlertEngine(parse_rules(ABSENCE))
+    engine.on_event("invoice-bot", "prod", None, T0, heard_ms=T0)
+    [down] = engine.tick(T0 + 6 * M, wall_clock=True)
+    assert down["state"] == "firing"
+    assert engine.tick(T0 + M) == []  # behind: the partition's newest event time
+    assert engine.tick(T0 + 7 * M, wall_clock=True) == []  # still the same incident
+    [up] = engine.on_event("invoice-bot", "prod", None, T0 + 8 * M, heard_ms=T0 + 8 * M)
+    assert up["state"] == "resolved"
+
+
 def test_a_tick_that_changes_no_alert_state_writes_nothing() -> None:
     engine = AlertEngine(parse_rules(ABSENCE))
     engine.on_event("invoice-bot", "prod", None, T0)
