@@ -41,6 +41,19 @@ def fingerprint(rule: str, bot_id: str, key: str = "") -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def fill_in(template: str, context: Mapping[str, Any]) -> str:
+    """``template`` filled in from ``context``; on failure the template itself, saying why.
+
+    The rules loader refuses what it can foresee, but a failure here would stop every alert
+    of the partition (the record is made on each notification and listing), so the on-call
+    person gets the text unfilled rather than nothing, as Prometheus does.
+    """
+    try:
+        return template.format_map(context)
+    except Exception as exc:
+        return f"{template} [could not be filled in: {type(exc).__name__}: {exc}]"
+
+
 class Alert:
     """One pending or firing alert. ``since_ms``: when its condition became true."""
 
@@ -118,7 +131,7 @@ class Alert:
             "ends_at": None if ends_ms is None else rfc3339(ends_ms),
             "fingerprint": self.fingerprint,
             "labels": labels,
-            "annotations": {k: t.format_map(context) for k, t in rule.annotations.items()},
+            "annotations": {k: fill_in(t, context) for k, t in rule.annotations.items()},
         }
 
     def to_dict(self) -> dict[str, Any]:

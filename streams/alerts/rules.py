@@ -46,6 +46,7 @@ import fnmatch
 import math
 import operator
 import re
+import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,16 +315,35 @@ def _label_name(key: str) -> bool:
     return _LABEL_NAME.fullmatch(key) is not None and not key.startswith("__")
 
 
+_FORMATTER: Final = string.Formatter()
+
+
 def _template_check(template: str) -> None:
+    """Refuse what could fail when an alert fills the template in: an unknown placeholder, an
+    index or attribute (``{error_type[0]}`` holds for a sample, not for an empty type), a
+    format the value's type does not take."""
+    try:
+        names = [name for _, name, _, _ in _FORMATTER.parse(template) if name is not None]
+    except ValueError as exc:
+        raise _Invalid(f"is not a valid template: {exc}") from None
+    for name in names:
+        if name in PLACEHOLDERS:
+            continue
+        base = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if base in PLACEHOLDERS:
+            raise _Invalid(
+                f"{{{name}}}: a placeholder takes no index or attribute; write {{{base}}}"
+            )
+        raise _Invalid(f"unknown placeholder {{{name}}} (known: {', '.join(PLACEHOLDERS)})")
     sample: dict[str, Any] = dict.fromkeys(PLACEHOLDERS, "x")
     sample.update(value=0.5, threshold=0.25)
     try:
         template.format_map(sample)
-    except KeyError as exc:
+    except KeyError as exc:  # a placeholder inside a format spec: ``{value:{width}}``
         raise _Invalid(
             f"unknown placeholder {{{exc.args[0]}}} (known: {', '.join(PLACEHOLDERS)})"
         ) from None
-    except (ValueError, IndexError) as exc:
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
         raise _Invalid(f"is not a valid template: {exc}") from None
 
 

@@ -18,6 +18,7 @@ from streams.alerts import (
     parse_duration,
     parse_rules,
 )
+from streams.alerts.lifecycle import fill_in
 
 GOOD = """\
 rules:
@@ -267,3 +268,42 @@ def test_durations_parse_and_format(text: str, ms: int) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_a_template_that_could_fail_when_filled_in_is_refused() -> None:
+    # ``{error_type[0]}`` held for a sample type but failed for the empty one a real alert
+    # has, and ``{value[0]}`` crashed the loader with a TypeError instead of naming the rule.
+    text = """\
+rules:
+  - name: down
+    kind: absence
+    severity: critical
+    for: 5m
+    annotations:
+      first: "{error_type[0]}"
+      index: "{value[0]} down"
+      attribute: "{bot_id.upper}"
+      spec: "{bot_id:.0%}"
+      nested: "{value:{width}}"
+      fine: "{bot_id!r} {value:.0f}s ({threshold:g}) {{literal}}"
+"""
+    assert problems(text) == [
+        'rules.yaml:7: rule "down": annotations.first: {error_type[0]}: a placeholder takes '
+        "no index or attribute; write {error_type}",
+        'rules.yaml:8: rule "down": annotations.index: {value[0]}: a placeholder takes no '
+        "index or attribute; write {value}",
+        'rules.yaml:9: rule "down": annotations.attribute: {bot_id.upper}: a placeholder '
+        "takes no index or attribute; write {bot_id}",
+        'rules.yaml:10: rule "down": annotations.spec: is not a valid template: '
+        "Unknown format code '%' for object of type 'str'",
+        'rules.yaml:11: rule "down": annotations.nested: unknown placeholder {width} '
+        "(known: rule, bot_id, value, threshold, window, severity, error_type)",
+    ]
+
+
+def test_a_template_that_fails_anyway_is_sent_unfilled_saying_why() -> None:
+    context = {"bot_id": "invoice-bot", "error_type": ""}
+    assert fill_in("{bot_id} down", context) == "invoice-bot down"
+    assert fill_in("{error_type[0]}", context) == (
+        "{error_type[0]} [could not be filled in: IndexError: string index out of range]"
+    )
