@@ -704,11 +704,7 @@ class Worker:
                 await app.crash(exc)
                 raise
 
-        @self.table.on_recover
-        async def adopt_recovered() -> None:
-            # The table now holds the changelog of every partition we own.
-            await self.processor.adopt_owned(sorted(self.assigned))
-            self.ready = set(self.assigned)
+        self.table.on_recover(self._adopt_recovered)
 
         self._wire_timers()
 
@@ -749,6 +745,21 @@ class Worker:
 
         app.on_partitions_revoked.connect(on_revoked)
         app.on_partitions_assigned.connect(on_assigned)
+
+    async def _adopt_recovered(self) -> None:
+        """The table now holds the changelog of every partition we own: load their state."""
+        try:
+            await self.processor.adopt_owned(sorted(self.assigned))
+        except Exception as exc:
+            # Not expected. Left alone, faust logs it as a task nobody awaited and the
+            # partitions are never read, while /ready says all is well: stop instead.
+            log.exception(
+                "loading the recovered state of partitions %s failed; stopping",
+                sorted(self.assigned),
+            )
+            await self.app.crash(exc)
+            raise
+        self.ready = set(self.assigned)
 
     def _wire_timers(self) -> None:
         @self.app.timer(interval=2.0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from pipeline import (
     PARTITIONS,
@@ -575,3 +575,31 @@ def test_the_state_directory_records_how_far_the_changelog_is_applied(
     assert "made again" not in w.tail(200)
     end = asyncio.run(_end_offsets(bootstrap, changelog))
     assert read_persisted(tables, "windows", PARTITIONS) == {p: e - 1 for p, e in end.items()}
+
+
+async def _put_entry(bootstrap: str, topic: str, partition: int, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, partition=partition)
+    finally:
+        await producer.stop()
+
+
+def test_a_state_entry_that_cannot_be_loaded_stops_the_worker_saying_so(
+    pipeline: dict[str, Any],
+) -> None:
+    """Before, the failure went to a task nobody awaited: the partitions were never read
+    while /ready answered 200."""
+    changelog = changelog_topic(pipeline["env"]["BOTWATCH_APP_ID"])
+    bootstrap = pipeline["settings"].kafka_bootstrap
+    asyncio.run(create_topics(bootstrap, [changelog], PARTITIONS))
+    asyncio.run(_put_entry(bootstrap, changelog, 0, b"p|0", b"\x00 not a partition state"))
+    w = worker(pipeline, "a").start()
+    assert w.proc is not None
+    try:
+        code = w.proc.wait(timeout=120)
+    finally:
+        w.stop()
+    assert code != 0
+    assert "loading the recovered state of partitions" in w.log.read_text(errors="replace")
