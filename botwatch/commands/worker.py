@@ -61,7 +61,7 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
     from aiokafka.errors import KafkaError
 
     from sinks.receivers import Notifier
-    from streams.alerts import RulesError, load_rules
+    from streams.alerts import DEFAULT_RULES, RulesError, load_rules
     from streams.app import Worker, topic_specs
     from streams.topics import PartitionCountError, ensure_topics
 
@@ -73,7 +73,20 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
     except RulesError as exc:
         raise BotwatchError(
             f"error: the alert rules are invalid, the worker did not start:\n{exc}\n"
-            "  fix: correct the rules file (see streams/alerts/default_rules.yaml for the format)."
+            "  fix: correct the rules file (the README's section on alerts gives the format; "
+            f"the default rules, {DEFAULT_RULES}, are an example of each kind)."
+        ) from None
+    # Each counter once in /metrics, without a ``_created`` series beside it (nothing here
+    # reads those, and they doubled what an operator scrolls through).
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry(auto_describe=True)
+    try:
+        notifier = Notifier.from_config(settings.receivers, registry=registry)
+    except ValueError as exc:
+        raise BotwatchError(
+            f"error: an alert receiver's URL is wrong, the worker did not start: {exc}\n"
+            "  fix: set it to the receiver's http:// or https:// URL, or to nothing to turn "
+            "that receiver off."
         ) from None
     try:
         created = asyncio.run(ensure_topics(config.kafka_bootstrap, topic_specs(config)))
@@ -82,13 +95,15 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
     except PartitionCountError as exc:
         raise partitions_differ(exc, config.app_id) from None
     for spec in created:
-        click.echo(f"created topic {spec.name} ({spec.partitions} partitions)")
+        plural = "" if spec.partitions == 1 else "s"
+        click.echo(f"created topic {spec.name} ({spec.partitions} partition{plural})")
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    # Each counter once in /metrics, without a ``_created`` series beside it (nothing here
-    # reads those, and they doubled what an operator scrolls through).
-    disable_created_metrics()  # type: ignore[no-untyped-call]
-    registry = CollectorRegistry(auto_describe=True)
-    notifier = Notifier.from_config(settings.receivers, registry=registry)
+    source = path or f"the default rules, {DEFAULT_RULES}"
+    click.echo(
+        f"alert rules: {len(rules)} from {source}"
+        if rules
+        else f"alert rules: none in {source}; no alert will fire"
+    )
     for receiver in notifier.receivers:
         click.echo(f"alerts go to {receiver.name} at {receiver.display_url}")
     assembled = Worker(

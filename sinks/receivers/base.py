@@ -109,6 +109,26 @@ def shown_url(url: str, *, keep_path: bool = True) -> str:
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
+def url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being a receiver's URL (None: nothing)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError as exc:
+        return f"{parts.scheme}://{parts.hostname}: {exc}"
+    # Without its path, which may be the secret (a Slack webhook's).
+    if parts.hostname:
+        shown = shown_url(url, keep_path=False)
+    else:
+        head, slash, _ = url.partition("/")
+        shown = repr(head + ("/…" if slash else ""))
+    if parts.scheme not in ("http", "https"):
+        return f"{shown} is not an http:// or https:// URL (such as http://127.0.0.1:9093)"
+    if not parts.hostname:
+        return f"{shown} names no host (such as http://127.0.0.1:9093)"
+    return None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -134,8 +154,9 @@ class Receiver(ABC):
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         """``transport``, ``sleep``, ``rand`` and ``now`` are for tests to replace."""
-        if not url:
-            raise ValueError(f"{type(self).__name__} needs a URL")
+        problem = url_problem(url) if url else "no URL given"
+        if problem is not None:
+            raise ValueError(f"{type(self).__name__}: {problem}")
         self.config = config or ReceiverConfig()
         if self.config.queue_size < 1:
             raise ValueError("queue_size must be at least 1")
@@ -157,6 +178,7 @@ class Receiver(ABC):
         self._failed_attempts = 0
         self._last_error = ""
         self._overflowing = False
+        self._delivering: list[Alert] = []
         self.metrics.up.labels(receiver=self.name).set(1)
         self.metrics.queued.labels(receiver=self.name).set(0)
 
@@ -195,15 +217,28 @@ class Receiver(ABC):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        # The one being retried when the worker stopped counts too (``_run`` counted it).
+        undelivered = [*self._delivering, *self._queue]
+        self._delivering = []
         if self._queue:
             self.metrics.dropped.labels(receiver=self.name, reason="stopped").inc(len(self._queue))
-            log.warning(
-                "alert receiver %s stopped with %d notification(s) undelivered",
-                self.name,
-                len(self._queue),
-            )
             self._queue.clear()
             self._set_queued()
+        if undelivered:
+            first = undelivered[0]
+            log.warning(
+                "alert receiver %s at %s stopped with %d notification(s) undelivered, the "
+                "first %s %s of %s since %s; they are not sent again after a restart "
+                "(last error: %s)",
+                self.name,
+                self.display_url,
+                len(undelivered),
+                first.get("state"),
+                first.get("rule"),
+                first.get("bot_id"),
+                first.get("starts_at"),
+                self._last_error or "none",
+            )
         self._idle.set()
         await self.transport.close()
 
@@ -284,6 +319,7 @@ class Receiver(ABC):
                 self._idle.set()
                 await self._wakeup.wait()
                 continue
+            self._delivering = batch
             try:
                 await self.deliver(batch)
             except asyncio.CancelledError:
@@ -292,6 +328,7 @@ class Receiver(ABC):
             except Exception:  # a bug must not end the worker: later alerts still go out
                 log.exception("alert receiver %s could not deliver a notification", self.name)
                 self.metrics.dropped.labels(receiver=self.name, reason="error").inc(len(batch))
+            self._delivering = []
 
     async def deliver(self, batch: list[Alert]) -> bool:
         """Send ``batch`` with retries; True once the receiver accepted it."""

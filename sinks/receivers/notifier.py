@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from prometheus_client import CollectorRegistry
 
 from sinks.receivers.alertmanager import AlertmanagerReceiver
-from sinks.receivers.base import Alert, Receiver
+from sinks.receivers.base import Alert, Receiver, url_problem
 from sinks.receivers.config import ReceiverConfig
 from sinks.receivers.payloads import check_alert
 from sinks.receivers.slack import SlackReceiver
@@ -26,7 +26,19 @@ class Notifier:
     def from_config(
         cls, config: ReceiverConfig, *, registry: CollectorRegistry | None = None
     ) -> Notifier:
-        """A receiver for each URL that is set (none: a notifier that sends nothing)."""
+        """A receiver for each URL that is set (none: a notifier that sends nothing).
+
+        Raises ValueError naming the setting of a URL no request could go to: found at start,
+        not when the first alert fires and is then retried for ever.
+        """
+        for name, url in (
+            ("BOTWATCH_ALERTMANAGER_URL", config.alertmanager_url),
+            ("BOTWATCH_ALERT_WEBHOOK_URL", config.alert_webhook_url),
+            ("BOTWATCH_SLACK_WEBHOOK_URL", config.slack_webhook_url),
+        ):
+            problem = url_problem(url) if url else None
+            if problem is not None:
+                raise ValueError(f"{name}: {problem}")
         receivers: list[Receiver] = []
         if config.alertmanager_url:
             receivers.append(

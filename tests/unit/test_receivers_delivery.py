@@ -152,6 +152,28 @@ async def test_stop_counts_what_could_not_be_delivered() -> None:
     assert receiver.queued == 0
 
 
+async def test_stop_says_what_it_leaves_undelivered_the_one_being_retried_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before, a resolution retried against a receiver that was down went without a word
+    # when the worker stopped: only what still waited in the queue was logged.
+    receiver = WebhookReceiver(
+        "http://hook.example/alerts",
+        config(retries=-1),
+        transport=ScriptedTransport(*[Reply(500, b"down")] * 50),
+        sleep=lambda _: asyncio.sleep(0),
+    )
+    await receiver.start()
+    receiver.submit(record(state="resolved", bot="legacy-etl"))
+    for _ in range(5):
+        await asyncio.sleep(0)  # retried, and failing
+    with caplog.at_level(logging.WARNING, logger="sinks.receivers.base"):
+        await receiver.stop(grace_s=0)
+    [line] = [r.getMessage() for r in caplog.records if "stopped with" in r.getMessage()]
+    assert "1 notification(s) undelivered, the first resolved HighErrorRate of legacy-etl" in line
+    assert "not sent again after a restart (last error: HTTP 500: down)" in line
+
+
 # -- retries ------------------------------------------------------------------------------------
 
 
@@ -468,3 +490,53 @@ async def test_notifier_fans_one_alert_out_to_every_receiver() -> None:
 def test_notifier_refuses_two_receivers_of_one_name() -> None:
     with pytest.raises(ValueError, match="names must differ"):
         Notifier([WebhookReceiver("http://a"), WebhookReceiver("http://b")])
+
+
+@pytest.mark.parametrize(
+    ("setting", "url", "problem"),
+    [
+        (
+            "alertmanager_url",
+            "127.0.0.1:9093",
+            "BOTWATCH_ALERTMANAGER_URL: '127.0.0.1:9093' is not an http:// or https:// URL",
+        ),
+        (
+            "alert_webhook_url",
+            "htp://127.0.0.1:9201/hook",
+            "BOTWATCH_ALERT_WEBHOOK_URL: htp://127.0.0.1:9201/… is not an http:// or https://",
+        ),
+        (
+            "slack_webhook_url",
+            "hooks.slack.com/services/T0/B0/secret",
+            "BOTWATCH_SLACK_WEBHOOK_URL: 'hooks.slack.com/…' is not an http:// or https://",
+        ),
+        ("alertmanager_url", "http:///x", "BOTWATCH_ALERTMANAGER_URL: 'http:/…' names no host"),
+        ("alertmanager_url", "http://am:port", "Port could not be cast to integer"),
+    ],
+)
+def test_a_receiver_url_no_request_could_go_to_is_refused_naming_its_setting(
+    setting: str, url: str, problem: str
+) -> None:
+    # Before, it was found when the first alert fired, and retried for ever as a failed
+    # connection while /ready answered 200.
+    config = ReceiverConfig(**{setting: url})
+    with pytest.raises(ValueError) as info:
+        Notifier.from_config(config, registry=CollectorRegistry())
+    assert problem in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_the_worker_refuses_a_wrong_receiver_url_before_it_touches_kafka() -> None:
+    from click.testing import CliRunner
+
+    from botwatch.cli import main
+
+    env = {
+        "BOTWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1",  # refused before any connection
+        "BOTWATCH_ALERTMANAGER_URL": "127.0.0.1:9093",
+    }
+    result = CliRunner().invoke(main, ["worker", "--sink", "discard"], env=env)
+    assert result.exit_code != 0
+    assert "error: an alert receiver's URL is wrong, the worker did not start" in result.output
+    assert "BOTWATCH_ALERTMANAGER_URL: '127.0.0.1:9093' is not an http" in result.output
+    assert "fix:" in result.output
