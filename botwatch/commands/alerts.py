@@ -259,9 +259,23 @@ def _silence_row(s: Silence, now_ms: int) -> tuple[str, ...]:
 @click.option("--for", "for_", required=True, help="How long (e.g. 30m, 2h, 1d).")
 @click.option("--reason", required=True, help="Why: shown in `alerts silences`.")
 @click.option("--by", "created_by", default=None, help="Who (default: the login name).")
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The rules file the workers run with (their --rules), to check that --rule matches "
+    "one of them [BOTWATCH_ALERT_RULES]; default: the rules shipped with botwatch.",
+)
 @click.pass_context
 def silence(  # noqa: PLR0917 - one parameter per option
-    ctx: click.Context, rule: str, bot: str, for_: str, reason: str, created_by: str | None
+    ctx: click.Context,
+    rule: str,
+    bot: str,
+    for_: str,
+    reason: str,
+    created_by: str | None,
+    rules_file: str | None,
 ) -> None:
     """Hold back notifications of RULE for BOT; alerts still fire and are recorded."""
     from streams import silences as topic
@@ -286,7 +300,7 @@ def silence(  # noqa: PLR0917 - one parameter per option
         ) from None
     _publish(settings, [topic.encode(made)])
     click.echo(f"silence {made.id}: rule {rule!r}, bot {bot!r} until {rfc3339(until_ms)}")
-    unknown = _no_rule_matches(rule, settings.streams.rules_file or None)
+    unknown = _no_rule_matches(rule, rules_file or settings.streams.rules_file or None)
     if unknown:
         click.echo(unknown, err=True)
 
@@ -303,7 +317,8 @@ def _no_rule_matches(pattern: str, rules_file: str | None) -> str:
     where = rules_file or "the default rules"
     return (
         f"warning: --rule {pattern!r} matches no rule of {where} ({', '.join(names)}); "
-        "the silence is kept, for workers with other rules. `alerts unsilence` ends it."
+        "the silence is kept, for workers with other rules (give their file with --rules to "
+        "check against it). `alerts unsilence` ends it."
     )
 
 

@@ -13,8 +13,8 @@ notification whose alert has a newer one queued meanwhile is given up (counted).
 other 4xx means the receiver refuses the payload: it is dropped at once, and counted.
 
 Failures are counted per attempt in ``botwatch_receiver_failures`` and logged once per
-state change of the receiver: one warning when it starts failing, one line when it
-delivers again.
+state change of the receiver: one warning when it starts failing (or starts refusing, which
+drops rather than retries), one when it delivers again.
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ class Receiver(ABC):
         self._failed_attempts = 0
         self._last_error = ""
         self._overflowing = False
+        self._retrying = True  # what the last failure led to: a retry, or a drop
         self._delivering: list[Alert] = []
         self.metrics.up.labels(receiver=self.name).set(1)
         self.metrics.queued.labels(receiver=self.name).set(0)
@@ -391,12 +392,14 @@ class Receiver(ABC):
         if reply.status in RETRY_STATUSES or reply.status >= 500:
             self._failed(f"http_{reply.status // 100}xx", error)
             return "retry", reply.retry_after_s
-        self._failed("http_4xx", error)
+        self._failed("http_4xx", error, retrying=False)
         return "rejected", None
 
     def _succeeded(self) -> None:
         if not self._ok:
-            log.info(
+            # As loud as the failure it ends: at the default level, a log showing only the
+            # failure reads as a receiver still down.
+            log.warning(
                 "alert receiver %s at %s delivers again, after %d failed attempt(s)",
                 self.name,
                 self.display_url,
@@ -406,16 +409,29 @@ class Receiver(ABC):
             self.metrics.up.labels(receiver=self.name).set(1)
         self._failed_attempts = 0
 
-    def _failed(self, reason: str, error: str) -> None:
+    def _failed(self, reason: str, error: str, *, retrying: bool = True) -> None:
         self.metrics.failures.labels(receiver=self.name, reason=reason).inc()
         self._failed_attempts += 1
         self._last_error = error
-        if self._ok:
-            self._ok = False
-            self.metrics.up.labels(receiver=self.name).set(0)
+        if not self._ok and retrying == self._retrying:
+            return
+        self._ok = False
+        self._retrying = retrying
+        self.metrics.up.labels(receiver=self.name).set(0)
+        if retrying:
             log.warning(
                 "alert receiver %s at %s is failing: %s; retrying with backoff, further "
                 "failures are counted in botwatch_receiver_failures until it delivers again",
+                self.name,
+                self.display_url,
+                error,
+            )
+        else:
+            log.warning(
+                "alert receiver %s at %s refuses notifications: %s; each one it refuses is "
+                'dropped, not retried (botwatch_receiver_dropped_total{reason="rejected"}): '
+                "check that the URL is the receiver's (its path too) and that it takes this "
+                "kind of payload",
                 self.name,
                 self.display_url,
                 error,

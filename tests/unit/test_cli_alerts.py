@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from botwatch.commands.alerts import _no_rule_matches, _silence_row, _with_error_types
 from streams.alerts import Silence
@@ -58,3 +61,29 @@ def test_a_silence_whose_rule_matches_no_rule_is_warned_of(tmp_path: Path) -> No
         f"warning: --rule 'bot-down' matches no rule of {rules} (mine)"
     )
     assert _no_rule_matches("x", str(tmp_path / "missing.yaml")) == ""  # cannot tell here
+
+
+def test_silence_checks_the_rule_against_the_file_given_with_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers started with `--rules FILE` (as the README offers) had every silence of their
+    # own rules warned of as matching nothing: the check read only BOTWATCH_ALERT_RULES.
+    from click.testing import CliRunner
+
+    from botwatch.cli import main
+    from botwatch.commands import alerts as command
+
+    published: list[Any] = []
+    monkeypatch.setattr(command, "_publish", lambda _settings, records: published.extend(records))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: oc-down, kind: absence, severity: critical, for: 5m}\n")
+    args = ["alerts", "silence", "--rule", "oc-down", "--bot", "b", "--for", "1m", "--reason", "t"]
+    env = {"BOTWATCH_ALERT_RULES": ""}
+    with_file = CliRunner().invoke(main, [*args, "--rules", str(rules)], env=env)
+    assert with_file.exit_code == 0, with_file.output
+    assert "warning" not in with_file.output
+    without = CliRunner().invoke(main, args, env=env)
+    assert without.exit_code == 0, without.output
+    assert "matches no rule of the default rules" in without.output
+    assert "give their file with --rules" in without.output
+    assert len(published) == 2

@@ -357,7 +357,7 @@ async def test_failing_and_recovering_are_each_logged_once(
             "until it delivers again",
         ),
         (
-            "INFO",
+            "WARNING",
             "alert receiver webhook at http://hook.example/in delivers again, "
             "after 7 failed attempt(s)",
         ),
@@ -368,6 +368,35 @@ async def test_failing_and_recovering_are_each_logged_once(
         value(registry, "botwatch_receiver_failures_total", receiver="webhook", reason="http_5xx")
         == 7
     )
+
+
+async def test_a_receiver_that_refuses_is_said_to_drop_not_to_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A 4xx is dropped at once; the log said "retrying with backoff".
+    transport = ScriptedTransport(Reply(400, b"bad payload"), Reply(400, b"bad"), Reply(500, b"x"))
+    receiver = WebhookReceiver(
+        "http://hook.example/api/v1/alerts",
+        config(retries=1),
+        transport=transport,
+        sleep=RecordingSleep(),
+    )
+    with caplog.at_level(logging.INFO, logger="sinks.receivers.base"):
+        assert not await receiver.deliver([record(bot="a")])
+        assert not await receiver.deliver([record(bot="b")])  # refused again: no new line
+        assert await receiver.deliver([record(bot="c")])  # a 500, retried, delivered
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "alert receiver webhook at http://hook.example/api/v1/alerts refuses notifications: "
+        "HTTP 400: bad payload; each one it refuses is dropped, not retried "
+        '(botwatch_receiver_dropped_total{reason="rejected"}): check that the URL is the '
+        "receiver's (its path too) and that it takes this kind of payload",
+        "alert receiver webhook at http://hook.example/api/v1/alerts is failing: HTTP 500: x; "
+        "retrying with backoff, further failures are counted in botwatch_receiver_failures "
+        "until it delivers again",
+        "alert receiver webhook at http://hook.example/api/v1/alerts delivers again, "
+        "after 3 failed attempt(s)",
+    ]
 
 
 def test_a_slack_url_is_shown_without_its_secret_path() -> None:
