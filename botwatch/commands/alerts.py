@@ -30,14 +30,9 @@ from botwatch.commands.common import (
 from botwatch.commands.setup import opensearch_client, opensearch_unreachable
 from botwatch.settings import Settings
 from sinks.config import display_url
+from sinks.receivers.payloads import format_number
 from streams.alerts import RulesError, Silence, Silences, format_duration, load_rules
 from streams.windows import rfc3339
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 @click.group()
@@ -93,8 +88,8 @@ def list_alerts(ctx: click.Context, workers: tuple[str, ...], as_json: bool) -> 
             a["severity"],
             a["rule"],
             a["bot_id"],
-            _number(a["value"]),
-            _number(a["threshold"]),
+            format_number(a["value"]),
+            format_number(a["threshold"]),
             a["window"],
             a["starts_at"],
         )
@@ -202,7 +197,7 @@ def history(  # noqa: PLR0917 - one parameter per option
             r["severity"],
             r["rule"],
             r["bot_id"],
-            _number(r["value"]),
+            format_number(r["value"]),
             r["window"],
             r["starts_at"],
             r.get("ends_at") or "-",

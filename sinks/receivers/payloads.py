@@ -19,6 +19,7 @@ The alert record (``botwatch.alerts`` topic): ``rule``, ``bot_id``, ``severity``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -84,9 +85,35 @@ def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in sorted(labels.items()) if v != ""}
 
 
+MEASURES: Final = ("value", "threshold", "window")
+"""Record fields every Alertmanager and webhook notification carries as annotations."""
+
+
 def alert_annotations(alert: Mapping[str, Any]) -> dict[str, str]:
-    annotations = alert.get("annotations") or {}
-    return {str(k): str(v) for k, v in sorted(annotations.items()) if v not in (None, "")}
+    """The rule's annotations, and ``value``, ``threshold`` and ``window`` of the record where
+    the rule has no annotation of that name: a rule without annotations (or a summary that
+    leaves them out) told the on-call person which bot and rule, not how far off it was."""
+    annotations = {str(k): str(v) for k, v in (alert.get("annotations") or {}).items()}
+    for key in MEASURES:
+        measure = alert.get(key)
+        if key not in annotations and measure not in (None, ""):
+            annotations[key] = format_number(measure)
+    return {k: v for k, v in sorted(annotations.items()) if v != ""}
+
+
+def format_number(value: Any) -> str:
+    """A number as people read it: four significant digits, no exponent (``3.27e+04`` ms is
+    read as 32700 only at a second look); anything else as text."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    if abs(value) >= 10_000:
+        return f"{value:.0f}"
+    text = f"{value:.4g}"
+    if "e" in text:  # below 0.0001
+        text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return text
 
 
 # -- Prometheus Alertmanager, API v2 ------------------------------------------------------------

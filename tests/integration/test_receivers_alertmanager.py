@@ -52,6 +52,9 @@ async def test_alert_fires_then_resolves_in_alertmanager(alertmanager: Alertmana
         assert alert["annotations"] == {
             "summary": "too many errors",
             "runbook_url": "https://rb.example/x",
+            "value": "0.5",
+            "threshold": "0.1",
+            "window": "5m",
         }
         assert alert["status"]["state"] == "active"
         assert alert["startsAt"].startswith("2024-05-01T12:00:00")

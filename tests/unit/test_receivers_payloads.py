@@ -10,9 +10,11 @@ import pytest
 from sinks.receivers.payloads import (
     ZERO_TIME,
     AlertRecordError,
+    alert_annotations,
     alert_labels,
     alertmanager_payload,
     check_alert,
+    format_number,
     group_key,
     slack_payload,
     slack_text,
@@ -60,10 +62,39 @@ def test_alertmanager_firing_alert_is_valid_for_three_resend_intervals() -> None
         "annotations": {
             "runbook_url": "https://runbooks.example/high-error-rate",
             "summary": "bot-7 fails 42% of jobs",
+            "threshold": "0.1",
+            "value": "0.4231",
+            "window": "5m",
         },
         "startsAt": "2024-05-01T12:00:00.000Z",
         "endsAt": "2024-05-01T12:13:00.000Z",
     }
+
+
+def test_value_threshold_and_window_are_annotations_unless_the_rule_names_its_own() -> None:
+    # A rule without annotations told the on-call person which bot and rule, not how far off.
+    bare = record(annotations={}, value=32_716.5, threshold=20_000, window="15m")
+    assert alert_annotations(bare) == {"threshold": "20000", "value": "32716", "window": "15m"}
+    own = record(annotations={"value": "{value:.0%} of jobs"}, value=0.5)
+    assert alert_annotations(own)["value"] == "{value:.0%} of jobs"  # the rule's, as filled
+    assert "window" not in alert_annotations(record(window=None))
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [
+        (0.4231234, "0.4231"),
+        (32_716.5, "32716"),
+        (222.25, "222.2"),
+        (0.00001234, "0.00001234"),
+        (7, "7"),
+        (float("inf"), "inf"),
+        ("5m", "5m"),
+        (True, "True"),
+    ],
+)
+def test_numbers_are_shown_without_an_exponent(number: Any, text: str) -> None:
+    assert format_number(number) == text
 
 
 def test_alertmanager_resolved_alert_carries_its_end_and_the_generator_url() -> None:
