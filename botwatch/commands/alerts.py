@@ -66,14 +66,30 @@ def list_alerts(ctx: click.Context, workers: tuple[str, ...], as_json: bool) -> 
     config = settings_of(ctx).streams
     urls = list(workers) or [f"http://{config.web_host}:{config.web_port}"]
     found: list[dict[str, Any]] = []
+    missing: list[str] = []
     for url in urls:
         try:
             found += fetch_active(url)["alerts"]
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise BotwatchError(
-                f"error: no worker answered at {url}/alerts ({exc}).\n"
-                "  fix: start `botwatch worker`, or pass each worker's address with --worker URL."
-            ) from None
+        except urllib.error.HTTPError as exc:
+            missing.append(f"the worker at {url} answered /alerts with HTTP {exc.code}")
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+            missing.append(f"no worker answered at {url}/alerts ({exc})")
+    if len(missing) == len(urls):
+        raise BotwatchError(
+            "error: " + "; ".join(missing) + ".\n"
+            "  fix: start `botwatch worker` (its log says why one answers with an error), or "
+            "pass each worker's address with --worker URL."
+        )
+    # What the others answered is still worth seeing: the partitions of the one that did
+    # not answer are missing from it, which is said, and the exit status is 1.
+    _list(found, as_json)
+    for what in missing:
+        click.echo(f"warning: {what}: the alerts of its partitions are not listed", err=True)
+    if missing:
+        ctx.exit(1)
+
+
+def _list(found: list[dict[str, Any]], as_json: bool) -> None:
     found.sort(key=lambda a: (a["state"] != "firing", a["starts_at"], a["rule"], a["bot_id"]))
     if as_json:
         for alert in found:

@@ -87,3 +87,50 @@ def test_silence_checks_the_rule_against_the_file_given_with_rules(
     assert "matches no rule of the default rules" in without.output
     assert "give their file with --rules" in without.output
     assert len(published) == 2
+
+
+def test_alerts_list_shows_what_the_workers_that_answered_hold_and_names_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One worker down made the whole list fail: an on-call person saw nothing at all.
+    import urllib.error
+
+    from click.testing import CliRunner
+
+    from botwatch.cli import main
+    from botwatch.commands import alerts as command
+
+    firing = {
+        "rule": "oc-down",
+        "bot_id": "b1",
+        "severity": "critical",
+        "state": "firing",
+        "value": 222.5,
+        "threshold": 90.0,
+        "window": "",
+        "starts_at": "2026-12-07T22:00:00Z",
+        "labels": {},
+    }
+
+    def fetch(url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+        if url.endswith(":1"):
+            raise urllib.error.URLError("connection refused")
+        if url.endswith(":2"):
+            raise urllib.error.HTTPError(url, 500, "Server got itself in trouble", {}, None)  # type: ignore[arg-type]
+        return {"alerts": [firing]}
+
+    monkeypatch.setattr(command, "fetch_active", fetch)
+    urls = ["--worker", "http://w:1", "--worker", "http://w:2", "--worker", "http://w:3"]
+    result = CliRunner().invoke(main, ["alerts", "list", *urls])
+    assert result.exit_code == 1
+    assert "oc-down" in result.output and "222.5" in result.output
+    assert "warning: no worker answered at http://w:1/alerts (<urlopen error connection " in (
+        result.output
+    )
+    assert "warning: the worker at http://w:2 answered /alerts with HTTP 500: the alerts" in (
+        result.output
+    )
+    none = CliRunner().invoke(main, ["alerts", "list", *urls[:4]])
+    assert none.exit_code != 0
+    assert "error: no worker answered at http://w:1/alerts" in none.output
+    assert "the worker at http://w:2 answered /alerts with HTTP 500" in none.output
