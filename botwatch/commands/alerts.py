@@ -150,7 +150,9 @@ def history_query(
         }
     ]
     for field, value in (("bot_id", bot), ("rule", rule), ("state", state)):
-        if value:
+        if value and field != "state" and ("*" in value or "?" in value):
+            filters.append({"wildcard": {field: {"value": value}}})  # as silences take them
+        elif value:
             filters.append({"term": {field: value}})
     return {
         "size": limit,

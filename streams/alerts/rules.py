@@ -226,7 +226,12 @@ class _Checker:
     def __init__(self, source: str, lines: dict[Path_, int]) -> None:
         self.source = source
         self.lines = lines
-        self.problems: list[str] = []
+        self._found: list[tuple[int, str]] = []
+
+    @property
+    def problems(self) -> list[str]:
+        """In the file's order (a rule's fields are checked in the order of the schema)."""
+        return [text for _, text in sorted(self._found, key=lambda found: found[0])]
 
     def line(self, path: Path_) -> int:
         while path not in self.lines and path:
@@ -234,8 +239,11 @@ class _Checker:
         return self.lines.get(path, 1)
 
     def report(self, who: str, path: Path_, field_name: str, why: str) -> None:
-        where = f"{self.source}:{self.line(path)}"
-        self.problems.append(f"{where}: {who}: {field_name}: {why}" if who else f"{where}: {why}")
+        line = self.line(path)
+        where = f"{self.source}:{line}"
+        self._found.append(
+            (line, f"{where}: {who}: {field_name}: {why}" if who else f"{where}: {why}")
+        )
 
 
 class _Invalid(Exception):

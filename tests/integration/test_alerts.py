@@ -262,6 +262,11 @@ async def test_an_incident_fires_once_and_resolves_once_everywhere(
             [doc] = [json.loads(line) for line in history.stdout.splitlines()]
             assert (doc["rule"], doc["bot_id"], doc["state"]) == (rule, "bot-000", "resolved")
             assert doc["ends_at"] is not None
+            # Globs, as silences take them.
+            args = ("alerts", "history", "--since", "1h", "--json", "--rule", rule)
+            globbed = cli(pipeline, *args, "--bot", "bot-00*").stdout.splitlines()
+            assert [json.loads(line)["bot_id"] for line in globbed] == ["bot-000"]
+            assert cli(pipeline, *args, "--bot", "bot-9?9").stdout.strip() == ""
             records = [
                 json.loads(e["payload"])
                 for e in read_topic(

@@ -95,10 +95,10 @@ rules:
 """
     assert problems(text) == [
         "rules.yaml:4: rule \"slow\": severity: must be one of critical, warning, info; got 'page'",
-        'rules.yaml:9: rule "slow": treshold: unknown field for kind threshold',
         'rules.yaml:5: rule "slow": stat: must be one of error_rate, failure_rate, '
         "p95_duration_ms, p99_duration_ms, count, errors, failures, retries; got 'p90_duration_ms'",
         'rules.yaml:8: rule "slow": span: must be an integer >= 1, got 0',
+        'rules.yaml:9: rule "slow": treshold: unknown field for kind threshold',
         "rules.yaml:10: rule #2: name: is required",
         "rules.yaml:10: rule #2: for: is required",
     ]
@@ -152,14 +152,14 @@ rules:
       bots: [a, 3]
 """
     assert problems(text) == [
-        'rules.yaml:15: rule "burn": selector.bots: must be a string or a list of strings, '
-        "got ['a', 3]",
-        'rules.yaml:13: rule "burn": annotations.summary: unknown placeholder {bot} '
-        "(known: rule, bot_id, value, threshold, window, severity, error_type)",
         'rules.yaml:5: rule "burn": objective: must be between 0 and 1 (exclusive), '
         "such as 0.99; got 99",
         'rules.yaml:8: rule "burn": windows[1]: long must be longer than short',
         "rules.yaml:11: rule \"burn\": windows[2].short: must be a duration such as 5m, got 'soon'",
+        'rules.yaml:13: rule "burn": annotations.summary: unknown placeholder {bot} '
+        "(known: rule, bot_id, value, threshold, window, severity, error_type)",
+        'rules.yaml:15: rule "burn": selector.bots: must be a string or a list of strings, '
+        "got ['a', 3]",
     ]
 
 
@@ -179,8 +179,8 @@ rules:
 """
     assert problems(text) == [
         'rules.yaml:6: rule "down": name: duplicates the rule at line 2',
-        'rules.yaml:11: rule "down": labels.severity: is set by botwatch',
         "rules.yaml:10: rule \"down\": for: key 'for' is given twice",
+        'rules.yaml:11: rule "down": labels.severity: is set by botwatch',
     ]
 
 
@@ -233,7 +233,7 @@ rules:
     ],
 )
 def test_malformed_documents_are_refused_with_a_line(text: str, expected: str) -> None:
-    assert problems(text)[0].startswith(expected)
+    assert any(p.startswith(expected) for p in problems(text))
 
 
 def test_absence_needs_a_positive_for() -> None:
