@@ -23,6 +23,7 @@ sharp edges are handled here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -732,6 +733,10 @@ class Worker:
             gone = [tp.partition for tp in args[0] if tp.topic == config.events_topic]
             for partition in gone:
                 self._group_committed.pop(partition, None)
+            self._forget_lag(gone)
+            # A rebalance: nothing is read until the group assigns partitions again (which
+            # waits for every member, a dead one up to its session timeout).
+            self.joined = False
             self.assigned.difference_update(gone)
             self.ready.difference_update(gone)
             await self.processor.release(gone)
@@ -1173,6 +1178,13 @@ class Worker:
             log.error("%s", unread)
         self._reported_partitions = found
 
+    def _forget_lag(self, partitions: Iterable[int]) -> None:
+        """Drop the lag series of partitions gone to another worker: kept, their last value
+        was exported for good, and summed over the group or alerted on, it was wrong."""
+        for partition in partitions:
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(str(partition))
+
     def _update_lag(self) -> None:
         """Records of each owned partition not yet committed, i.e. not yet durable.
 
@@ -1289,7 +1301,7 @@ class Worker:
         if unread:
             return False, unread
         if not self.joined:
-            return False, "joining the consumer group: no partitions assigned yet"
+            return False, "joining the consumer group (or rebalancing): no partitions assigned yet"
         ok, reason = self.sink.health()
         if not ok:
             return False, reason

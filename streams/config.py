@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from schemas.env import setting
+
+# Kafka's default group.min.session.timeout.ms and group.max.session.timeout.ms.
+SESSION_TIMEOUT_MIN_S: Final = 6.0
+SESSION_TIMEOUT_MAX_S: Final = 1800.0
 
 
 def _default_state_dir() -> Path:
@@ -108,3 +113,43 @@ class StreamsConfig:
         "BOTWATCH_DLQ_CONFIRM_ABOVE",
         "`botwatch dlq replay|import` ask before sending more records than this (--yes skips).",
     )
+
+    def problems(self) -> list[str]:
+        """What the worker cannot run with, one line per setting (empty: nothing).
+
+        Checked at start: a batch of at most 0 records made the worker spin without ever
+        reading, a negative lateness was refused only when state was reloaded (at the next
+        restart), a session timeout outside the broker's bounds left it out of the group for
+        good, all after it had joined and taken partitions from healthy workers.
+        """
+        found: list[str] = []
+
+        def need(ok: bool, env: str, value: object, rule: str) -> None:
+            if not ok:
+                found.append(f"{env}={value}: {rule}")
+
+        need(self.partitions >= 1, "BOTWATCH_PARTITIONS", self.partitions, "must be 1 or more")
+        need(self.batch_max >= 1, "BOTWATCH_BATCH_MAX", self.batch_max, "must be 1 or more")
+        for env, seconds in (
+            ("BOTWATCH_ALLOWED_LATENESS_S", self.lateness_s),
+            ("BOTWATCH_MAX_FUTURE_S", self.max_future_s),
+            ("BOTWATCH_BATCH_WITHIN_S", self.batch_within_s),
+            ("BOTWATCH_RETIRE_AFTER_S", self.retire_after_s),
+        ):
+            need(seconds >= 0, env, seconds, "must be 0 or more")
+        for env, seconds in (
+            ("BOTWATCH_IDLE_CLOSE_S", self.idle_close_s),
+            ("BOTWATCH_ALERT_TICK_S", self.alert_tick_s),
+        ):
+            need(seconds > 0, env, seconds, "must be more than 0")
+        need(
+            SESSION_TIMEOUT_MIN_S <= self.session_timeout_s <= SESSION_TIMEOUT_MAX_S,
+            "BOTWATCH_SESSION_TIMEOUT_S",
+            self.session_timeout_s,
+            f"must be within the broker's group.min.session.timeout.ms and "
+            f"group.max.session.timeout.ms ({SESSION_TIMEOUT_MIN_S:g} s and "
+            f"{SESSION_TIMEOUT_MAX_S:g} s by default); outside them the broker refuses the "
+            "worker's join for good",
+        )
+        need(0 <= self.web_port <= 65535, "BOTWATCH_WEB_PORT", self.web_port, "must be 0 to 65535")
+        return found

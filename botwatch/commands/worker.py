@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import click
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -67,6 +68,14 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
 
     settings = settings_of(ctx)
     config = settings.streams
+    problems = config.problems()
+    if problems:
+        raise BotwatchError(
+            "error: settings the worker cannot run with, it did not start:\n  "
+            + "\n  ".join(problems)
+            + "\n  fix: change them (`botwatch worker --help` lists every setting)."
+        )
+    _refuse_unusable_port(config.web_host, config.web_port)
     path = rules_file or config.rules_file or None
     try:
         rules = load_rules(path)
@@ -110,3 +119,24 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
         config, _sink(sink_name, settings, registry), registry, rules=rules, notifier=notifier
     )
     assembled.run(loglevel)
+
+
+def _refuse_unusable_port(host: str, port: int) -> None:
+    """Found here, before the worker joins its group: found by the web task after joining,
+    the worker crashed having taken partitions from the others (two rebalances each time
+    it was restarted)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As the web server binds: a port left in TIME_WAIT by a worker just stopped is
+            # free to it.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise BotwatchError(
+            f"error: the worker cannot serve its web endpoints on {host}:{port} "
+            f"({exc.strerror or exc}); it did not start.\n"
+            "  fix: stop what listens there (another `botwatch worker`?), or give this one "
+            "another BOTWATCH_WEB_PORT (or BOTWATCH_WEB_HOST)."
+        ) from None

@@ -603,3 +603,81 @@ def test_a_state_entry_that_cannot_be_loaded_stops_the_worker_saying_so(
         w.stop()
     assert code != 0
     assert "loading the recovered state of partitions" in w.log.read_text(errors="replace")
+
+
+def _lag_partitions(w: WorkerProcess) -> set[int]:
+    _, body = w.get("/metrics")
+    prefix = 'botwatch_consumer_lag{partition="'
+    return {
+        int(line[len(prefix) :].split('"', 1)[0])
+        for line in body.decode().splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def _assigned(w: WorkerProcess) -> set[int]:
+    """Empty before its web endpoints are up."""
+    try:
+        return set(json.loads(w.get("/status")[1])["assigned_partitions"])
+    except OSError:
+        return set()
+
+
+def test_a_worker_that_gives_partitions_away_stops_reporting_their_lag(
+    pipeline: dict[str, Any],
+) -> None:
+    """Their last value was exported for good: summed over the group, or alerted on, wrong."""
+    a = worker(pipeline, "a").start()
+    b: WorkerProcess | None = None
+    try:
+        a.wait_ready()
+        deadline = time.monotonic() + 60
+        while _lag_partitions(a) != set(range(PARTITIONS)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _lag_partitions(a) == set(range(PARTITIONS))
+        b = worker(pipeline, "b").start()
+        b.wait_ready()
+        deadline = time.monotonic() + 60
+        while not (_assigned(b) and _assigned(a) == _lag_partitions(a)):
+            assert time.monotonic() < deadline, (_assigned(a), _lag_partitions(a), a.tail())
+            time.sleep(0.5)
+        assert _assigned(a) | _assigned(b) == set(range(PARTITIONS))
+        assert _lag_partitions(a) < set(range(PARTITIONS))
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+
+
+def test_ready_is_503_while_a_rebalance_waits_for_a_dead_member(
+    pipeline: dict[str, Any],
+) -> None:
+    """A new member's join waits for every member, a killed one up to its session timeout:
+    meanwhile the survivor reads nothing, and /ready said 200 'consuming 0 partition(s)'."""
+    pipeline["env"] = {**pipeline["env"], "BOTWATCH_SESSION_TIMEOUT_S": "10"}
+    a = worker(pipeline, "a").start()
+    b = worker(pipeline, "b").start()
+    c: WorkerProcess | None = None
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        deadline = time.monotonic() + 60
+        while not (_assigned(a) and _assigned(b)):
+            assert time.monotonic() < deadline, a.tail()
+            time.sleep(0.5)
+        b.kill()
+        c = worker(pipeline, "c").start()
+        answers: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + 60
+        while _assigned(a) | _assigned(c) != set(range(PARTITIONS)) or not answers:
+            assert time.monotonic() < deadline, a.tail()
+            answers.append(a.get("/ready"))
+            time.sleep(0.2)
+        assert any(code == 503 and b"rebalancing" in body for code, body in answers), answers[-3:]
+        c.wait_ready()
+        a.wait_ready()
+    finally:
+        a.stop()
+        b.stop()
+        if c is not None:
+            c.stop()

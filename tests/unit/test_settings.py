@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from botwatch.settings import Settings, SettingsError, describe_settings
+from streams.config import StreamsConfig
 
 
 def test_defaults() -> None:
@@ -51,3 +54,57 @@ def test_stack_config_follows_settings(tmp_path: Path) -> None:
     assert config.home == tmp_path
     assert config.opensearch_port == 19200
     assert config.dist_dir == tmp_path / "dist"
+
+
+def test_the_defaults_are_settings_the_worker_can_run_with() -> None:
+    assert StreamsConfig().problems() == []
+
+
+def test_settings_the_worker_cannot_run_with_are_each_named() -> None:
+    config = StreamsConfig(
+        batch_max=0, lateness_s=-5, idle_close_s=0, session_timeout_s=1, web_port=70000
+    )
+    problems = config.problems()
+    assert problems[:3] == [
+        "BOTWATCH_BATCH_MAX=0: must be 1 or more",
+        "BOTWATCH_ALLOWED_LATENESS_S=-5: must be 0 or more",
+        "BOTWATCH_IDLE_CLOSE_S=0: must be more than 0",
+    ]
+    assert problems[3].startswith(
+        "BOTWATCH_SESSION_TIMEOUT_S=1: must be within the broker's group.min.session.timeout.ms"
+    )
+    assert problems[4:] == ["BOTWATCH_WEB_PORT=70000: must be 0 to 65535"]
+
+
+def _worker(env: dict[str, str]) -> Any:
+    from click.testing import CliRunner
+
+    from botwatch.cli import main
+
+    # A broker nobody answers at: each refusal must come before any connection.
+    return CliRunner().invoke(
+        main,
+        ["worker", "--sink", "discard"],
+        env={"BOTWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", **env},
+    )
+
+
+def test_the_worker_refuses_a_batch_of_no_records_before_it_joins() -> None:
+    # It used to spin at 100% CPU, never reading, deaf to SIGTERM.
+    result = _worker({"BOTWATCH_BATCH_MAX": "0"})
+    assert result.exit_code != 0
+    assert "error: settings the worker cannot run with, it did not start:" in result.output
+    assert "BOTWATCH_BATCH_MAX=0: must be 1 or more" in result.output
+
+
+def test_the_worker_refuses_a_web_port_it_cannot_listen_on_before_it_joins() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _worker({"BOTWATCH_WEB_PORT": str(port)})
+    assert result.exit_code != 0
+    assert f"error: the worker cannot serve its web endpoints on 127.0.0.1:{port} " in (
+        result.output
+    )
+    assert "Address already in use" in result.output
