@@ -1000,11 +1000,24 @@ class Worker:
             if not task.cancelled() and task.exception() is not None:
                 log.error("the batch loop failed while stopping", exc_info=task.exception())
         # The batches in flight ack themselves once durable; faust's last commit follows.
+        unfinished = [f for f in self._inflight if not f.task.done()]
+        if unfinished:  # said now: the wait may be long and otherwise silent (a sink down)
+            ready, why = self.readiness()
+            log.log(
+                logging.INFO if ready else logging.WARNING,
+                "stopping: waiting up to %.0f s for %d batch(es) of %d record(s) in flight "
+                "to be written; %s",
+                SHUTDOWN_GRACE_S,
+                len(unfinished),
+                sum(len(f.records) for f in unfinished),
+                why,
+            )
         try:
             await asyncio.wait_for(self.processor.drain(), timeout=SHUTDOWN_GRACE_S)
         except TimeoutError:
             log.warning(
-                "shutting down with %d batch(es) unfinished: not committing them",
+                "shutting down with %d batch(es) unfinished: not committing them (they are "
+                "read again from Kafka by the next owner of their partitions)",
                 len(self._inflight),
             )
 

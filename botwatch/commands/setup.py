@@ -62,7 +62,8 @@ def setup(ctx: click.Context) -> None:
         if not spec.create:
             continue  # the worker's own changelog: faust makes it
         what = "created" if spec in created else "exists: "
-        click.echo(f"topic {what} {spec.name} ({spec.partitions} partitions)")
+        plural = "" if spec.partitions == 1 else "s"
+        click.echo(f"topic {what} {spec.name} ({spec.partitions} partition{plural})")
 
     client = opensearch_client(sink)
     try:

@@ -49,6 +49,11 @@ def pipeline(stack: Settings, make_topic: Any, tmp_path: Path, index_prefix: str
     return run
 
 
+def _count(opensearch: Any, index: str) -> int:
+    opensearch.indices.refresh(index=index, allow_no_indices=True)
+    return int(opensearch.count(index=index, allow_no_indices=True)["count"])
+
+
 def _all(opensearch: Any, index: str) -> list[dict[str, Any]]:
     opensearch.indices.refresh(index=index)
     return list(helpers.scan(opensearch, index=index, query={"query": {"match_all": {}}}))
@@ -140,6 +145,42 @@ def test_opensearch_outage_backpressures_then_drains(
         proxy.stop()
     events = _all(opensearch, f"{prefix}-events-*")
     ids = [doc["_id"] for doc in events]
+    assert len(ids) == len(set(ids)) == truth["counts"]["valid"]
+
+
+def test_a_worker_stopped_while_opensearch_is_down_says_so_and_loses_nothing(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    """SIGTERM with batches waiting for the sink: the wait (up to 30 s) was silent. What it
+    could not write is not committed, and a worker started later writes it."""
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    proxy = ThreadedProxy(pipeline["settings"].opensearch_url).start()
+    pipeline["env"].update({"BOTWATCH_OPENSEARCH_URL": proxy.url, "BOTWATCH_SINK_RETRY_CAP_S": "1"})
+    w = pipeline_worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        proxy.set_down("503")
+        truth = generate(pipeline, 1_000)
+        w.wait_metric("botwatch_sink_retries_total", 1)
+    finally:
+        assert w.stop() == 0, w.tail()
+        proxy.stop()
+    log = w.log.read_text(errors="replace")
+    assert "stopping: waiting up to 30 s for " in log
+    assert "shutting down with " in log and "not committing them" in log
+    pipeline["env"]["BOTWATCH_OPENSEARCH_URL"] = pipeline["settings"].opensearch_url
+    again = pipeline_worker(pipeline, "b").start()
+    try:
+        again.wait_ready()
+        deadline = time.monotonic() + 90
+        while (
+            _count(opensearch, f"{prefix}-events-*") < truth["counts"]["valid"]
+            and time.monotonic() < deadline
+        ):
+            time.sleep(1)
+    finally:
+        assert again.stop() == 0, again.tail()
+    ids = [doc["_id"] for doc in _all(opensearch, f"{prefix}-events-*")]
     assert len(ids) == len(set(ids)) == truth["counts"]["valid"]
 
 
