@@ -17,6 +17,7 @@ notified nor forgets to resolve it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -24,6 +25,8 @@ import orjson
 
 from schemas.jsonbytes import json_bytes
 from streams.alerts import AlertEngine, Rule, Silences
+
+log = logging.getLogger(__name__)
 
 
 class AlertTable(Protocol):
@@ -146,7 +149,20 @@ class AlertStage:
     def tick(
         self, partition: int, now_ms: int, settled_ms: int, wall_clock: bool = True
     ) -> list[dict[str, Any]]:
-        return self.engine(partition).tick(now_ms, settled_ms, wall_clock=wall_clock)
+        engine = self.engine(partition)
+        records = engine.tick(now_ms, settled_ms, wall_clock=wall_clock)
+        removed = engine.removed_rules_resolved
+        if removed:
+            for rule, count in sorted(removed.items()):
+                log.warning(
+                    "the rule %s is no longer in the rules file: %d of its firing alert(s) of "
+                    "partition %d resolve, their receivers told so",
+                    rule,
+                    count,
+                    partition,
+                )
+            removed.clear()
+        return records
 
     def dirty_entries(self, partition: int) -> list[tuple[int, str, bytes]]:
         """(partition, key, value) of bots whose alert state changed, serialized now."""

@@ -27,7 +27,7 @@ M, so has their union), which errs towards alerting.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
@@ -177,6 +177,9 @@ class AlertEngine:
         self._dirty: set[str] = set()
         # Bots restored with firing alerts of rules no longer in the rules file.
         self._orphaned: set[str] = set()
+        # Alerts of rules no longer configured resolved by ``tick``, by rule: for the caller
+        # to report (and clear).
+        self.removed_rules_resolved: Counter[str] = Counter()
         self.silence_list = Silences()
 
     # -- inputs -------------------------------------------------------------------------
@@ -298,6 +301,7 @@ class AlertEngine:
             bot = self._bots.get(bot_id)
             if bot is not None and bot.orphans:
                 out += (alert.orphan_record(now_ms) for alert in bot.orphans)
+                self.removed_rules_resolved.update(alert.rule for alert in bot.orphans)
                 bot.orphans = None
                 self._dirty.add(bot_id)
         silences = self.silence_list

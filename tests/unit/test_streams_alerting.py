@@ -4,6 +4,7 @@ partition is judged by its own clock."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -367,4 +368,24 @@ async def test_a_bot_known_only_to_the_alert_table_after_a_restart_is_retired_to
     assert sorted(k for _, k in table.data if k.startswith(("a|", "b|"))) == [
         "a|0|other",
         "b|0|other",
+    ]
+
+
+async def test_alerts_of_a_rule_removed_from_the_file_resolve_and_the_log_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Only the notification said so: nothing in the worker's log told why 45 alerts resolved.
+    processor, table, _, _, _, clock = make()
+    feed = Feed()
+    await processor.process(breach(feed))
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    only_down = "rules:\n  - {name: down, kind: absence, severity: warning, for: 3m}\n"
+    restarted = AlertStage(parse_rules(only_down), table, Silences())
+    with caplog.at_level(logging.WARNING, logger="streams.alerting"):
+        records = restarted.tick(0, clock(), clock())
+        assert restarted.tick(0, clock() + 1_000, clock() + 1_000) == []
+    assert [(r["rule"], r["state"]) for r in records] == [("errors", "resolved")]
+    assert [r.getMessage() for r in caplog.records] == [
+        "the rule errors is no longer in the rules file: 1 of its firing alert(s) of "
+        "partition 0 resolve, their receivers told so"
     ]
