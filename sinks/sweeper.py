@@ -103,7 +103,7 @@ class RetentionSweeper:
                     "retention sweep against %s failed (trying again in %g s): %s",
                     display_url(self.config.opensearch_url),
                     retry_s,
-                    exc,
+                    failure_text(exc),
                 )
                 await asyncio.sleep(retry_s)
                 continue
@@ -117,3 +117,14 @@ class RetentionSweeper:
                     "retention: deleted %d expired index(es): %s", len(sweep.deleted), sweep.deleted
                 )
             await asyncio.sleep(self.interval_s)
+
+
+def failure_text(exc: BaseException) -> str:
+    """``exc`` in one statement: opensearch-py's ``ConnectionError`` says its cause twice
+    (``ConnectionError(X) caused by: NewConnectionError(X)``), once a minute while the node
+    is down."""
+    from opensearchpy.exceptions import ConnectionError as ClientConnectionError
+
+    if isinstance(exc, ClientConnectionError) and isinstance(exc.error, str) and exc.error:
+        return f"{type(exc.info).__name__ if exc.info else type(exc).__name__}: {exc.error}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

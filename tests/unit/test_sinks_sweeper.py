@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from opensearchpy.exceptions import AuthorizationException, ConflictError, NotFoundError
+from opensearchpy.exceptions import ConnectionError as ClientConnectionError
 
 from sinks import sweeper
 from sinks.config import SinkConfig
@@ -22,8 +23,9 @@ async def test_a_failed_sweep_is_tried_again_after_retry_s_then_every_interval(
 
     def sweep_once(config: SinkConfig, *, install_policies: bool) -> sweeper.Sweep:
         calls.append(loop.time())
-        if len(calls) == 1:
-            raise ConnectionError("node down")
+        if len(calls) == 1:  # as opensearch-py raises it, with its cause
+            refused = "node:9200: Connection refused"
+            raise ClientConnectionError("N/A", refused, OSError(refused))
         return sweeper.Sweep(False, deleted=["botwatch-events-2020.01.01"])
 
     monkeypatch.setattr(sweeper, "sweep_once", sweep_once)
@@ -43,7 +45,7 @@ async def test_a_failed_sweep_is_tried_again_after_retry_s_then_every_interval(
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warning == (
         "retention sweep against http://user:***@node:9200 failed (trying again in 0.05 s): "
-        "node down"
+        "OSError: node:9200: Connection refused"  # once: opensearch-py's text says it twice
     )
 
 
