@@ -100,7 +100,9 @@ def _list(found: list[dict[str, Any]], as_json: bool) -> None:
         return
     rows = [
         (
-            a["state"] + (" (silenced)" if a.get("silenced") else ""),
+            a["state"]
+            + (" (held)" if a.get("held") else "")
+            + (" (silenced)" if a.get("silenced") else ""),
             a["severity"],
             a["rule"],
             a["bot_id"],

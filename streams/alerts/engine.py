@@ -386,7 +386,8 @@ class AlertEngine:
     # -- views and state ----------------------------------------------------------------
 
     def active(self) -> list[dict[str, Any]]:
-        """Pending and firing alerts as alert records, plus ``silenced`` (for ``alerts list``)."""
+        """Pending and firing alerts as alert records, plus ``silenced`` and ``held`` (firing
+        only by ``keep_firing_for``: its condition has cleared) for ``alerts list``."""
         out = []
         for bot_id in sorted(self._active):
             for alert in self._bots[bot_id].book:
@@ -394,6 +395,7 @@ class AlertEngine:
                 item = alert.record(rule, alert.state)
                 # Silences are expired on tick, so any one still held covers the alert now.
                 item["silenced"] = self.silence_list.covers(rule.name, bot_id)
+                item["held"] = alert.clear_ms is not None
                 out.append(item)
         return out
 

@@ -254,6 +254,7 @@ class AlertBook:
                 if alert.clear_ms is None:
                     alert.clear_ms = now_ms
                 if now_ms - alert.clear_ms < rule.keep_firing_ms:
+                    alert.value = value  # what listings show: the value now, not the last breach
                     return []
             del self.alerts[slot]
             alert.value = value

@@ -132,7 +132,10 @@ def test_keep_firing_for_holds_a_hovering_alert_firing_and_resolves_it_once() ->
     # Hovering at the threshold: below, above, below again. No resolution, no second page.
     assert engine.on_window(window(1, errors=19)) == []
     assert engine.on_window(window(2, errors=25)) == []
+    assert engine.active()[0]["held"] is False
     assert engine.on_window(window(3, errors=15)) == []  # clear since the end of minute 3
+    [held] = engine.active()  # listed as held, with the value now, not the last breach
+    assert (held["state"], held["held"], held["value"]) == ("firing", True, 0.15)
     # Kept over a restart, with when it began to clear.
     engine = round_trip(engine, text)
     assert engine.on_window(window(4, errors=10)) == []
