@@ -55,6 +55,10 @@ class Receivers(Notify, Protocol):
         """Alerts whose partition another worker owns now: no more re-sends from here."""
         ...
 
+    def refresh(self, alerts: Sequence[dict[str, Any]]) -> None:
+        """Firing alerts notified before, as they are now: what a re-send carries."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -105,6 +109,12 @@ class AlertStage:
             if self.receivers is not None:
                 self.receivers.restore(engine.notified_firing())
         return engine
+
+    def refresh_receivers(self) -> None:
+        """Hand the receivers the notified firing alerts with their current values."""
+        if self.receivers is not None:
+            for engine in self._engines.values():
+                self.receivers.refresh(engine.notified_firing())
 
     def forget(self, partitions: Iterable[int]) -> None:
         for partition in partitions:

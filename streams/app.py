@@ -64,6 +64,8 @@ from streams.web import WebServer, build_web_app
 log = logging.getLogger("botwatch.worker")
 
 SHUTDOWN_GRACE_S = 30.0
+# How often receivers that re-send firing alerts (Alertmanager) get their current values.
+ALERT_REFRESH_S = 15.0
 # How often a stopping worker repeats the cancellation of its batch loop until it ended.
 CANCEL_AGAIN_S = 1.0
 RETRY_MAX_S = 30.0
@@ -767,6 +769,15 @@ class Worker:
         self.ready = set(self.assigned)
 
     def _wire_timers(self) -> None:
+        @self.app.timer(interval=ALERT_REFRESH_S)
+        async def refresh_alert_receivers() -> None:
+            if not self.ready or self.stopping:
+                return
+            try:
+                self.alerts.refresh_receivers()
+            except Exception:
+                log.exception("refreshing the alerts receivers re-send failed; trying again")
+
         @self.app.timer(interval=2.0)
         async def close_idle_windows() -> None:
             if self.stopping:

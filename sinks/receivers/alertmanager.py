@@ -99,6 +99,14 @@ class AlertmanagerReceiver(Receiver):
                 self._active.setdefault(str(alert["fingerprint"]), alert)
         self.resend_now()
 
+    def refresh(self, alerts: Sequence[Alert]) -> None:
+        """Re-send the firing alerts it holds as they are now: Alertmanager shows what it was
+        last sent, and the record of the firing notification carried the value then."""
+        for alert in alerts:
+            fingerprint = str(alert["fingerprint"])
+            if alert["state"] == "firing" and fingerprint in self._active:
+                self._active[fingerprint] = alert
+
     def withdraw(self, fingerprints: Iterable[str]) -> None:
         for fingerprint in fingerprints:
             self._active.pop(fingerprint, None)
@@ -111,12 +119,13 @@ class AlertmanagerReceiver(Receiver):
 
     def next_batch(self) -> list[Alert]:
         if self._resend:
-            # A resolved record that arrived since the re-send was planned wins.
+            # A resolved record that arrived since the re-send was planned wins; a record
+            # refreshed since then goes in the planned one's place.
             batch: list[Alert] = []
             while self._resend and len(batch) < self.max_batch:
-                alert = self._resend.popleft()
-                if self._active.get(str(alert["fingerprint"])) is alert:
-                    batch.append(alert)
+                current = self._active.get(str(self._resend.popleft()["fingerprint"]))
+                if current is not None:
+                    batch.append(current)
             if batch:
                 return batch
         taken = super().next_batch()

@@ -278,6 +278,10 @@ class Receiver(ABC):
     def withdraw(self, fingerprints: Iterable[str]) -> None:  # noqa: B027 - as restore
         """Alerts another worker owns now: nothing to do for a receiver without re-sends."""
 
+    def refresh(self, alerts: Sequence[Alert]) -> None:  # noqa: B027 - as restore
+        """Firing alerts as they are now (their value moves): nothing to do for a receiver
+        that does not re-send them."""
+
     @property
     def queued(self) -> int:
         return len(self._queue)

@@ -63,6 +63,11 @@ class Notifier:
         for receiver in self.receivers:
             receiver.restore(alerts)
 
+    def refresh(self, alerts: Sequence[Alert]) -> None:
+        """Firing alerts as they are now: receivers that re-send them send these next."""
+        for receiver in self.receivers:
+            receiver.refresh(alerts)
+
     def withdraw(self, fingerprints: Iterable[str]) -> None:
         """Alerts another worker re-sends now (their partition moved)."""
         gone = list(fingerprints)

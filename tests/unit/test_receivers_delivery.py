@@ -455,6 +455,24 @@ async def test_alertmanager_resends_firing_alerts_until_resolved() -> None:
     assert receiver.active == []
 
 
+async def test_alertmanager_re_sends_the_value_an_alert_has_now() -> None:
+    # Re-sends carried the firing notification's record: Alertmanager showed 47% errors
+    # while the bot was at 58%.
+    receiver = AlertmanagerReceiver(
+        "http://am.example:9093", config(), transport=ScriptedTransport(), now=lambda: NOW
+    )
+    receiver.submit(record(bot="a", value=0.47))
+    receiver.next_batch()
+    receiver.resend_now()  # planned with the old record...
+    receiver.refresh([record(bot="a", value=0.58), record(bot="z", value=0.9)])
+    [resent] = receiver.next_batch()  # ...sent with the new one, not skipped
+    assert (resent["bot_id"], resent["value"]) == ("a", 0.58)
+    assert [a["bot_id"] for a in receiver.active] == ["a"]  # "z": not one it re-sends
+    receiver.submit(record("resolved", bot="a"))
+    receiver.refresh([record(bot="a", value=0.6)])  # too late: resolved
+    assert receiver.active == []
+
+
 async def test_alertmanager_takes_up_restored_alerts_and_lets_go_of_withdrawn_ones() -> None:
     receiver = AlertmanagerReceiver(
         "http://am.example:9093", config(), transport=ScriptedTransport(), now=lambda: NOW

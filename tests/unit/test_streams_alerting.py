@@ -63,6 +63,9 @@ class Inbox:
         for fingerprint in fingerprints:
             self.held.pop(fingerprint, None)
 
+    def refresh(self, alerts: Sequence[dict[str, Any]]) -> None:
+        self.held.update((a["fingerprint"], a) for a in alerts if a["fingerprint"] in self.held)
+
     def states(self) -> list[tuple[str, str, str]]:
         return [(a["rule"], a["bot_id"], a["state"]) for a in self.got]
 
@@ -389,3 +392,19 @@ async def test_alerts_of_a_rule_removed_from_the_file_resolve_and_the_log_says_s
         "the rule errors is no longer in the rules file: 1 of its firing alert(s) of "
         "partition 0 resolve, their receivers told so"
     ]
+
+
+async def test_receivers_that_re_send_get_the_value_a_firing_alert_has_now() -> None:
+    processor, _, _, _, inbox, _ = make()
+    feed = Feed()
+    await processor.process(breach(feed))
+    await processor.process([feed(event("b", T0 + W + 30_000))])
+    [fired] = inbox.got
+    inbox.held[fired["fingerprint"]] = fired  # as Alertmanager's receiver holds it
+    # A worse minute (5 errors of 6), still firing: no new notification; a re-send says so.
+    await processor.process([feed(event("b", T0 + W + 31_000 + i, "error")) for i in range(5)])
+    await processor.process([feed(event("b", T0 + 2 * W + 30_000, "error"))])
+    assert len(inbox.got) == 1
+    assert processor.alerts is not None
+    processor.alerts.refresh_receivers()
+    assert (fired["value"], inbox.held[fired["fingerprint"]]["value"]) == (0.8, 5 / 6)
