@@ -764,8 +764,8 @@ class Worker:
                 "loading the recovered state of partitions %s failed; stopping",
                 sorted(self.assigned),
             )
-            await self.app.crash(exc)
-            raise
+            await self.app.crash(exc)  # stops the worker; raising would log it twice more
+            return
         self.ready = set(self.assigned)
 
     def _wire_timers(self) -> None:
@@ -1203,8 +1203,9 @@ class Worker:
         self._reported_partitions = found
 
     def _forget_lag(self, partitions: Iterable[int]) -> None:
-        """Drop the lag series of partitions gone to another worker: kept, their last value
-        was exported for good, and summed over the group or alerted on, it was wrong."""
+        """Drop the lag series of revoked partitions (a rebalance revokes them all; those
+        assigned again get theirs back): the series of one gone to another worker kept its
+        last value for good, and summed over the group, or alerted on, it was wrong."""
         for partition in partitions:
             with contextlib.suppress(KeyError):
                 self.metrics.consumer_lag.remove(str(partition))
@@ -1220,8 +1221,10 @@ class Worker:
         if consumer is None:
             return
         committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        # aiokafka keeps the old assignment through a rebalance: partitions revoked (and
+        # their series removed) would be reported again until the new one arrives.
         for tp in consumer.assignment():
-            if tp.topic != self.config.events_topic:
+            if tp.topic != self.config.events_topic or tp.partition not in self.assigned:
                 continue
             highwater = consumer.highwater(tp)
             if highwater is None:

@@ -8,9 +8,10 @@ from typing import Final
 
 from schemas.env import setting
 
-# Kafka's default group.min.session.timeout.ms and group.max.session.timeout.ms.
+# Kafka's default group.min.session.timeout.ms; faust refuses a session timeout above its
+# request timeout (broker_request_timeout, 90 s).
 SESSION_TIMEOUT_MIN_S: Final = 6.0
-SESSION_TIMEOUT_MAX_S: Final = 1800.0
+SESSION_TIMEOUT_MAX_S: Final = 90.0
 
 
 def _default_state_dir() -> Path:
@@ -146,10 +147,9 @@ class StreamsConfig:
             SESSION_TIMEOUT_MIN_S <= self.session_timeout_s <= SESSION_TIMEOUT_MAX_S,
             "BOTWATCH_SESSION_TIMEOUT_S",
             self.session_timeout_s,
-            f"must be within the broker's group.min.session.timeout.ms and "
-            f"group.max.session.timeout.ms ({SESSION_TIMEOUT_MIN_S:g} s and "
-            f"{SESSION_TIMEOUT_MAX_S:g} s by default); outside them the broker refuses the "
-            "worker's join for good",
+            f"must be from {SESSION_TIMEOUT_MIN_S:g} s (the broker's "
+            "group.min.session.timeout.ms by default: below it the broker refuses the worker's "
+            f"join for good) to {SESSION_TIMEOUT_MAX_S:g} s (the worker's request timeout)",
         )
-        need(0 <= self.web_port <= 65535, "BOTWATCH_WEB_PORT", self.web_port, "must be 0 to 65535")
+        need(1 <= self.web_port <= 65535, "BOTWATCH_WEB_PORT", self.web_port, "must be 1 to 65535")
         return found

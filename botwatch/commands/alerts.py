@@ -165,8 +165,8 @@ def history_query(
 
 @alerts.command("history")
 @click.option("--since", default="24h", show_default=True, help="How far back (e.g. 1h, 7d).")
-@click.option("--bot", help="Only this bot.")
-@click.option("--rule", help="Only this rule.")
+@click.option("--bot", help="Only this bot ('*' and '?' match any characters: 'invoice-*').")
+@click.option("--rule", help="Only this rule ('*' and '?' as for --bot).")
 @click.option("--state", type=click.Choice(["firing", "resolved"]), help="Only this state.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the alert records as JSON lines.")
@@ -277,7 +277,7 @@ def _silence_row(s: Silence, now_ms: int) -> tuple[str, ...]:
 @click.option(
     "--rules",
     "rules_file",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     default=None,
     help="The rules file the workers run with (their --rules), to check that --rule matches "
     "one of them [BOTWATCH_ALERT_RULES]; default: the rules shipped with botwatch.",
@@ -332,8 +332,9 @@ def _no_rule_matches(pattern: str, rules_file: str | None) -> str:
     where = rules_file or "the default rules"
     return (
         f"warning: --rule {pattern!r} matches no rule of {where} ({', '.join(names)}); "
-        "the silence is kept, for workers with other rules (give their file with --rules to "
-        "check against it). `alerts unsilence` ends it."
+        "the silence is kept, for workers with other rules"
+        + ("" if rules_file else " (give their file with --rules to check against it)")
+        + ". `alerts unsilence` ends it."
     )
 
 

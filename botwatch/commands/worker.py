@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import click
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -73,7 +72,7 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
         raise BotwatchError(
             "error: settings the worker cannot run with, it did not start:\n  "
             + "\n  ".join(problems)
-            + "\n  fix: change them (`botwatch worker --help` lists every setting)."
+            + "\n  fix: change them (`botwatch --help` lists every setting)."
         )
     _refuse_unusable_port(config.web_host, config.web_port)
     path = rules_file or config.rules_file or None
@@ -124,15 +123,18 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
 def _refuse_unusable_port(host: str, port: int) -> None:
     """Found here, before the worker joins its group: found by the web task after joining,
     the worker crashed having taken partitions from the others (two rebalances each time
-    it was restarted)."""
+    it was restarted). Probed as the web server binds (every address of the name, an
+    empty host as all interfaces, a port in TIME_WAIT as free)."""
+
+    async def probe() -> None:
+        server = await asyncio.get_running_loop().create_server(
+            asyncio.Protocol, host or None, port
+        )
+        server.close()
+        await server.wait_closed()
+
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            # As the web server binds: a port left in TIME_WAIT by a worker just stopped is
-            # free to it.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+        asyncio.run(probe())
     except OSError as exc:
         raise BotwatchError(
             f"error: the worker cannot serve its web endpoints on {host}:{port} "

@@ -62,6 +62,7 @@ class AlertmanagerReceiver(Receiver):
         self._active: dict[str, Alert] = {}
         self._resend: deque[Alert] = deque()
         self._resender: asyncio.Task[None] | None = None
+        self._resent = False  # the batch ``next_batch`` returned last is a re-send
 
     @property
     def post_url(self) -> str:
@@ -117,7 +118,12 @@ class AlertmanagerReceiver(Receiver):
         if self._resend:
             self._wake()
 
+    def lost_if_stopped(self, batch: list[Alert]) -> list[Alert]:
+        """A re-send is not lost: the next owner of the alerts' partitions re-sends them."""
+        return [] if self._resent else batch
+
     def next_batch(self) -> list[Alert]:
+        self._resent = False
         if self._resend:
             # A resolved record that arrived since the re-send was planned wins; a record
             # refreshed since then goes in the planned one's place.
@@ -127,6 +133,7 @@ class AlertmanagerReceiver(Receiver):
                 if current is not None:
                     batch.append(current)
             if batch:
+                self._resent = True
                 return batch
         taken = super().next_batch()
         latest: dict[str, Alert] = {}

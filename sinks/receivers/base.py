@@ -110,18 +110,17 @@ def shown_url(url: str, *, keep_path: bool = True) -> str:
 
 
 def url_problem(url: str) -> str | None:
-    """What keeps ``url`` from being a receiver's URL (None: nothing)."""
-    parts = urlsplit(url)
+    """What keeps ``url`` from being a receiver's URL (None: nothing). Says it without the
+    URL's credentials, query and path (a Slack webhook's path is its secret)."""
+    head, slash, _ = url.partition("/")
+    bare = repr(head.rpartition("@")[2] + ("/…" if slash else ""))
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - raises for a port that is not a number
     except ValueError as exc:
-        return f"{parts.scheme}://{parts.hostname}: {exc}"
-    # Without its path, which may be the secret (a Slack webhook's).
-    if parts.hostname:
-        shown = shown_url(url, keep_path=False)
-    else:
-        head, slash, _ = url.partition("/")
-        shown = repr(head + ("/…" if slash else ""))
+        scheme, sep, _ = url.partition("://")
+        return f"{repr(scheme + sep + '…') if sep else bare}: {exc}"
+    shown = shown_url(url, keep_path=False) if parts.hostname else bare
     if parts.scheme not in ("http", "https"):
         return f"{shown} is not an http:// or https:// URL (such as http://127.0.0.1:9093)"
     if not parts.hostname:
@@ -278,6 +277,11 @@ class Receiver(ABC):
     def withdraw(self, fingerprints: Iterable[str]) -> None:  # noqa: B027 - as restore
         """Alerts another worker owns now: nothing to do for a receiver without re-sends."""
 
+    def lost_if_stopped(self, batch: list[Alert]) -> list[Alert]:
+        """What of ``batch`` nothing sends again if the worker stops before it is delivered
+        (said at stop): all of it, unless the receiver re-sends it by itself."""
+        return batch
+
     def refresh(self, alerts: Sequence[Alert]) -> None:  # noqa: B027 - as restore
         """Firing alerts as they are now (their value moves): nothing to do for a receiver
         that does not re-send them."""
@@ -324,7 +328,7 @@ class Receiver(ABC):
                 self._idle.set()
                 await self._wakeup.wait()
                 continue
-            self._delivering = batch
+            self._delivering = self.lost_if_stopped(batch)
             try:
                 await self.deliver(batch)
             except asyncio.CancelledError:
@@ -359,6 +363,8 @@ class Receiver(ABC):
             # A notification whose alert has a newer one queued is out of date: retrying it
             # would hold up the newer one behind it for as long as it fails.
             batch = self._not_superseded(batch)
+            if self._delivering:
+                self._delivering = self.lost_if_stopped(batch)
             if not batch:
                 return False
         self.metrics.dropped.labels(receiver=self.name, reason="retries_exhausted").inc(len(batch))

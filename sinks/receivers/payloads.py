@@ -102,8 +102,9 @@ def alert_annotations(alert: Mapping[str, Any]) -> dict[str, str]:
 
 
 def format_number(value: Any) -> str:
-    """A number as people read it: four significant digits, no exponent (``3.27e+04`` ms is
-    read as 32700 only at a second look); anything else as text."""
+    """A number as people read it: no exponent (``3.27e+04`` ms is read as 32700 only at a
+    second look), whole from 10,000 up, four significant digits below (at most 8 decimals);
+    anything else as text."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int) or not math.isfinite(value):
@@ -295,7 +296,7 @@ def _number(value: Any) -> str:
         return "n/a"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return _slack_escape(value)
-    return f"{value:.6g}"
+    return format_number(value)
 
 
 def _value_vs_threshold(alert: Mapping[str, Any]) -> str:

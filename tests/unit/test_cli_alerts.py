@@ -134,3 +134,16 @@ def test_alerts_list_shows_what_the_workers_that_answered_hold_and_names_the_oth
     assert none.exit_code != 0
     assert "error: no worker answered at http://w:1/alerts" in none.output
     assert "the worker at http://w:2 answered /alerts with HTTP 500" in none.output
+
+
+def test_history_takes_globs_where_a_name_has_them_and_terms_elsewhere() -> None:
+    from botwatch.commands.alerts import history_query
+
+    filters = history_query(0, "bot-00*", "errors", "firing", 10)["query"]["bool"]["filter"]
+    assert filters[1:] == [
+        {"wildcard": {"bot_id": {"value": "bot-00*"}}},
+        {"term": {"rule": "errors"}},
+        {"term": {"state": "firing"}},
+    ]
+    [_, rule] = history_query(0, None, "err?rs", None, 10)["query"]["bool"]["filter"]
+    assert rule == {"wildcard": {"rule": {"value": "err?rs"}}}

@@ -473,6 +473,26 @@ async def test_alertmanager_re_sends_the_value_an_alert_has_now() -> None:
     assert receiver.active == []
 
 
+async def test_a_re_send_cut_short_by_a_stop_is_not_said_to_be_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The next owner of the alerts' partitions re-sends them: "not sent again" was untrue.
+    receiver = AlertmanagerReceiver(
+        "http://am.example:9093",
+        config(retries=-1),
+        transport=ScriptedTransport(*[Reply(503, b"down")] * 50),
+        sleep=lambda _: asyncio.sleep(0),
+        now=lambda: NOW,
+    )
+    await receiver.start()
+    receiver.restore([record(bot="a"), record(bot="b")])
+    for _ in range(5):
+        await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="sinks.receivers.base"):
+        await receiver.stop(grace_s=0)
+    assert not [r for r in caplog.records if "stopped with" in r.getMessage()]
+
+
 async def test_alertmanager_takes_up_restored_alerts_and_lets_go_of_withdrawn_ones() -> None:
     receiver = AlertmanagerReceiver(
         "http://am.example:9093", config(), transport=ScriptedTransport(), now=lambda: NOW
@@ -559,6 +579,8 @@ def test_notifier_refuses_two_receivers_of_one_name() -> None:
         ),
         ("alertmanager_url", "http:///x", "BOTWATCH_ALERTMANAGER_URL: 'http:/…' names no host"),
         ("alertmanager_url", "http://am:port", "Port could not be cast to integer"),
+        ("alertmanager_url", "admin:secret@am:9093/x", "'am:9093/…' is not an http://"),
+        ("alert_webhook_url", "http://[::1/secret", "'http://…': Invalid IPv6 URL"),
     ],
 )
 def test_a_receiver_url_no_request_could_go_to_is_refused_naming_its_setting(

@@ -80,6 +80,11 @@ def test_value_threshold_and_window_are_annotations_unless_the_rule_names_its_ow
     assert "window" not in alert_annotations(record(window=None))
 
 
+def test_slack_shows_numbers_without_an_exponent() -> None:
+    text = str(slack_payload(record(value=1_234_567.0, threshold=20_000)))
+    assert "1234567" in text and "e+06" not in text
+
+
 @pytest.mark.parametrize(
     ("number", "text"),
     [
