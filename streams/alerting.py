@@ -166,7 +166,7 @@ class AlertStage:
             for rule, count in sorted(removed.items()):
                 log.warning(
                     "the rule %s is no longer in the rules file: %d of its firing alert(s) of "
-                    "partition %d resolve, their receivers told so",
+                    "partition %d resolve, and their receivers are told",
                     rule,
                     count,
                     partition,

@@ -355,7 +355,10 @@ class AlertEngine:
                 aged = isinstance(spec, NewErrorTypeSpec) and (
                     now_ms - alert.since_ms >= spec.resolve_after_ms
                 )
-                if aged:
+                # A rule whose selector no longer takes the bot (its env changed) never
+                # evaluates it again: its alert stayed firing for good, paged every
+                # repeat_interval.
+                if aged or rule not in getattr(rules, rule.kind):
                     out += bot.book.resolve(rule, alert.key, now_ms)
                     continue
                 out += AlertBook.notify_due(rule, alert, now_ms, silenced)

@@ -462,6 +462,20 @@ def test_a_stale_event_time_does_not_resolve_a_bot_that_sent_nothing() -> None:
     assert up["state"] == "resolved"
 
 
+def test_an_alert_of_a_rule_that_no_longer_selects_its_bot_resolves() -> None:
+    # The bot moved from prod to staging: the rule never judged it again, and its alert
+    # stayed firing for good, paged again every repeat_interval.
+    engine = AlertEngine(parse_rules(ABSENCE))
+    engine.on_event("invoice-bot", "prod", None, T0)
+    [down] = engine.tick(T0 + 5 * M + 500)
+    assert down["state"] == "firing"
+    assert engine.on_event("invoice-bot", "staging", None, T0 + 6 * M) == []
+    [up] = engine.tick(T0 + 6 * M + 500)
+    assert (up["rule"], up["state"]) == ("bot-down", "resolved")
+    assert engine.active() == []
+    assert engine.tick(T0 + 20 * M) == []  # not selected: not down either
+
+
 def test_a_tick_that_changes_no_alert_state_writes_nothing() -> None:
     engine = AlertEngine(parse_rules(ABSENCE))
     engine.on_event("invoice-bot", "prod", None, T0)

@@ -390,7 +390,7 @@ async def test_alerts_of_a_rule_removed_from_the_file_resolve_and_the_log_says_s
     assert [(r["rule"], r["state"]) for r in records] == [("errors", "resolved")]
     assert [r.getMessage() for r in caplog.records] == [
         "the rule errors is no longer in the rules file: 1 of its firing alert(s) of "
-        "partition 0 resolve, their receivers told so"
+        "partition 0 resolve, and their receivers are told"
     ]
 
 
