@@ -233,6 +233,15 @@ def merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     return {"windows": windows, "counts": {"late": late}}
 
 
+def _unready_saying(w: WorkerProcess, text: bytes, timeout: float = 30) -> bytes:
+    """The first 503 body holding ``text`` (or the last one, at the deadline): a topic
+    deleted or grown also makes the group rebalance, and 503 says that first."""
+    deadline = time.monotonic() + timeout
+    while text not in (body := w.wait_unready()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return body
+
+
 def refused(pipeline: dict[str, Any], command: str, partitions: int) -> str:
     """``botwatch COMMAND`` run with BOTWATCH_PARTITIONS=partitions: its error, once refused."""
     env = {**pipeline["env"], "BOTWATCH_PARTITIONS": str(partitions)}
@@ -284,12 +293,12 @@ def test_partitions_added_while_the_worker_runs_turn_ready_to_503_naming_them(
         w.wait_ready()
         assert w.metric("botwatch_events_partitions_unread") == 0
         asyncio.run(add_partitions(events, PARTITIONS + 2))
-        body = w.wait_unready()
-        assert (
+        said = (
             f"the events topic {events} has {PARTITIONS + 2} partitions and the worker reads "
             f"{PARTITIONS} (BOTWATCH_PARTITIONS): records of partitions {PARTITIONS}.."
             f"{PARTITIONS + 1} are never read"
-        ).encode() in body
+        ).encode()
+        assert said in _unready_saying(w, said)
         w.wait_metric("botwatch_events_partitions_unread", 2, timeout=15)
         assert w.metric("botwatch_events_partitions_unread") == 2
     finally:
@@ -312,8 +321,9 @@ def test_an_events_topic_made_again_under_the_worker_is_read_as_new_events(
         old = generate(pipeline, 4_000, seed=11, start=_rfc3339(now - timedelta(minutes=10)))
         w.wait_metric("botwatch_records_in_total", 4_000)
         asyncio.run(delete_topics(bootstrap, [events]))
-        body = w.wait_unready()
-        assert f"the events topic {events} does not exist on Kafka at".encode() in body
+        missing = f"the events topic {events} does not exist on Kafka at".encode()
+        body = _unready_saying(w, missing)
+        assert missing in body
         assert b"made again is read from its start" in body
         _create_again(bootstrap, events)
         w.wait_ready()
@@ -346,12 +356,8 @@ def test_a_topic_the_worker_writes_to_deleted_under_it_is_made_again_and_nothing
     try:
         w.wait_ready()
         asyncio.run(delete_topics(bootstrap, [topic]))
-        # A deleted changelog also makes the group rebalance: 503 says that first.
         missing = f"the topic(s) {topic} do not exist on Kafka at".encode()
-        deadline = time.monotonic() + 30
-        while missing not in (body := w.wait_unready()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert missing in body
+        assert missing in _unready_saying(w, missing)
         truth = generate(pipeline, 3_000)
         w.wait_ready()
         w.wait_metric("botwatch_records_in_total", 3_000)
