@@ -38,7 +38,8 @@ class SinkConfig:
     index_prefix: str = setting(
         "botwatch",
         "BOTWATCH_INDEX_PREFIX",
-        "Prefix of every index and template (<prefix>-events-YYYY.MM.DD, ...).",
+        "Prefix of every index and template (<prefix>-events-YYYY.MM.DD, <prefix>-stats-YYYY.MM, "
+        "...).",
     )
     bulk_max_docs: int = setting(
         5000, "BOTWATCH_BULK_MAX_DOCS", "Most documents in one _bulk request."

@@ -1,6 +1,14 @@
-"""Index names: one index per family per UTC day, ``<prefix>-<family>-YYYY.MM.DD``.
+"""Index names: ``<prefix>-<family>-YYYY.MM.DD`` per UTC day for events and dead letters,
+``<prefix>-<family>-YYYY.MM`` per UTC month for error events, windows and alerts.
 
-Why daily indices and not data streams: every write is idempotent through its ``_id``
+Why monthly for those three: every index is a shard, and a node holds 1,000 shards by
+default (``cluster.max_shards_per_node``). One index per family per day, kept 90, 365, 400,
+30 and 400 days, came to 1,285: some 290 days after the start, the node refused new indices
+and every document of the day was rejected. Those families write little per day; by month
+the steady state is about 160 shards. A monthly index goes when its last day is past the
+family's retention, so it holds at most a month more than the retention asks.
+
+Why dated indices and not data streams: every write is idempotent through its ``_id``
 (events are ``create``d under their ``event_id``, windows and alerts are ``index``ed over
 their previous version), and a data stream accepts only ``create`` and cannot overwrite a
 document by id; and retention by deleting whole indices is cheap and needs no plugin.
@@ -12,6 +20,7 @@ still matches ``<prefix>-events-*``, so one Dashboards index pattern finds every
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date, timedelta
 from typing import Final, Literal
@@ -20,6 +29,7 @@ from schemas import ERROR_LEVELS, timestamp_ms
 
 Family = Literal["events", "events-errors", "stats", "dlq", "alerts"]
 FAMILIES: Final[tuple[Family, ...]] = ("events", "events-errors", "stats", "dlq", "alerts")
+MONTHLY: Final[frozenset[Family]] = frozenset({"events-errors", "stats", "alerts"})
 
 DAY_MS: Final = 86_400_000
 _EPOCH_DATE: Final = date(1970, 1, 1)
@@ -28,8 +38,9 @@ _LAST_DAY: Final = (date.max - _EPOCH_DATE).days
 
 
 def index_name(prefix: str, family: Family, day: str) -> str:
-    """``<prefix>-<family>-<day>``; ``day`` is ``YYYY.MM.DD``."""
-    return f"{prefix}-{family}-{day}"
+    """``<prefix>-<family>-<day>``, or ``-<month>`` for a monthly family; ``day`` is
+    ``YYYY.MM.DD``."""
+    return f"{prefix}-{family}-{day[:7] if family in MONTHLY else day}"
 
 
 def day_of_ms(ms: int) -> str:
@@ -66,16 +77,20 @@ def family_pattern(prefix: str, family: Family) -> str:
 
 
 def parse_index(prefix: str, name: str) -> tuple[Family, date] | None:
-    """(family, day) of a botwatch daily index of ``prefix``; None for any other index."""
+    """(family, newest day it holds) of a botwatch index of ``prefix``, daily or monthly
+    (the month's last day; daily indices of any family are still read, as made before
+    some families went monthly); None for any other index."""
     match = _pattern(prefix).fullmatch(name)
     if match is None:
         return None
     family: Family = match.group(1)  # type: ignore[assignment]
+    year, month = int(match.group(2)), int(match.group(3))
     try:
-        day = date(int(match.group(2)), int(match.group(3)), int(match.group(4)))
-    except ValueError:
+        if match.group(4) is None:
+            return family, date(year, month, calendar.monthrange(year, month)[1])
+        return family, date(year, month, int(match.group(4)))
+    except (ValueError, calendar.IllegalMonthError):
         return None
-    return family, day
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}
@@ -87,7 +102,7 @@ def _pattern(prefix: str) -> re.Pattern[str]:
         # Longest family first, so events-errors is not read as events with a day "errors-".
         families = "|".join(sorted(FAMILIES, key=len, reverse=True))
         pattern = re.compile(
-            rf"{re.escape(prefix)}-({families})-([0-9]{{4}})\.([0-9]{{2}})\.([0-9]{{2}})"
+            rf"{re.escape(prefix)}-({families})-([0-9]{{4}})\.([0-9]{{2}})(?:\.([0-9]{{2}}))?"
         )
         _PATTERNS[prefix] = pattern
     return pattern

@@ -1,15 +1,16 @@
-"""Retention: whole daily indices are deleted once past their family's age.
+"""Retention: whole dated indices are deleted once past their family's age.
 
 Where the ISM plugin (``opensearch-index-management``) is installed, one policy per family
 deletes its indices (``install_ism_policies``); elsewhere botwatch's own sweeper does it
 (``run_retention``, from `botwatch retention run`). The sweeper goes by the day in the index
-name, the day of its documents; ISM goes by the index's creation time, which for a daily
-index is the same day unless documents arrive late.
+name, the newest day of its documents (a monthly index: the month's last day); ISM goes by
+the index's creation time, which for a daily index is the same day unless documents arrive
+late, and which a monthly index's policy waits 31 days more past.
 
 An index is expired when its day is more than N days before today (UTC): with 90 days, the
 index of 1 January 2026 is kept through 1 April (90 days later) and goes on 2 April. Only
-names of the form ``<prefix>-<family>-YYYY.MM.DD`` are ever considered; anything else is
-left alone.
+names of the form ``<prefix>-<family>-YYYY.MM.DD`` or ``-YYYY.MM`` are ever considered;
+anything else is left alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Final
 import orjson
 
 from sinks.config import SinkConfig
-from sinks.indices import FAMILIES, Family, family_pattern, parse_index
+from sinks.indices import FAMILIES, MONTHLY, Family, family_pattern, parse_index
 
 ISM_PLUGIN: Final = "opensearch-index-management"
 ISM_PRIORITY: Final = 100
@@ -49,7 +50,8 @@ class Expired:
 
 
 def expired_indices(index_names: Iterable[str], today: date, config: SinkConfig) -> list[Expired]:
-    """The botwatch daily indices of ``config.index_prefix`` past their age, oldest first."""
+    """The botwatch indices of ``config.index_prefix`` whose newest day is past its family's
+    retention, oldest first."""
     keep = retention_days(config)
     found: list[Expired] = []
     for name in index_names:
@@ -98,6 +100,9 @@ def ism_policies(config: SinkConfig) -> dict[str, dict[str, Any]]:
     policies: dict[str, dict[str, Any]] = {}
     for family in FAMILIES:
         priority = ISM_PRIORITY + (1 if family == "events-errors" else 0)
+        # ISM counts from the index's creation: a monthly one is made in its first days and
+        # written to for a month more.
+        age = keep[family] + (31 if family in MONTHLY else 0)
         policy: dict[str, Any] = {
             "default_state": "hot",
             "states": [
@@ -107,7 +112,7 @@ def ism_policies(config: SinkConfig) -> dict[str, dict[str, Any]]:
                     "transitions": [
                         {
                             "state_name": "delete",
-                            "conditions": {"min_index_age": f"{keep[family]}d"},
+                            "conditions": {"min_index_age": f"{age}d"},
                         }
                     ],
                 },
@@ -121,7 +126,7 @@ def ism_policies(config: SinkConfig) -> dict[str, dict[str, Any]]:
         # added, so an unchanged policy is told by its description (``install_ism_policies``).
         digest = hashlib.sha256(orjson.dumps(policy, option=orjson.OPT_SORT_KEYS)).hexdigest()
         policy["description"] = (
-            f"botwatch: delete {prefix} {family} indices after {keep[family]} days [{digest[:12]}]"
+            f"botwatch: delete {prefix} {family} indices after {age} days [{digest[:12]}]"
         )
         policies[ism_policy_id(prefix, family)] = {"policy": policy}
     return policies

@@ -1,4 +1,4 @@
-"""Retention kept by a running sink: ISM policies installed at start, or expired daily
+"""Retention kept by a running sink: ISM policies installed at start, or expired dated
 indices deleted once a day.
 
 Where the ISM plugin is installed its policies delete old indices inside OpenSearch: the

@@ -1,4 +1,4 @@
-"""`botwatch retention run`: delete the daily indices past their age (where ISM is absent)."""
+"""`botwatch retention run`: delete the dated indices past their age (where ISM is absent)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def retention() -> None:
 @click.option("--dry-run", is_flag=True, help="List the expired indices, delete nothing.")
 @click.pass_context
 def run(ctx: click.Context, dry_run: bool) -> None:
-    """Delete every <prefix>-<family>-YYYY.MM.DD index older than its family's retention."""
+    """Delete every <prefix>-<family>-YYYY.MM.DD (or -YYYY.MM) index past its family's
+    retention."""
     from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
     config = settings_of(ctx).sink

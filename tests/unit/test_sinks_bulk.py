@@ -117,9 +117,9 @@ def test_an_event_goes_to_its_day_unless_retention_would_delete_it_at_once() -> 
     assert _index_of("2001-01-01T00:00:00Z") == "bw-events-2026.11.23"
     assert _index_of("2026-11-25T00:00:00Z") == "bw-events-2026.11.23"  # two days ahead
     assert _index_of("9999-12-31T23:59:59Z") == "bw-events-2026.11.23"
-    # Errors are kept 365 days: 200 days back is their own day.
-    assert _index_of("2026-05-07T10:00:00Z", "error") == "bw-events-errors-2026.05.07"
-    assert _index_of("2025-11-22T10:00:00Z", "error") == "bw-events-errors-2026.11.23"
+    # Errors are kept 365 days, in an index per month: 200 days back is their own month.
+    assert _index_of("2026-05-07T10:00:00Z", "error") == "bw-events-errors-2026.05"
+    assert _index_of("2025-11-22T10:00:00Z", "error") == "bw-events-errors-2026.11"
 
 
 def test_a_record_sent_at_an_odd_time_too_goes_to_the_index_of_today() -> None:
@@ -178,18 +178,18 @@ def test_error_events_go_to_the_errors_family_by_utc_day() -> None:
     rec = record(level="critical", timestamp="2026-11-23T01:00:00+05:00")
     item = event_item(rec, 0, "bw", R, keep=KEEP, now_ms=SENT)
     assert item.family == "events-errors"
-    assert action(item)["create"]["_index"] == "bw-events-errors-2026.11.22"
+    assert action(item)["create"]["_index"] == "bw-events-errors-2026.11"
 
 
 def test_stats_alert_and_dead_letter_ids() -> None:
     window = {"bot_id": "b", "window_start": "2026-11-23T10:00:00Z", "window_size_s": 60}
     assert action(stats_item(window, 0, "bw")) == {
-        "index": {"_index": "bw-stats-2026.11.23", "_id": "b|2026-11-23T10:00:00Z|60"}
+        "index": {"_index": "bw-stats-2026.11", "_id": "b|2026-11-23T10:00:00Z|60"}
     }
     alert = {"fingerprint": "f1", "starts_at": "2026-11-23T10:05:00Z", "labels": {"token": "x"}}
     item = alert_item(alert, 0, "bw", R)
     assert action(item) == {
-        "index": {"_index": "bw-alerts-2026.11.23", "_id": "f1|2026-11-23T10:05:00Z"}
+        "index": {"_index": "bw-alerts-2026.11", "_id": "f1|2026-11-23T10:05:00Z"}
     }
     assert orjson.loads(item.source)["labels"] == {"token": "[REDACTED]"}
     letter = DeadLetterDoc(

@@ -9,7 +9,7 @@ import pytest
 from botwatch.settings import Settings
 from schemas.env import SettingsError
 from sinks.config import SinkConfig
-from sinks.indices import parse_index
+from sinks.indices import index_name, parse_index
 from sinks.retention import ism_policies, plan_retention, retention_days
 from sinks.templates import template_bodies
 
@@ -52,6 +52,20 @@ def test_other_indices_are_never_touched() -> None:
 def test_errors_family_is_not_read_as_events() -> None:
     assert parse_index("bw", "bw-events-errors-2026.01.02") == ("events-errors", date(2026, 1, 2))
     assert parse_index("bw", "bw-events-2026.01.02") == ("events", date(2026, 1, 2))
+    assert parse_index("bw", "bw-events-errors-2026.02") == ("events-errors", date(2026, 2, 28))
+
+
+def test_a_monthly_index_goes_once_its_last_day_is_past_retention() -> None:
+    # Error events, windows and alerts: one index a month (a node holds 1,000 shards by
+    # default; one a day per family at the default retention came to 1,285).
+    assert index_name("bw", "stats", "2026.11.23") == "bw-stats-2026.11"
+    assert index_name("bw", "dlq", "2026.11.23") == "bw-dlq-2026.11.23"
+    config = SinkConfig(index_prefix="bw", retention_stats_days=30)
+    names = ["bw-stats-2026.10", "bw-stats-2026.09", "bw-stats-2026.02", "bw-stats-2026.13"]
+    today = date(2026, 11, 30)  # October's last day is 30 days back: kept
+    assert plan_retention(names, today, config) == ["bw-stats-2026.02", "bw-stats-2026.09"]
+    # Daily indices made before those families went monthly are still swept.
+    assert plan_retention(["bw-stats-2026.10.01"], today, config) == ["bw-stats-2026.10.01"]
 
 
 def test_retention_follows_settings() -> None:
@@ -68,8 +82,10 @@ def test_ism_policies_delete_each_family_after_its_age() -> None:
         policy = policies[f"bw-{family}-retention"]["policy"]
         hot, delete = policy["states"]
         assert policy["default_state"] == hot["name"] == "hot"
+        # A monthly index is made in its first days and written to for a month more.
+        age = keep + (31 if family in ("events-errors", "stats", "alerts") else 0)
         assert hot["transitions"] == [
-            {"state_name": "delete", "conditions": {"min_index_age": f"{keep}d"}}
+            {"state_name": "delete", "conditions": {"min_index_age": f"{age}d"}}
         ]
         assert delete == {"name": "delete", "actions": [{"delete": {}}], "transitions": []}
         (template,) = policy["ism_template"]
