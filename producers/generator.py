@@ -36,6 +36,7 @@ import orjson
 
 from schemas import ERROR_LEVELS, LEVELS, MAX_JOB_ID_CHARS, MAX_MESSAGE_BYTES, MAX_META_BYTES
 from schemas.jsonbytes import json_bytes
+from schemas.rank import nearest_rank
 
 WINDOW_MS: Final = 60_000
 # Windows close when the partition watermark (max event time - 30 s) passes their end; an
@@ -665,10 +666,10 @@ class _Window:
 
 
 def duration_summary(values: Sequence[float]) -> dict[str, Any]:
-    """count, sum, min, max, mean and the p50/p95/p99 at rank ``int(q * (n - 1))``.
+    """count, sum, min, max, mean and the p50/p95/p99 at the nearest rank.
 
-    The lower nearest rank is the convention the stream's sketch uses, so the truth and the
-    stream agree on which sample a percentile names.
+    ``schemas.rank.nearest_rank``, as the stream's sketch, so the truth and the stream agree
+    on which sample a percentile names.
     """
     n = len(values)
     if n == 0:
@@ -685,7 +686,7 @@ def duration_summary(values: Sequence[float]) -> dict[str, Any]:
         "mean": total / n,
     }
     for name, q in PERCENTILES:
-        summary[name] = ordered[int(q * (n - 1))]
+        summary[name] = ordered[nearest_rank(q, n)]
     return summary
 
 

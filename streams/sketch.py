@@ -12,7 +12,7 @@ cumulative count first exceeds ``r``: ``quantile`` is within ``a`` of the exact 
 
 Guarantee (with the default ``alpha = 0.005``, half the 1% the window record promises, the rest
 is margin for floating point): for every ``q``, ``|quantile(q) - exact| <= 0.01 * exact`` where
-``exact = sorted(values)[int(q * (n - 1))]``, provided that
+``exact = sorted(values)[nearest_rank(q, n)]`` (``schemas.rank``), provided that
 
 - values below ``MIN_INDEXABLE`` (1e-9, a picosecond when the unit is milliseconds) are
   counted as 0 (their absolute error is below 1e-9), and
@@ -28,6 +28,8 @@ import math
 import sys
 from collections.abc import Mapping
 from typing import Any, Final
+
+from schemas.rank import nearest_rank
 
 DEFAULT_ALPHA: Final = 0.005
 DEFAULT_MAX_BINS: Final = 2048
@@ -114,7 +116,8 @@ class QuantileSketch:
             self._collapse()
 
     def quantile(self, q: float) -> float:
-        """The value of rank ``int(q * (count - 1))`` within relative error alpha; 0.0 if empty."""
+        """The value of rank ``nearest_rank(q, count)`` within relative error alpha; 0.0 if
+        empty."""
         return self.quantiles(q)[0]
 
     def quantiles(self, *qs: float) -> list[float]:
@@ -128,7 +131,7 @@ class QuantileSketch:
         keys = sorted(self.bins)
         answers = []
         for q in qs:
-            rank = int(q * (n - 1))
+            rank = nearest_rank(q, n)
             if rank < self.zero:
                 answers.append(0.0)
                 continue

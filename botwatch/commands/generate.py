@@ -46,7 +46,7 @@ The --truth file (JSON) describes exactly what Kafka acknowledged:
   windows {{BOT: {{WINDOW_START: {{window_start, window_end, window_size_s, count,
           errors, successes, failures, retries, error_rate, failure_rate, levels,
           duration_ms {{count, sum, min, max, mean, p50, p95, p99}}}}}}}}
-          (on-time valid events only; percentile = sorted[int(q * (n - 1))]),
+          (on-time valid events only; percentile = the nearest rank, sorted[ceil(q * n) - 1]),
   event_ids [every valid event, late ones included],
   malformed [{{kind, stage, path, key, partition, offset}}].
 """

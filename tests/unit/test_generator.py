@@ -30,6 +30,7 @@ from producers.generator import (
     malformed_value,
 )
 from schemas import ERROR_LEVELS, EventError, decode_event, timestamp_ms
+from schemas.rank import nearest_rank
 
 START = timestamp_ms("2026-11-23T10:00:00Z")
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -203,16 +204,29 @@ def test_a_run_makes_every_malformed_kind_keyed_by_a_real_bot() -> None:
         assert caught.value.path == MALFORMED_KINDS[record.kind].path
 
 
-def test_duration_summary_uses_the_lower_nearest_rank() -> None:
+def test_duration_summary_uses_the_nearest_rank() -> None:
     values = [50, 10, 40, 20, 30, 100, 90, 80, 70, 60]
     summary = duration_summary(values)
-    # sorted: 10 20 30 40 50 60 70 80 90 100; n - 1 = 9
+    # sorted: 10 20 30 40 50 60 70 80 90 100; the ceil(q * 10)-th
     assert summary["count"] == 10
     assert summary["sum"] == 550
     assert (summary["min"], summary["max"], summary["mean"]) == (10, 100, 55.0)
-    assert summary["p50"] == 50  # int(0.5 * 9) = 4
-    assert summary["p95"] == 90  # int(0.95 * 9) = 8
-    assert summary["p99"] == 90  # int(0.99 * 9) = 8
+    assert summary["p50"] == 50  # the 5th
+    assert summary["p95"] == 100  # the 10th (the 9.5th rounded up)
+    assert summary["p99"] == 100
+    # Two jobs, one slow: p95 is the slow one (it was the fast one, 0).
+    two = duration_summary([0, 1234.5])
+    assert (two["p50"], two["p95"], two["p99"]) == (0, 1234.5, 1234.5)
+
+
+@pytest.mark.parametrize(
+    ("q", "n", "index"),
+    [(0.5, 10, 4), (0.95, 20, 18), (0.07, 100, 6), (0.99, 1, 0), (0.0, 5, 0), (1.0, 5, 4)],
+)
+def test_nearest_rank_is_not_pushed_past_a_whole_number_by_rounding(
+    q: float, n: int, index: int
+) -> None:
+    assert nearest_rank(q, n) == index
     assert duration_summary([7])["p99"] == 7
     assert duration_summary([])["p50"] is None
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.rank import nearest_rank
 from streams.sketch import MIN_INDEXABLE, QuantileSketch
 
 # Values the guarantee covers: zero, or at least MIN_INDEXABLE (smaller ones count as zero).
@@ -22,7 +23,7 @@ QS = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
 
 
 def exact(values: list[float], q: float) -> float:
-    return sorted(values)[int(q * (len(values) - 1))]
+    return sorted(values)[nearest_rank(q, len(values))]
 
 
 def sketch_of(values: list[float], **kwargs: int) -> QuantileSketch:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import LEVELS, STATUSES
+from schemas.rank import nearest_rank
 from streams.windows import (
     WINDOW_MS,
     WindowStats,
@@ -44,7 +45,7 @@ def stats_of(events: list[dict[str, Any]]) -> WindowStats:
 
 
 def exact(values: list[float], q: float) -> float:
-    return sorted(values)[int(q * (len(values) - 1))]
+    return sorted(values)[nearest_rank(q, len(values))]
 
 
 @pytest.mark.parametrize(
