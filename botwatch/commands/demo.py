@@ -243,7 +243,8 @@ def _summary(
     click.echo(f"  curl -s '{url}/{prefix}-stats-*/_search?sort=error_rate:desc&size=3&pretty'")
     click.echo(f"  curl -s '{url}/{prefix}-dlq-*/_search?q=stage:validate&size=3&pretty'")
     click.echo(f"  curl -s '{url}/_cat/indices/{prefix}-*?v'")
-    click.echo(f"  curl -s '{url}/{prefix}-alerts-*/_search?q=state:firing&size=3&pretty'")
+    # One document per incident: firing, then replaced by its resolution.
+    click.echo(f"  curl -s '{url}/{prefix}-alerts-*/_search?sort=starts_at:desc&size=3&pretty'")
     click.echo("\nper-bot windows in the terminal, live: `botwatch top` (`--once` to print once)")
     click.echo("the alerts of the last hour: `botwatch alerts history --since 1h`")
     click.echo("the stack keeps running: `botwatch stack status`, `botwatch stack down`")

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -441,3 +442,12 @@ def test_the_demo_runs_the_whole_pipeline_and_reports_only_its_own_run(
         assert "bot-002" in {bot for bot, _ in fired}, out
         assert all(start >= first_minute for _, start in fired), (first_minute, out)
     assert len(_all(opensearch, f"{prefix}-events-*")) == valid  # both runs, each event once
+    # Every example query the summary prints answers, and finds something.
+    queries = re.findall(r"curl -s '([^']+)'", runs[-1][1])
+    assert len(queries) == 5, runs[-1][1]
+    for query in queries:
+        with urllib.request.urlopen(query, timeout=30) as answer:
+            body = answer.read().decode()
+        assert prefix in body, (query, body[:500])
+        if "_search" in query:
+            assert orjson.loads(body)["hits"]["total"]["value"] > 0, (query, body[:500])
