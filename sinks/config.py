@@ -17,6 +17,8 @@ from schemas.env import SettingsError, setting
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "password",
     "passwd",
+    "passphrase",
+    "pwd",  # ODBC connection strings: Pwd=...
     "secret",
     "token",
     "api_key",

@@ -212,6 +212,13 @@ def test_text_rules() -> None:
     assert R.redact_text('{"password": "two words"}') == '{"password": "[REDACTED]"}'
     assert R.redact_text("a=1&token=abc&b=2") == "a=1&token=[REDACTED]&b=2"
     assert R.redact_text("call Bearer abc.def-ghi done") == "call Bearer [REDACTED] done"
+    # ODBC connection strings and key files, as bots log them.
+    assert R.redact_text("Driver={SQL Server};Uid=bot;Pwd=PwdShort33;") == (
+        "Driver={SQL Server};Uid=bot;Pwd=[REDACTED];"
+    )
+    assert R.redact_text("key loaded, passphrase: PASSPHRASE44") == (
+        "key loaded, passphrase: [REDACTED]"
+    )
 
 
 def test_secret_key_value_is_replaced_whole_and_other_fields_kept() -> None:
