@@ -128,12 +128,22 @@ class SinkConfig:
                 "h or d (500ms, 1s, 30s), or -1 to turn the scheduled refresh off."
             )
         object.__setattr__(self, "index_refresh_interval", value)
+        if _INDEX_PREFIX.fullmatch(self.index_prefix) is None:
+            # Found by OpenSearch at the first template, after setup had made the topics,
+            # as a traceback.
+            raise SettingsError(
+                f"BOTWATCH_INDEX_PREFIX={self.index_prefix!r} cannot begin an index name: give "
+                "lower-case letters, digits and . _ - + only, beginning with a letter or a "
+                "digit (OpenSearch refuses upper case and most punctuation in index names)."
+            )
 
 
 # What index.refresh_interval may be here: -1 (off), or at least a millisecond (a shorter
 # one, 0s or 1nanos, would also stop the scheduled refresh, silently), with at most 18
 # digits (OpenSearch keeps it in a Java long).
 _REFRESH_INTERVAL: Final = re.compile(r"-1|([0-9]{1,18})(?:ms|s|m|h|d)")
+# Room left for "-events-errors-YYYY.MM.DD" within OpenSearch's 255 bytes.
+_INDEX_PREFIX: Final = re.compile(r"[a-z0-9][a-z0-9._+-]{0,199}")
 
 
 def display_url(url: str) -> str:

@@ -38,6 +38,16 @@ def test_a_bad_value_names_the_variable() -> None:
         Settings.load(environ={"BOTWATCH_KAFKA_CONTROLLER_PORT": "x"})
 
 
+@pytest.mark.parametrize("prefix", ["BotWatch", "-bw", "bw/x", "bw x", "b" * 201])
+def test_an_index_prefix_opensearch_would_refuse_is_refused_naming_the_variable(
+    prefix: str,
+) -> None:
+    # It was found by OpenSearch at setup's first template, after the topics, as a traceback.
+    with pytest.raises(SettingsError, match=r"BOTWATCH_INDEX_PREFIX=.* cannot begin an index"):
+        Settings.load(environ={"BOTWATCH_INDEX_PREFIX": prefix})
+    assert Settings.load(environ={"BOTWATCH_INDEX_PREFIX": "bw-test.1"})
+
+
 def test_every_setting_is_documented_once() -> None:
     rows = describe_settings()
     names = [env for env, _, _ in rows]
