@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from schemas.reason_class import reason_class
 from schemas.sink import parse_count
 from sinks.redact import Redactor, distinct_key
 
@@ -100,9 +101,11 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
     any other text goes through the text rules. A JSON object also goes to ``event``
     (``flat_object``, so a malformed record cannot break the mappings).
     """
+    reason = redactor.redact_reason(letter.reason)
     doc: dict[str, Any] = {
         "stage": letter.stage,
-        "reason": redactor.redact_reason(letter.reason),
+        "reason": reason,
+        "reason_class": reason_class(reason),
         "exception": redactor.redact_reason(letter.exception),
         "original_topic": letter.original_topic,
         "original_partition": letter.original_partition,
@@ -169,12 +172,16 @@ def _flat(value: Any, depth: int = 0) -> Any:
 
 
 def reduced_dlq_document(doc: dict[str, Any], refusal: str) -> dict[str, Any]:
-    """``doc`` without its structured copies (``event``, ``headers``) and ``bot_id`` (an index
-    made before that field may lack it), for a node that refused the whole: the record
-    stays searchable as text, and ``reason`` says what was left out."""
-    reduced = {k: v for k, v in doc.items() if k not in ("event", "headers", "bot_id")}
+    """``doc`` without its structured copies (``event``, ``headers``), ``bot_id`` and
+    ``reason_class`` (an index made before those fields may lack them), for a node that
+    refused the whole: the record stays searchable as text, and ``reason`` says what was
+    left out."""
+    reduced = {
+        k: v for k, v in doc.items() if k not in ("event", "headers", "bot_id", "reason_class")
+    }
     reduced["reason"] = (
-        f"{doc.get('reason', '')} [indexed without its event, headers and bot_id fields: "
+        f"{doc.get('reason', '')} [indexed without its event, headers, bot_id and "
+        "reason_class fields: "
         f"OpenSearch refused them: {refusal[:500]}]"
     )
     return reduced

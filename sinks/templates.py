@@ -68,6 +68,8 @@ def dlq_mappings() -> dict[str, Any]:
         "properties": {
             "stage": {"type": "keyword"},
             "reason": _TEXT_KEYWORD,
+            # The reason without its particulars: what a chart of dead letters groups by.
+            "reason_class": _KEYWORD,
             "exception": _TEXT_KEYWORD,
             "original_topic": {"type": "keyword"},
             "original_partition": {"type": "integer"},

@@ -6,10 +6,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from schemas import timestamp_ms
-from schemas.event import RULES
+from schemas.reason_class import reason_class
 from streams.alerts import parse_duration
 from streams.deadletters.records import Letter
 from streams.dlq import STAGES
@@ -120,33 +120,6 @@ def make_selection(
                 "  fix: escape special characters (for example \\( or \\.)."
             ) from None
     return Selection(frozenset(stages), frozenset(bots), since_ms, until_ms, pattern)
-
-
-# A quote opens after no letter (not the one of "event's") and closes before none.
-_QUOTED: Final = re.compile(r"(?<!\w)'[^']*'(?!\w)|\"[^\"]*\"")
-_NUMBER: Final = re.compile(r"\b\d+(?:\.\d+)?\b")
-_GOT: Final = re.compile(r",? got .*$", re.DOTALL)
-# The contract's rule texts are kept as they are (``RFC 3339``, ``[A-Za-z0-9]``), longest first.
-_RULES: Final = tuple(sorted(RULES, key=len, reverse=True))
-REASON_CLASS_CHARS: Final = 120
-
-
-def reason_class(reason: str) -> str:
-    """A reason with its particulars removed, so that alike failures count together:
-    ``event_id: must be a non-empty string of at most 128 characters, got ''`` ->
-    ``event_id: must be a non-empty string of at most 128 characters``; quoted text and
-    numbers outside the contract's rule texts become ``'…'`` and ``N``."""
-    text = _GOT.sub("", reason.splitlines()[0] if reason else "")
-    rule = next((r for r in _RULES if r in text), "")
-    head, _, tail = text.partition(rule) if rule else (text, "", "")
-    text = (_particulars(head) + rule + _particulars(tail)).strip()
-    if len(text) > REASON_CLASS_CHARS:
-        text = text[: REASON_CLASS_CHARS - 1] + "…"
-    return text or "(no reason)"
-
-
-def _particulars(text: str) -> str:
-    return _NUMBER.sub("N", _QUOTED.sub("'…'", text))
 
 
 @dataclass

@@ -95,6 +95,14 @@ def test_everything_read_is_searchable_once(pipeline: dict[str, Any], opensearch
     letters = _all(opensearch, f"{prefix}-dlq-*")
     malformed = [doc for doc in letters if doc["_source"]["stage"] != "job_failure"]
     assert len(malformed) == truth["counts"]["malformed"]
+    # Dead letters chart by reason: a keyword of the reason without its particulars, far
+    # fewer than the letters.
+    by_class = opensearch.search(
+        index=f"{prefix}-dlq-*",
+        body={"size": 0, "aggs": {"c": {"terms": {"field": "reason_class", "size": 500}}}},
+    )["aggregations"]["c"]["buckets"]
+    assert sum(b["doc_count"] for b in by_class) == len(letters)
+    assert len(by_class) < len(letters) / 5, by_class
     by_origin = {
         (doc["_source"]["original_partition"], doc["_source"]["original_offset"]): doc["_source"]
         for doc in malformed

@@ -268,7 +268,7 @@ async def test_a_dead_letter_the_node_refuses_whole_is_indexed_without_its_copie
     [doc] = [hit["_source"] for hit in _hits(opensearch, f"{prefix}-dlq-*")]
     assert "event" not in doc
     assert doc["value"] == raw.decode()
-    assert doc["reason"].startswith("level: missing [indexed without its event, headers and bot_id")
+    assert doc["reason"].startswith("level: missing [indexed without its event, headers, bot_id")
     assert "mapper_parsing_exception" in doc["reason"]
     assert count(opensearch, f"{prefix}-dlq-*", {"match": {"value": "needle-7741"}}) == 1
 

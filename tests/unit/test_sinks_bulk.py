@@ -392,14 +392,35 @@ def test_a_reduced_dead_letter_keeps_the_text_and_says_what_was_left_out() -> No
     letter = DeadLetterDoc(b"b", raw, "validate", "level: missing", "t", 0, 7, 0, "", "",
                            0, [("trace", b"t1")])  # fmt: skip
     doc = dlq_document(letter, Redactor(SinkConfig().redact_keys))
-    assert {"event", "headers", "bot_id"} <= set(doc)
+    assert {"event", "headers", "bot_id", "reason_class"} <= set(doc)
     reduced = reduced_dlq_document(doc, "mapper_parsing_exception: event")
-    assert not {"event", "headers", "bot_id"} & set(reduced)
+    assert not {"event", "headers", "bot_id", "reason_class"} & set(reduced)
     assert reduced["value"] == raw.decode()
     assert reduced["reason"] == (
-        "level: missing [indexed without its event, headers and bot_id fields: OpenSearch "
-        "refused them: mapper_parsing_exception: event]"
+        "level: missing [indexed without its event, headers, bot_id and reason_class fields: "
+        "OpenSearch refused them: mapper_parsing_exception: event]"
     )
+
+
+def test_a_dead_letter_document_holds_its_reason_without_particulars_to_group_by() -> None:
+    # The reasons hold values and job messages: nearly one per document, so a chart of
+    # dead letters by reason had a bar each.
+    from sinks.documents import dlq_document
+
+    redactor = Redactor(SinkConfig().redact_keys)
+    classes = {
+        dlq_document(
+            DeadLetterDoc(
+                b"b", b"{}", "validate", f"retry_count: {why}, got {n}", "t", 0, n, 0, ""
+            ),
+            redactor,
+        )["reason_class"]
+        for n, why in ((1, "must be at most 100"), (2, "must be at most 100"))
+    }
+    assert classes == {"retry_count: must be at most N"}
+    secret = DeadLetterDoc(b"b", b"{}", "validate", "password: not allowed, got 'hunter2'", "t",
+                           0, 3, 0, "")  # fmt: skip
+    assert "hunter2" not in dlq_document(secret, redactor)["reason_class"]
 
 
 def test_dead_letter_that_is_not_json_is_redacted_through_its_escapes() -> None:
