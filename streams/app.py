@@ -776,7 +776,7 @@ class Worker:
             try:
                 self.alerts.refresh_receivers()
             except Exception:
-                log.exception("refreshing the alerts receivers re-send failed; trying again")
+                log.exception("refreshing what alert receivers re-send failed; trying again")
 
         @self.app.timer(interval=2.0)
         async def close_idle_windows() -> None:

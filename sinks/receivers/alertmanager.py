@@ -101,8 +101,8 @@ class AlertmanagerReceiver(Receiver):
         self.resend_now()
 
     def refresh(self, alerts: Sequence[Alert]) -> None:
-        """Re-send the firing alerts it holds as they are now: Alertmanager shows what it was
-        last sent, and the record of the firing notification carried the value then."""
+        """Take the firing alerts it holds as they are now, for its next re-sends: Alertmanager
+        shows what it was last sent, and the firing notification's record had the value then."""
         for alert in alerts:
             fingerprint = str(alert["fingerprint"])
             if alert["state"] == "firing" and fingerprint in self._active:
