@@ -302,12 +302,19 @@ def _classify_one(item: BulkItem, status: int, error: Any) -> ItemResult:
     # The index, which OpenSearch's error names only for some errors: a mapping fixed in the
     # template does not change an index made before it.
     reason = error_reason(error, _index_of(item))
-    if status >= 500 or status in {0, 409, 429}:
+    if status >= 500 or status in {0, 409, 429} or _SHARD_LIMIT in reason:
         return ItemResult(Outcome.RETRY, status, reason)
     return ItemResult(Outcome.REJECTED, status, reason)
 
 
-# What to do about an item OpenSearch keeps answering 429 or 5xx, by a phrase of its reason.
+# A 400, but about the cluster, not the document: the node holds as many shards as it may
+# (cluster.max_shards_per_node), so the day's or month's new index cannot be made. Dead-
+# lettered, every document bound for a new index would go (and the dead letters' own new
+# index would be refused too); retried, they wait in Kafka with /ready 503 saying why.
+_SHARD_LIMIT: Final = "maximum shards open"
+
+# What to do about an item OpenSearch keeps answering 429 or 5xx (or refuses for the shard
+# limit), by a phrase of its reason.
 _REFUSAL_HINTS: Final = (
     (
         "flood-stage watermark",
@@ -318,6 +325,12 @@ _REFUSAL_HINTS: Final = (
         "unavailable_shards_exception",
         "The index has no active primary shard (the cluster is red): "
         "GET _cluster/allocation/explain says why (a disk watermark, a lost node). ",
+    ),
+    (
+        _SHARD_LIMIT,
+        "The node holds as many shards as cluster.max_shards_per_node allows, and a new index "
+        "cannot be made: delete old indices (`botwatch retention run`, or shorter retention "
+        "settings), or raise cluster.max_shards_per_node. ",
     ),
     (
         "rejected_execution",

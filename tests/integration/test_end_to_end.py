@@ -40,7 +40,7 @@ from support import (
 
 from botwatch.settings import Settings
 from sinks.config import SinkConfig
-from sinks.templates import install_templates
+from sinks.templates import install_templates, template_bodies
 
 
 @pytest.fixture
@@ -191,6 +191,51 @@ def test_a_worker_stopped_while_opensearch_is_down_says_so_and_loses_nothing(
         assert again.stop() == 0, again.tail()
     ids = [doc["_id"] for doc in _all(opensearch, f"{prefix}-events-*")]
     assert len(ids) == len(set(ids)) == truth["counts"]["valid"]
+
+
+def test_a_new_index_refused_for_the_shard_limit_holds_the_stream_instead_of_dead_lettering(
+    pipeline: dict[str, Any], opensearch: Any
+) -> None:
+    """A 400 about the cluster (no room for another index's shards), not about the document:
+    every event of a new day went to the dead-letter topic, with /ready 200."""
+    prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
+    pipeline["env"].update(
+        {"BOTWATCH_SINK_RETRY_CAP_S": "1", "BOTWATCH_SINK_BREAKER_FAILURES": "2"}
+    )
+    events_template = template_bodies(SinkConfig(index_prefix=prefix))[f"{prefix}-events"]
+    too_big = {
+        "index_patterns": events_template["index_patterns"],
+        "priority": 500,
+        "template": {
+            **events_template["template"],
+            "settings": {"number_of_shards": 1024, "number_of_replicas": 0},
+        },
+    }
+    opensearch.indices.put_index_template(name=f"{prefix}-too-big", body=too_big)
+    w = pipeline_worker(pipeline, "a").start()
+    try:
+        w.wait_ready()
+        truth = generate(pipeline, 500)
+        deadline = time.monotonic() + 60
+        while b"maximum shards open" not in (body := w.get("/ready")[1]):
+            assert time.monotonic() < deadline, (body, w.tail())
+            time.sleep(0.5)
+        assert w.get("/ready")[0] == 503
+        assert b"cluster.max_shards_per_node" in body
+        opensearch.indices.delete_index_template(name=f"{prefix}-too-big")
+        w.wait_ready()
+        deadline = time.monotonic() + 60
+        while (
+            _count(opensearch, f"{prefix}-events-*") < truth["counts"]["valid"]
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+    finally:
+        opensearch.indices.delete_index_template(name=f"{prefix}-too-big", ignore=404)
+        assert w.stop() == 0, w.tail()
+    assert _count(opensearch, f"{prefix}-events-*") == truth["counts"]["valid"]
+    letters = _all(opensearch, f"{prefix}-dlq-*")
+    assert not [d for d in letters if d["_source"]["stage"] == "sink"], letters[:2]
 
 
 def test_a_batch_opensearch_refuses_for_good_turns_ready_to_503_and_is_redone_at_once(

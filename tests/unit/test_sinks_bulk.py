@@ -464,6 +464,22 @@ def test_refusal_hints_say_what_to_do_about_a_full_disk_a_full_queue_or_a_red_in
     assert refusal_hint("version_conflict_engine_exception: [x]: version conflict") == ""
 
 
+def test_a_new_index_refused_for_the_shard_limit_is_retried_not_dead_lettered() -> None:
+    # A 400 about the cluster, not the document: dead-lettered, every document of the new
+    # day would have gone, with /ready 200.
+    action = action_line("create", "botwatch-events-2026.12.08", "e-1")
+    full = {
+        "type": "validation_exception",
+        "reason": "Validation Failed: 1: this action would add [1] total shards, but this "
+        "cluster currently has [1000]/[1000] maximum shards open;",
+    }
+    [result] = classify(
+        canned(("create", 400, full)), [BulkItem(action, b"", "events", "create", 0)]
+    )
+    assert (result.outcome, result.status) == (Outcome.RETRY, 400)
+    assert "cluster.max_shards_per_node" in refusal_hint(result.reason)
+
+
 def test_a_reason_names_its_index_when_its_words_do_not() -> None:
     its = [BulkItem(b"", b"", "events", "create", 0), BulkItem(b"", b"", "events", "create", 1)]
     closed = {"type": "index_closed_exception", "reason": "closed", "index": "bw-events-2026.11.20"}
