@@ -55,6 +55,14 @@ def _count(opensearch: Any, index: str) -> int:
     return int(opensearch.count(index=index, allow_no_indices=True)["count"])
 
 
+def _wait_count(opensearch: Any, index: str, at_least: int, timeout: float) -> None:
+    """Wait until ``index`` counts ``at_least`` documents; return either way at the deadline
+    (the test's own assertions then say what is missing)."""
+    deadline = time.monotonic() + timeout
+    while _count(opensearch, index) < at_least and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def _all(opensearch: Any, index: str) -> list[dict[str, Any]]:
     opensearch.indices.refresh(index=index)
     return list(helpers.scan(opensearch, index=index, query={"query": {"match_all": {}}}))
@@ -181,12 +189,7 @@ def test_a_worker_stopped_while_opensearch_is_down_says_so_and_loses_nothing(
     again = pipeline_worker(pipeline, "b").start()
     try:
         again.wait_ready()
-        deadline = time.monotonic() + 90
-        while (
-            _count(opensearch, f"{prefix}-events-*") < truth["counts"]["valid"]
-            and time.monotonic() < deadline
-        ):
-            time.sleep(1)
+        _wait_count(opensearch, f"{prefix}-events-*", truth["counts"]["valid"], 90)
     finally:
         assert again.stop() == 0, again.tail()
     ids = [doc["_id"] for doc in _all(opensearch, f"{prefix}-events-*")]
@@ -224,12 +227,7 @@ def test_a_new_index_refused_for_the_shard_limit_holds_the_stream_instead_of_dea
         assert b"cluster.max_shards_per_node" in body
         opensearch.indices.delete_index_template(name=f"{prefix}-too-big")
         w.wait_ready()
-        deadline = time.monotonic() + 60
-        while (
-            _count(opensearch, f"{prefix}-events-*") < truth["counts"]["valid"]
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.5)
+        _wait_count(opensearch, f"{prefix}-events-*", truth["counts"]["valid"], 60)
     finally:
         opensearch.indices.delete_index_template(name=f"{prefix}-too-big", ignore=404)
         assert w.stop() == 0, w.tail()
