@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,6 +152,20 @@ async def test_stop_counts_what_could_not_be_delivered() -> None:
     assert receiver.queued == 0
 
 
+async def stop_while_failing(
+    receiver: Any, feed: Callable[[], None], caplog: pytest.LogCaptureFixture
+) -> list[str]:
+    """Start ``receiver``, ``feed`` it, let it fail a few times, stop it: the lines of the
+    stop's warning about what it left undelivered."""
+    await receiver.start()
+    feed()
+    for _ in range(5):
+        await asyncio.sleep(0)  # retried, and failing
+    with caplog.at_level(logging.WARNING, logger="sinks.receivers.base"):
+        await receiver.stop(grace_s=0)
+    return [r.getMessage() for r in caplog.records if "stopped with" in r.getMessage()]
+
+
 async def test_stop_says_what_it_leaves_undelivered_the_one_being_retried_too(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -163,13 +177,9 @@ async def test_stop_says_what_it_leaves_undelivered_the_one_being_retried_too(
         transport=ScriptedTransport(*[Reply(500, b"down")] * 50),
         sleep=lambda _: asyncio.sleep(0),
     )
-    await receiver.start()
-    receiver.submit(record(state="resolved", bot="legacy-etl"))
-    for _ in range(5):
-        await asyncio.sleep(0)  # retried, and failing
-    with caplog.at_level(logging.WARNING, logger="sinks.receivers.base"):
-        await receiver.stop(grace_s=0)
-    [line] = [r.getMessage() for r in caplog.records if "stopped with" in r.getMessage()]
+    [line] = await stop_while_failing(
+        receiver, lambda: receiver.submit(record(state="resolved", bot="legacy-etl")), caplog
+    )
     assert "1 notification(s) undelivered, the first resolved HighErrorRate of legacy-etl" in line
     assert "not sent again after a restart (last error: HTTP 500: down)" in line
 
@@ -484,13 +494,8 @@ async def test_a_re_send_cut_short_by_a_stop_is_not_said_to_be_lost(
         sleep=lambda _: asyncio.sleep(0),
         now=lambda: NOW,
     )
-    await receiver.start()
-    receiver.restore([record(bot="a"), record(bot="b")])
-    for _ in range(5):
-        await asyncio.sleep(0)
-    with caplog.at_level(logging.WARNING, logger="sinks.receivers.base"):
-        await receiver.stop(grace_s=0)
-    assert not [r for r in caplog.records if "stopped with" in r.getMessage()]
+    restored = [record(bot="a"), record(bot="b")]
+    assert await stop_while_failing(receiver, lambda: receiver.restore(restored), caplog) == []
 
 
 async def test_alertmanager_takes_up_restored_alerts_and_lets_go_of_withdrawn_ones() -> None:
