@@ -18,7 +18,7 @@ notified nor forgets to resolve it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -83,8 +83,15 @@ class AlertStage:
         table: AlertTable,
         silences: Silences,
         receivers: Receivers | None = None,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
+        """``scrub``: applied to every error type before an engine sees it. An error type
+        becomes a label, annotations and part of an alert's identity, and reaches receivers
+        (often third parties) and ``alerts list``, not only the redacted index: a secret in
+        it (``AuthError token=...``) goes here, and a type that differs only by its secret
+        is one type, not a new one each time."""
         self.rules = tuple(rules)
+        self.scrub = scrub
         self.table = table
         self.silences = silences
         # Told which notified alerts fire when a partition's engine is loaded (a restart,
@@ -139,8 +146,10 @@ class AlertStage:
         engine = self.engine(partition)
         heard = heard or {}
         out: list[dict[str, Any]] = []
+        scrub = self.scrub
         for bot_id, error_type, ts in errors:
-            out += engine.on_event(bot_id, envs.get(bot_id), error_type, ts)
+            kind = error_type if scrub is None else scrub(error_type)
+            out += engine.on_event(bot_id, envs.get(bot_id), kind, ts)
         for bot_id, ts in last_seen.items():
             out += engine.on_event(bot_id, envs.get(bot_id), None, ts, heard.get(bot_id))
         return out

@@ -589,8 +589,10 @@ class Worker:
         *,
         rules: list[Rule] | None = None,
         notifier: Receivers | None = None,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
-        """``rules``: default from ``config.rules_file`` (or the shipped set when it is empty)."""
+        """``rules``: default from ``config.rules_file`` (or the shipped set when it is empty);
+        ``scrub``: what redacts an error type before alerts carry it (see ``AlertStage``)."""
         self.config = config
         self.sink = sink
         self.metrics = WorkerMetrics(registry)
@@ -670,7 +672,7 @@ class Worker:
         )
         if rules is None:
             rules = load_rules(config.rules_file or None)
-        self.alerts = AlertStage(rules, table, self.silences, notifier)
+        self.alerts = AlertStage(rules, table, self.silences, notifier, scrub)
         self.processor = BatchProcessor(
             config,
             table,

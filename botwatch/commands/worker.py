@@ -17,6 +17,7 @@ from botwatch.settings import Settings
 from schemas.sink import Sink
 from sinks.discard import DiscardSink
 from sinks.opensearch import OpenSearchSink
+from sinks.redact import Redactor
 
 
 def _sink(name: str, settings: Settings, registry: CollectorRegistry) -> Sink:
@@ -115,7 +116,12 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
     for receiver in notifier.receivers:
         click.echo(f"alerts go to {receiver.name} at {receiver.display_url}")
     assembled = Worker(
-        config, _sink(sink_name, settings, registry), registry, rules=rules, notifier=notifier
+        config,
+        _sink(sink_name, settings, registry),
+        registry,
+        rules=rules,
+        notifier=notifier,
+        scrub=Redactor(settings.sink.redact_keys).redact_text,
     )
     assembled.run(loglevel)
 

@@ -519,3 +519,32 @@ def test_history_with_no_alerts_index_says_so_rather_than_no_alert(
     assert done.returncode == 0, done.stderr
     prefix = pipeline["env"]["BOTWATCH_INDEX_PREFIX"]
     assert done.stdout.startswith(f"no alert: no index matches {prefix}-alerts-* on OpenSearch")
+
+
+async def test_a_secret_in_an_error_type_reaches_no_receiver_and_no_listing(
+    pipeline: dict[str, Any],
+) -> None:
+    """Error types are redacted before alerts carry them: receivers are often third parties,
+    and a type that differs only by its token is one type, not a page per token."""
+    rules = (
+        "rules:\n  - {name: new-type, kind: new_error_type, severity: info, days: 7,"
+        " learning: 0s, annotations: {summary: '{bot_id} raised {error_type}'}}\n"
+    )
+    async with alerting(pipeline, rules) as (rec, tag, w):
+        start = minute_aligned(120)
+        await produce(
+            pipeline,
+            [
+                event("leaky-bot", start + i * 1000, "error",
+                      error={"type": f"AuthError token=SEKRET{i}", "message": "denied"})
+                for i in range(3)
+            ],
+        )  # fmt: skip
+        [alert] = await eventually(lambda: hook_alerts(rec, tag), "the new error type's alert")
+        assert alert["labels"]["error_type"] == "AuthError token=[REDACTED]"
+        await asyncio.sleep(2)  # a second "new" type would arrive now
+        assert len(hook_alerts(rec, tag)) == 1
+        assert "SEKRET" not in json.dumps(rec.bodies)
+        listed = cli(pipeline, "alerts", "list", "--worker", f"http://127.0.0.1:{w.port}")
+        assert listed.returncode == 0, listed.stderr
+        assert "AuthError token=[REDACTED]" in listed.stdout and "SEKRET" not in listed.stdout

@@ -12,7 +12,9 @@ import orjson
 import pytest
 from test_streams_processor import T0, Clock, DictTable, Feed, RecordingOutputs, W, event
 
+from sinks.config import DEFAULT_REDACT_KEYS
 from sinks.discard import DiscardSink
+from sinks.redact import Redactor
 from streams.alerting import AlertStage
 from streams.alerts import Silences, parse_rules
 from streams.config import StreamsConfig
@@ -408,3 +410,28 @@ async def test_receivers_that_re_send_get_the_value_a_firing_alert_has_now() -> 
     assert processor.alerts is not None
     processor.alerts.refresh_receivers()
     assert (fired["value"], inbox.held[fired["fingerprint"]]["value"]) == (0.8, 5 / 6)
+
+
+async def test_a_secret_in_an_error_type_reaches_no_alert_and_makes_no_new_type() -> None:
+    rules = parse_rules(
+        "rules:\n  - {name: new-type, kind: new_error_type, severity: info, days: 7,"
+        " learning: 0s, annotations: {summary: '{bot_id} raised {error_type}'}}\n"
+    )
+    table, inbox = ScanTable(), Inbox()
+    scrub = Redactor(DEFAULT_REDACT_KEYS).redact_text
+    stage = AlertStage(rules, table, Silences(), receivers=inbox, scrub=scrub)
+    config = StreamsConfig(lateness_s=30.0, idle_close_s=120.0)
+    processor = BatchProcessor(
+        config, table, RecordingOutputs(), DiscardSink(), WorkerMetrics(), alerts=stage,
+        notify=inbox, now_ms=Clock(),
+    )  # fmt: skip
+    feed = Feed()
+    errors = [
+        event("b", T0 + 1_000 * i, "error", error={"type": f"AuthError token=SEKRET{i}"})
+        for i in range(3)
+    ]
+    await processor.process([feed(e) for e in errors])
+    assert [a["labels"]["error_type"] for a in inbox.got] == ["AuthError token=[REDACTED]"]
+    assert inbox.got[0]["annotations"]["summary"] == "b raised AuthError token=[REDACTED]"
+    assert b"SEKRET" not in orjson.dumps([inbox.got, stage.active()])
+    assert b"SEKRET" not in b"".join(v for v in table.data.values() if v is not None)
