@@ -208,13 +208,29 @@ def alert_item(alert: dict[str, Any], ref: int, prefix: str, redactor: Redactor)
 
 
 def dlq_item(
-    letter: DeadLetterDoc, ref: int, prefix: str, redactor: Redactor, refusal: str | None = None
+    letter: DeadLetterDoc,
+    ref: int,
+    prefix: str,
+    redactor: Redactor,
+    refusal: str | None = None,
+    *,
+    keep_days: int,
+    now_ms: int,
 ) -> BulkItem:
     """``refusal``: why OpenSearch refused the full document; the item is then the reduced
-    one (``reduced_dlq_document``), written over the same ``_id``."""
+    one (``reduced_dlq_document``), written over the same ``_id``.
+
+    A letter goes to the index of the day it first failed, so that a rewrite lands on its
+    document; a day outside the ``keep_days`` of retention, or more than a day ahead, is
+    taken for today's. The first failure's time is a header any producer may send (replays
+    carry it on): by it, a sweep deleted the letter at once, a date far ahead was never
+    swept, and every invented day made an index (a shard of the node's limit)."""
     stamp = failed_at(letter)
-    day = day_of_timestamp(stamp) if stamp else day_of_ms(letter.original_timestamp_ms)
-    index = index_name(prefix, "dlq", day)
+    at_ms = timestamp_ms(stamp) if stamp else letter.original_timestamp_ms
+    today = now_ms // DAY_MS
+    if not today - keep_days <= at_ms // DAY_MS <= today + 1:
+        at_ms = now_ms
+    index = index_name(prefix, "dlq", day_of_ms(at_ms))
     doc = dlq_document(letter, redactor)
     if refusal is not None:
         doc = reduced_dlq_document(doc, refusal)

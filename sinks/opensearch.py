@@ -251,7 +251,11 @@ class OpenSearchSink:
             for x in letters
         ]
         prefix, redactor = self.config.index_prefix, self.redactor
-        items = [dlq_item(letter, i, prefix, redactor) for i, letter in enumerate(docs)]
+        keep, now_ms = self._keep["dlq"], int(time.time() * 1000)
+        items = [
+            dlq_item(letter, i, prefix, redactor, keep_days=keep, now_ms=now_ms)
+            for i, letter in enumerate(docs)
+        ]
         results = await self._write(items)
         refused = [
             (docs[item.ref], result.reason)
@@ -263,7 +267,7 @@ class OpenSearchSink:
         # Its structured copies are what a node may refuse (a term over Lucene's limit, a
         # template changed by hand): the record as text keeps the dead letter searchable.
         reduced = [
-            dlq_item(letter, i, prefix, redactor, refusal=reason)
+            dlq_item(letter, i, prefix, redactor, refusal=reason, keep_days=keep, now_ms=now_ms)
             for i, (letter, reason) in enumerate(refused)
         ]
         again = await self._write(reduced)

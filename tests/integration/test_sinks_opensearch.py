@@ -202,6 +202,24 @@ async def test_stats_alerts_and_dead_letters_are_written_once(
 
 
 @pytest.mark.asyncio(loop_scope="session")
+async def test_a_dead_letter_dated_outside_retention_is_indexed_today(
+    opensearch: Any, sink: OpenSearchSink, prefix: str
+) -> None:
+    """The first failure's time is a header a producer may send: a date the sweep would
+    never reach (or reach at once) does not make an index of its own."""
+    now = datetime.now(UTC)
+    within = now - timedelta(days=10)
+    stamps = ["9999-12-31T00:00:00.000Z", within.strftime("%Y-%m-%dT%H:%M:%S.000Z")]
+    await sink.write_dead_letters(
+        [DeadLetterDoc(None, b"x", "decode", "r", "t", 0, n, 0, s) for n, s in enumerate(stamps)]
+    )
+    indices = opensearch.indices.get(index=f"{prefix}-dlq-*")
+    assert sorted(indices) == sorted(
+        f"{prefix}-dlq-{day.strftime('%Y.%m.%d')}" for day in (now, within)
+    )
+
+
+@pytest.mark.asyncio(loop_scope="session")
 async def test_an_index_made_before_a_field_was_added_takes_it_when_the_sink_starts(
     opensearch: Any, prefix: str, stack: Settings
 ) -> None:

@@ -181,6 +181,13 @@ def test_error_events_go_to_the_errors_family_by_utc_day() -> None:
     assert action(item)["create"]["_index"] == "bw-events-errors-2026.11"
 
 
+NOW_MS = 1_795_521_600_000  # 2026-11-24T12:00:00Z
+
+
+def dlq_doc(letter: DeadLetterDoc) -> BulkItem:
+    return dlq_item(letter, 0, "bw", R, keep_days=30, now_ms=NOW_MS)
+
+
 def test_stats_alert_and_dead_letter_ids() -> None:
     window = {"bot_id": "b", "window_start": "2026-11-23T10:00:00Z", "window_size_s": 60}
     assert action(stats_item(window, 0, "bw")) == {
@@ -203,9 +210,30 @@ def test_stats_alert_and_dead_letter_ids() -> None:
         original_timestamp_ms=1_763_892_000_000,
         first_failed_at="2026-11-24T00:00:01.000Z",
     )
-    assert action(dlq_item(letter, 0, "bw", R)) == {
+    assert action(dlq_doc(letter)) == {
         "index": {"_index": "bw-dlq-2026.11.24", "_id": "botwatch.events-3-99-decode"}
     }
+
+
+@pytest.mark.parametrize(
+    ("first_failed_at", "index"),
+    [
+        ("2026-10-25T00:00:00.000Z", "bw-dlq-2026.10.25"),  # 30 days ago: kept 30 days
+        ("2026-11-25T23:59:59.999Z", "bw-dlq-2026.11.25"),  # a clock a day ahead
+        ("2026-10-24T23:59:59.999Z", "bw-dlq-2026.11.24"),  # swept at once: today's
+        ("2026-11-26T00:00:00.000Z", "bw-dlq-2026.11.24"),  # never swept: today's
+        ("9999-12-31T00:00:00.000Z", "bw-dlq-2026.11.24"),
+        ("0001-01-01T00:00:00.000Z", "bw-dlq-2026.11.24"),
+    ],
+)
+def test_a_dead_letter_dated_outside_retention_goes_to_todays_index(
+    first_failed_at: str, index: str
+) -> None:
+    """The first failure's time is a header a producer may send: no index per invented day."""
+    letter = DeadLetterDoc(None, b"x", "decode", "r", "t", 0, 1, 0, first_failed_at)
+    assert action(dlq_doc(letter))["index"]["_index"] == index
+    doc = orjson.loads(dlq_doc(letter).source)
+    assert doc["first_failed_at"] == first_failed_at  # the header's value stays searchable
 
 
 def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
@@ -226,7 +254,7 @@ def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
             ("botwatch.dlq.replay_count", b"2"),
         ],
     )
-    doc = orjson.loads(dlq_item(letter, 0, "bw", R).source)
+    doc = orjson.loads(dlq_doc(letter).source)
     assert b"K3Y" not in orjson.dumps(doc) and b"abc" not in orjson.dumps(doc)
     assert doc["event"]["meta"] == {"api_key": "[REDACTED]"}
     assert doc["headers"] == {"trace": "1", "Authorization": "[REDACTED]"}
@@ -240,7 +268,7 @@ def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
 def test_a_dead_letter_names_its_bot_from_the_payload_else_the_key() -> None:
     def bot_of(key: bytes | None, value: bytes | None) -> str | None:
         letter = DeadLetterDoc(key, value, "validate", "r", "t", 0, 1, 0, "")
-        found: str | None = orjson.loads(dlq_item(letter, 0, "bw", R).source).get("bot_id")
+        found: str | None = orjson.loads(dlq_doc(letter).source).get("bot_id")
         return found
 
     assert bot_of(b"wrong-key", b'{"bot_id": "invoice-bot"}') == "invoice-bot"  # miskeyed
@@ -253,7 +281,7 @@ def test_a_dead_letter_names_its_bot_from_the_payload_else_the_key() -> None:
 
 def test_non_utf8_dead_letter_value_is_kept_as_replaced_text() -> None:
     letter = DeadLetterDoc(None, b"\xff\xfe ok", "decode", "r", "t", 0, 1, 0, "")
-    doc = orjson.loads(dlq_item(letter, 0, "bw", R).source)
+    doc = orjson.loads(dlq_doc(letter).source)
     assert doc["value_encoding"] == "utf-8-replaced" and doc["value"].endswith(" ok")
     assert "event" not in doc and "first_failed_at" not in doc
 
