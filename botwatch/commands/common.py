@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import click
 
@@ -68,9 +68,27 @@ def partitions_differ(exc: BaseException, app_id: str) -> BotwatchError:
     )
 
 
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators, escaped.
+_CONTROLS: Final = {
+    c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
+_CONTROLS_BUT_LINES: Final = {c: e for c, e in _CONTROLS.items() if chr(c) not in "\n\t"}
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` with its control characters escaped (``\\x1b``, ``\\n``); ``lines`` keeps
+    line breaks and tabs.
+
+    What a terminal shows comes from producers (an error type, a bot id, a record):
+    an escape sequence in it cleared the screen or coloured the rest, and a line break
+    or carriage return forged a line of its own."""
+    return text.translate(_CONTROLS_BUT_LINES if lines else _CONTROLS)
+
+
 def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:
-    """Rows under a header, each column as wide as its widest cell."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)]
+    """Rows under a header, each column as wide as its widest cell (``printable``)."""
+    shown = [[printable(str(cell)) for cell in row] for row in [header, *rows]]
+    widths = [max(len(r[i]) for r in shown) for i in range(len(header))]
+    for row in shown:
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
         click.echo("  ".join(cells).rstrip())

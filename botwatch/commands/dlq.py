@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 import click
 import orjson
 
-from botwatch.commands.common import BotwatchError, print_table, settings_of
+from botwatch.commands.common import BotwatchError, print_table, printable, settings_of
 from botwatch.settings import Settings
 from sinks.redact import Redactor
 from streams.deadletters import jsonl
@@ -139,12 +139,16 @@ def _row(letter: Letter, redactor: Redactor) -> tuple[str, ...]:
     )
 
 
-def _redacted_reasons(summary: Summary, redactor: Redactor) -> None:
-    """The summary's reason classes with secrets redacted (alike ones counted together)."""
+def _redacted_summary(summary: Summary, redactor: Redactor) -> None:
+    """The summary's reason classes and bots with secrets redacted, as in ``_row`` (alike
+    ones counted together)."""
     reasons: Counter[str] = Counter()
     for reason, n in summary.reasons.items():
         reasons[redactor.redact_reason(reason)] += n
-    summary.reasons = reasons
+    bots: Counter[str] = Counter()
+    for bot, n in summary.bots.items():
+        bots[redactor.redact_identifier(bot)] += n
+    summary.reasons, summary.bots = reasons, bots
 
 
 ROW_HEADER: Final = ("POSITION", "FAILED AT", "BOT", "STAGE", "REPLAYS", "REASON")
@@ -185,11 +189,11 @@ def list_letters(  # noqa: PLR0917 - one parameter per option
     letters, total = _run(settings, _collect(source, limit, histogram))
     redactor = Redactor(settings.sink.redact_keys)
     if histogram is not None:
-        _redacted_reasons(histogram, redactor)
+        _redacted_summary(histogram, redactor)
         if as_json:
             click.echo(orjson.dumps(histogram.to_dict()))
         else:
-            click.echo("\n".join(histogram.lines()))
+            click.echo("\n".join(printable(line) for line in histogram.lines()))
         return
     if as_json:
         for letter in letters:
@@ -240,14 +244,14 @@ def _show(letter: Letter) -> None:
     ]
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
-        click.echo(f"{name + ':':<{width + 1}} {value}")
+        click.echo(f"{name + ':':<{width + 1}} {printable(value)}")
     for problem in letter.problems:
-        click.echo(f"problem: {problem}")
+        click.echo(f"problem: {printable(problem)}")
     click.echo("headers:")
     for name, raw in letter.headers:
-        click.echo(f"  {name}: {raw.decode('utf-8', 'backslashreplace')}")
+        click.echo(f"  {printable(name)}: {printable(raw.decode('utf-8', 'backslashreplace'))}")
     click.echo("payload:")
-    click.echo(_payload_text(letter.value))
+    click.echo(printable(_payload_text(letter.value), lines=True))
 
 
 async def _find(bootstrap: str, topic: str, event_id: str) -> list[Letter]:
@@ -404,7 +408,9 @@ def import_letters(  # noqa: PLR0917 - one parameter per option
     targets = sorted({t for _, t in sending})
     _run(settings, dl.check_topics(config.kafka_bootstrap, targets, "target"))
     for letter, decision in held:
-        click.echo(f"not sent ({decision.action.value}): {letter.source_id}: {decision.why}")
+        click.echo(
+            f"not sent ({decision.action.value}): {letter.source_id}: {printable(decision.why)}"
+        )
     if dry_run:
         for target in targets:
             n = sum(1 for _, t in sending if t == target)

@@ -1,9 +1,9 @@
-"""``botwatch dlq list``: the table and the summary redact secrets in reasons, as the
-dead-letter index does (a table gets pasted into tickets)."""
+"""``botwatch dlq list``: the table and the summary redact secrets in reasons and bots, as
+the dead-letter index does (a table gets pasted into tickets)."""
 
 from __future__ import annotations
 
-from botwatch.commands.dlq import _redacted_reasons, _row
+from botwatch.commands.dlq import _redacted_summary, _row
 from sinks.config import SinkConfig
 from sinks.redact import Redactor
 from streams.deadletters.records import Letter
@@ -12,9 +12,9 @@ from streams.deadletters.select import Summary
 R = Redactor(SinkConfig().redact_keys)
 
 
-def letter(reason: str) -> Letter:
+def letter(reason: str, key: bytes = b"bot-1") -> Letter:
     return Letter(
-        "botwatch.dlq", 0, 7, 1_795_428_000_000, b"bot-1", b"{}", (), "validate", reason, "",
+        "botwatch.dlq", 0, 7, 1_795_428_000_000, key, b"{}", (), "validate", reason, "",
         "botwatch.events", 1, 2, 1_795_428_000_000, "2026-11-23T10:00:00Z", 0,
     )  # fmt: skip
 
@@ -33,9 +33,14 @@ def test_a_row_redacts_the_secret_in_a_reason() -> None:
     )
 
 
-def test_the_summary_redacts_reasons_and_counts_alike_ones_together() -> None:
+def test_the_summary_redacts_reasons_and_bots_and_counts_alike_ones_together() -> None:
     summary = Summary()
-    for reason in ("token=abc in message", "token=def in message", "bot_id: bad"):
-        summary.add(letter(reason))
-    _redacted_reasons(summary, R)
+    for reason, key in (
+        ("token=abc in message", b"Bearer SEKRET1"),
+        ("token=def in message", b"Bearer SEKRET2"),
+        ("bot_id: bad", b"bot-1"),
+    ):
+        summary.add(letter(reason, key))
+    _redacted_summary(summary, R)
     assert dict(summary.reasons) == {"token=[REDACTED] in message": 2, "bot_id: bad": 1}
+    assert dict(summary.bots) == {"Bearer [REDACTED]": 2, "bot-1": 1}
