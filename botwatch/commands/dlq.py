@@ -97,6 +97,11 @@ def _run(settings: Settings, job: Any) -> Any:
     except dl.TopicMissing as exc:
         if exc.role == "dead-letter":
             fix = "run `botwatch setup` (or a worker), or set BOTWATCH_DLQ_TOPIC to the topic."
+        elif exc.letters:
+            fix = (
+                "create it, name an existing topic with --to, or leave those letters out "
+                "(--stage, --bot, --reason, --since, --until); nothing was sent."
+            )
         else:
             fix = "create it, or name an existing topic with --to."
         raise BotwatchError(f"error: {exc} on {config.kafka_bootstrap}.\n  fix: {fix}") from None

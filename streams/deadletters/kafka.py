@@ -70,10 +70,13 @@ class KafkaUnavailable(RuntimeError):
 class TopicMissing(LookupError):
     """A topic the command needs does not exist."""
 
-    def __init__(self, topic: str, role: str) -> None:
-        super().__init__(f"the {role} topic {topic!r} does not exist")
+    def __init__(self, topic: str, role: str, letters: int = 0) -> None:
+        """``letters``: how many selected dead letters name it as their original topic."""
+        named = f" (the original topic of {letters:,} selected dead letter(s))" if letters else ""
+        super().__init__(f"the {role} topic {topic!r} does not exist{named}")
         self.topic = topic
         self.role = role
+        self.letters = letters
 
 
 # -- connections --------------------------------------------------------------------------
@@ -363,9 +366,9 @@ async def plan_replay(
                     if len(plan.preview) < PREVIEW:
                         plan.preview.append((letter, decision))
         existing = await existing_topics(c)
-        for target in plan.targets:
+        for target, n in plan.targets.items():
             if target not in existing:
-                raise TopicMissing(target, "target")
+                raise TopicMissing(target, "target", 0 if target == options.to else n)
     return plan
 
 

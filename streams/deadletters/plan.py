@@ -57,6 +57,12 @@ class Decision:
     rekey: bool = False
 
 
+JOB_FAILURE_SKIPPED: Final = (
+    "a job_failure is an event the worker already processed and counted: replay it only "
+    "with --to another topic than the one it was read from (one a retry job reads, say)"
+)
+
+
 def check_target(to: str | None, dlq_topic: str) -> None:
     if to is not None and to == dlq_topic:
         raise PlanError(
@@ -70,8 +76,9 @@ def decide(letter: Letter, *, to: str | None, dlq_topic: str, max_replays: int) 
     """What a replay does with ``letter``.
 
     The target is ``to`` or the original topic from the headers. A ``job_failure`` letter is
-    a copy of an event the worker processed: it goes back only where ``to`` says (the bot's
-    own work topic), never into its original topic, where it would be counted twice.
+    a copy of an event the worker processed: it goes only where ``to`` says (a topic a retry
+    job reads, say), never into its original topic, ``--to`` it or not: read there again, it
+    was counted twice (a replayed event is told apart only from other replayed copies).
     """
     target = to or letter.original_topic
     if letter.stage == "?" or target is None:
@@ -80,7 +87,10 @@ def decide(letter: Letter, *, to: str | None, dlq_topic: str, max_replays: int) 
     if unknown:  # how often it was replayed is unknown: the loop guard cannot hold
         return Decision(Action.SKIP, None, f"{unknown[0]} (how often it was replayed)")
     rekey = miskeyed(letter.stage, letter.reason)
-    return _decide(letter.stage, target, letter.replay_count, to, dlq_topic, max_replays, rekey)
+    return _decide(
+        letter.stage, target, letter.original_topic, letter.replay_count, dlq_topic, max_replays,
+        rekey,
+    )  # fmt: skip
 
 
 def replay_key(key: bytes | None, value: bytes | None) -> bytes | None:
@@ -97,18 +107,16 @@ def replay_key(key: bytes | None, value: bytes | None) -> bytes | None:
 def _decide(  # noqa: PLR0917 - the parts of a decision
     stage: str,
     target: str,
+    original: str | None,
     replay_count: int,
-    to: str | None,
     dlq_topic: str,
     max_replays: int,
     rekey: bool,
 ) -> Decision:
     if target == dlq_topic:
         return Decision(Action.SKIP, None, "its original topic is the dead-letter topic")
-    if stage == "job_failure" and to is None:
-        return Decision(
-            Action.SKIP, None, "a job_failure is a processed event: replay it only with --to"
-        )
+    if stage == "job_failure" and target == original:
+        return Decision(Action.SKIP, None, JOB_FAILURE_SKIPPED)
     if replay_count >= max_replays:
         return Decision(Action.QUARANTINE, target, f"replayed {replay_count} time(s) already")
     return _send(target, rekey)
@@ -198,7 +206,10 @@ def triage(
         replay_count = parsed
     stage_name = stage.decode("utf-8", "replace")
     rekey = stage == b"validate" and reason is not None and reason.startswith(_MISKEYED)
-    decision = _decide(stage_name, target, replay_count, to, dlq_topic, max_replays, rekey)
+    original_topic = original.decode("utf-8", "replace") if original else None
+    decision = _decide(
+        stage_name, target, original_topic, replay_count, dlq_topic, max_replays, rekey
+    )
     if decision.action is not Action.SEND:
         return decision, []
     first = found.get(dlq.FIRST_FAILED_AT)

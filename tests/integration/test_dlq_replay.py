@@ -263,9 +263,13 @@ def test_dry_run_changes_nothing_and_the_loop_guard_quarantines(
     assert groups(bootstrap) == known
 
     jobs = dlq_cli(env, "replay", "--stage", "job_failure", "--dry-run")
-    assert "skip 5: a job_failure is a processed event" in jobs.output
+    assert "skip 5: a job_failure is an event the worker already processed" in jobs.output
     nowhere = dlq_cli(env, "replay", "--dry-run")  # the original topic is gone
-    assert "target topic 'botwatch-test.nowhere' does not exist" in nowhere.output
+    assert (
+        "target topic 'botwatch-test.nowhere' does not exist (the original topic of 30 "
+        "selected dead letter(s))"
+    ) in nowhere.output
+    assert "or leave those letters out (--stage, --bot" in nowhere.output
     # Not counted first (--yes), the targets the letters name are still checked before
     # anything is sent or committed.
     uncounted = dlq_cli(env, "replay", "--yes")
@@ -276,7 +280,7 @@ def test_dry_run_changes_nothing_and_the_loop_guard_quarantines(
     # Decided while sending: job failures without --to are skipped, and said why.
     skipped = dlq_cli(env, "replay", "--stage", "job_failure", "--yes")
     assert skipped.exit_code == 2, skipped.output
-    assert "skipped: 5 (5 a job_failure is a processed event" in skipped.output
+    assert "skipped: 5 (5 a job_failure is an event the worker already processed" in skipped.output
     nobody = dlq_cli(env, "replay", "--to", target, "--bot", "nobody", "--yes")
     assert nobody.exit_code == 0 and "nothing to replay (bot nobody)" in nobody.output
 

@@ -219,6 +219,9 @@ def test_decide_targets_guards_and_quarantine() -> None:
     job = decide(letter("job_failure"), to=None, **kw)
     assert job.action is Action.SKIP and "--to" in job.why
     assert decide(letter("job_failure"), to="bot-work", **kw).action is Action.SEND
+    # --to its own topic is counted twice all the same.
+    into_events = decide(letter("job_failure"), to="botwatch.events", **kw)
+    assert into_events.action is Action.SKIP and into_events.why == job.why
     stray = decode("botwatch.dlq", 0, 0, 0, None, b"", [])
     assert decide(stray, to="x", **kw).action is Action.SKIP
     loop = decode("d", 0, 0, 0, None, b"", [(dlq.STAGE, b"sink"), (dlq.ORIGINAL_TOPIC, b"d")])
@@ -270,7 +273,7 @@ def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
         list(letter("sink", reason=MISKEYED).headers),  # only a validate letter is re-keyed
         [*base, (dlq.REASON, MISKEYED.encode())],  # the last header of a name wins
     ]
-    for to in (None, "fixed"):
+    for to in (None, "fixed", "botwatch.events"):  # the last: the letters' original topic
         for max_replays in (0, 3):
             kw: dict[str, Any] = {"to": to, "dlq_topic": "botwatch.dlq", "max_replays": max_replays}
             for headers in cases:
