@@ -50,7 +50,7 @@ from streams.alerts import Rule, Silences, load_rules
 from streams.batch_consumer import BatchConsumer, BatchIntake
 from streams.broker_probe import BrokerProbe
 from streams.config import StreamsConfig
-from streams.deadletters.kafka import KafkaUnavailable
+from streams.deadletters.kafka import KafkaUnavailable, max_message_bytes
 from streams.dlq import DEFAULT_MAX_MESSAGE_BYTES, DLQ_MAX_MESSAGE_BYTES, TRUNCATED, fit_record
 from streams.metrics import WorkerMetrics
 from streams.partition_context import PartitionMarker, in_partition
@@ -398,28 +398,41 @@ class KafkaOutputs:
         """Send and wait for the acks; a letter too large for the topic is cut to fit.
 
         Letters are cut to the size the worker creates the topic with; a topic created
-        before with a smaller limit refuses one, which is then sent cut to the broker's
-        default limit (a refused letter would otherwise fail its batch forever).
+        before with a smaller limit refuses one, which is then sent cut to that topic's
+        ``max.message.bytes`` as the broker says it (or, when it cannot be asked, the
+        broker's default limit): a refused letter would otherwise fail its batch forever.
         """
         refused = await self._send_letters(letters, DLQ_MAX_MESSAGE_BYTES)
         if refused:
+            topic = self._config.dlq_topic
+            limit = await self._topic_limit()
             log.warning(
                 "the dead-letter topic %s refused %d record(s) as too large; sending them "
                 "again one by one, each cut to %d bytes if larger (header %s says so). Raise "
                 "the topic's max.message.bytes to %d to keep such records whole.",
-                self._config.dlq_topic,
+                topic,
                 len(refused),
-                DEFAULT_MAX_MESSAGE_BYTES,
+                limit,
                 TRUNCATED,
                 DLQ_MAX_MESSAGE_BYTES,
             )
-            still = await self._send_letters(refused, DEFAULT_MAX_MESSAGE_BYTES, alone=True)
+            still = await self._send_letters(refused, limit, alone=True)
             if still:
                 raise DeadLetterTooLargeError(
-                    f"the dead-letter topic {self._config.dlq_topic} refused {len(still)} "
-                    f"record(s) even cut to {DEFAULT_MAX_MESSAGE_BYTES} bytes: raise its "
-                    f"max.message.bytes to {DLQ_MAX_MESSAGE_BYTES}"
+                    f"the dead-letter topic {topic} refused {len(still)} record(s) even cut to "
+                    f"{limit} bytes: raise its max.message.bytes to {DLQ_MAX_MESSAGE_BYTES}"
                 )
+
+    async def _topic_limit(self) -> int:
+        """The dead-letter topic's ``max.message.bytes``, or the broker's default when the
+        broker cannot say."""
+        topic = self._config.dlq_topic
+        try:
+            found = await max_message_bytes(self._config.kafka_bootstrap, [topic])
+        except (KafkaError, KafkaUnavailable, OSError) as exc:
+            log.warning("could not ask Kafka for %s's max.message.bytes (%s)", topic, exc)
+            found = {}
+        return min(found.get(topic, DEFAULT_MAX_MESSAGE_BYTES), DLQ_MAX_MESSAGE_BYTES)
 
     async def _send_letters(
         self, letters: list[DeadLetter], limit: int, *, alone: bool = False
