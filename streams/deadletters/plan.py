@@ -28,7 +28,7 @@ import orjson
 
 from schemas.sink import parse_count
 from streams import dlq
-from streams.deadletters.records import BAD_REPLAY_COUNT, Letter, miskeyed
+from streams.deadletters.records import BAD_REPLAY_COUNT, CUT_VALUE, Letter, miskeyed
 
 REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
 REPLAY_ORIGIN: Final = "botwatch.dlq.replay.origin"
@@ -57,6 +57,10 @@ class Decision:
     rekey: bool = False
 
 
+CUT_SKIPPED: Final = (
+    f"{CUT_VALUE}: the whole record is at its original topic, partition and offset "
+    "(`dlq show` names them); send that one instead"
+)
 JOB_FAILURE_SKIPPED: Final = (
     "a job_failure is an event the worker already processed and counted: replay it only "
     "with --to another topic than the one it was read from (one a retry job reads, say)"
@@ -86,6 +90,10 @@ def decide(letter: Letter, *, to: str | None, dlq_topic: str, max_replays: int) 
     unknown = [p for p in letter.problems if p.startswith(BAD_REPLAY_COUNT)]
     if unknown:  # how often it was replayed is unknown: the loop guard cannot hold
         return Decision(Action.SKIP, None, f"{unknown[0]} (how often it was replayed)")
+    if any(p.startswith(CUT_VALUE) for p in letter.problems):
+        # Sent, the cut record failed again, and its new letter named the cut copy as the
+        # original: nothing pointed at the whole record any more.
+        return Decision(Action.SKIP, None, CUT_SKIPPED)
     rekey = miskeyed(letter.stage, letter.reason)
     return _decide(
         letter.stage, target, letter.original_topic, letter.replay_count, dlq_topic, max_replays,
@@ -204,6 +212,8 @@ def triage(
         if parsed is None:
             return None  # ``decide`` says why it is skipped
         replay_count = parsed
+    if dlq.TRUNCATED in found:
+        return Decision(Action.SKIP, None, CUT_SKIPPED), []
     stage_name = stage.decode("utf-8", "replace")
     rekey = stage == b"validate" and reason is not None and reason.startswith(_MISKEYED)
     original_topic = original.decode("utf-8", "replace") if original else None

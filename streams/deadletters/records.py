@@ -21,6 +21,8 @@ from streams import dlq
 UNKNOWN_STAGE: Final = "?"
 # A letter that says this cannot be counted by the loop guard (``plan.decide`` skips it).
 BAD_REPLAY_COUNT: Final = f"header {dlq.REPLAY_COUNT} is not an integer"
+# A letter whose value was cut to fit the dead-letter topic (``plan.decide`` skips it).
+CUT_VALUE: Final = "its value was cut to fit the dead-letter topic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,9 @@ def decode(  # noqa: PLR0917 - the fields of a Kafka record
     if parsed is None:
         problems.append(f"{BAD_REPLAY_COUNT}: {replay_raw!r}")
     replay_count = parsed or 0
+    cut = fields.get(dlq.TRUNCATED)
+    if cut is not None:
+        problems.append(f"{CUT_VALUE} ({dlq.TRUNCATED}: {cut})")
     return Letter(
         topic=topic,
         partition=partition,

@@ -328,6 +328,12 @@ def test_a_dead_letter_too_large_for_its_topic_is_cut_and_the_stream_goes_on(
     assert 1_000_000 < len(letter["payload"]) < len(orjson.dumps(huge))
     assert orjson.dumps(huge).startswith(letter["payload"].encode())
     assert [d["_id"] for d in _all(opensearch, f"{prefix}-events-*")] == [after["event_id"]]
+    # Replayed, the cut copy would fail again as broken JSON, and its letter name the copy.
+    replay = subprocess.run(
+        [*BOTWATCH, "dlq", "replay", "--dry-run"], env={**os.environ, **pipeline["env"]},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "skip 1: its value was cut to fit the dead-letter topic" in replay.stdout, replay
 
 
 def test_dead_letters_get_through_a_topic_made_with_a_limit_below_the_producers_batches(

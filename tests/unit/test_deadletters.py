@@ -219,6 +219,16 @@ def test_decide_targets_guards_and_quarantine() -> None:
     job = decide(letter("job_failure"), to=None, **kw)
     assert job.action is Action.SKIP and "--to" in job.why
     assert decide(letter("job_failure"), to="bot-work", **kw).action is Action.SEND
+    # A letter whose value was cut: sent, it fails again, and the new letter's original is
+    # the cut copy. The problem says so in `dlq show`.
+    cut_headers = [*letter().headers, (dlq.TRUNCATED, b"value cut from 9 to 5 bytes")]
+    cut = decode("botwatch.dlq", 0, 1, 0, b"k", b"v", cut_headers)
+    assert cut.problems == (
+        "its value was cut to fit the dead-letter topic (botwatch.dlq.truncated: value cut "
+        "from 9 to 5 bytes)",
+    )
+    skipped = decide(cut, to="fixed", **kw)
+    assert skipped.action is Action.SKIP and "the whole record is at its original" in skipped.why
     # --to its own topic is counted twice all the same.
     into_events = decide(letter("job_failure"), to="botwatch.events", **kw)
     assert into_events.action is Action.SKIP and into_events.why == job.why
@@ -272,6 +282,7 @@ def test_triage_from_raw_headers_decides_like_a_decoded_letter() -> None:
         list(letter(reason=MISKEYED).headers),
         list(letter("sink", reason=MISKEYED).headers),  # only a validate letter is re-keyed
         [*base, (dlq.REASON, MISKEYED.encode())],  # the last header of a name wins
+        [*base, (dlq.TRUNCATED, b"value cut from 9 to 5 bytes")],  # skipped
     ]
     for to in (None, "fixed", "botwatch.events"):  # the last: the letters' original topic
         for max_replays in (0, 3):
