@@ -83,6 +83,13 @@ def from_line(line: bytes | str, number: int = 0) -> Letter:
                 f"{where}key and key_base64 disagree: edit key and delete key_base64 (it "
                 "holds the key's exact bytes, which are not UTF-8)"
             )
+        given = [name for name in ("event", "value", "value_base64") if name in doc]
+        if len(given) > 1:
+            raise LineError(
+                f"{where}{' and '.join(given)} each hold the record's value: keep the one you "
+                "edited and delete the rest (an export writes one: event for a JSON event, "
+                "value for other text, value_base64 for bytes that are not UTF-8)"
+            )
         if "event" in doc:
             value: bytes | None = json_bytes(doc["event"])
         else:

@@ -516,6 +516,22 @@ def test_a_key_edited_beside_its_exact_bytes_is_refused() -> None:
     assert jsonl.from_line(orjson.dumps(doc)).key == b"invoice-bot"
 
 
+def test_a_value_edited_beside_another_form_of_it_is_refused() -> None:
+    """An export writes one of event, value and value_base64: a fixed value added beside
+    another was silently left out for the old bytes."""
+    doc = orjson.loads(jsonl.to_line(letter(value=b"\xff\xfe{broken")))
+    assert "value_base64" in doc and "value" not in doc
+    doc["value"] = '{"fixed": true}'
+    with pytest.raises(jsonl.LineError, match="line 2: value and value_base64 each hold the"):
+        jsonl.from_line(orjson.dumps(doc), 2)
+    del doc["value_base64"]
+    assert jsonl.from_line(orjson.dumps(doc)).value == b'{"fixed": true}'
+    event = orjson.loads(jsonl.to_line(letter()))
+    event["value"] = "{}"
+    with pytest.raises(jsonl.LineError, match="event and value each hold the record's value"):
+        jsonl.from_line(orjson.dumps(event))
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
