@@ -11,6 +11,7 @@ from typing import Any
 from schemas import timestamp_ms
 from schemas.reason_class import reason_class
 from streams.alerts import parse_duration
+from streams.deadletters.plan import origin_id
 from streams.deadletters.records import Letter
 from streams.dlq import STAGES
 from streams.windows import rfc3339
@@ -130,8 +131,25 @@ class Summary:
     stages: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     bots: Counter[str] = field(default_factory=Counter)
+    # Letters of a failure already counted: its batch was redone after a crash before its
+    # offsets were committed, and the letter written again (replay sends one of them).
+    copies: int = 0
+    _seen: set[int] = field(default_factory=set, repr=False)
 
     def add(self, letter: Letter) -> None:
+        origin = origin_id(
+            letter.original_topic,
+            letter.original_partition,
+            letter.original_offset,
+            letter.stage,
+            letter.replay_count,
+        )
+        if origin is not None:
+            known = hash(origin)  # an int a letter: a topic may hold millions
+            if known in self._seen:
+                self.copies += 1
+                return
+            self._seen.add(known)
         self.total += 1
         self.stages[letter.stage] += 1
         self.reasons[reason_class(letter.reason)] += 1
@@ -145,6 +163,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "total": self.total,
+            "copies": self.copies,
             "stages": dict(self.stages.most_common()),
             "reasons": dict(self.reasons.most_common()),
             "bots": dict(self.bots.most_common()),
@@ -153,6 +172,9 @@ class Summary:
     def lines(self, top: int = 10) -> list[str]:
         """The histogram as text: each section sorted by count, the ``top`` rows of each."""
         out = [f"{self.total} dead letter(s)"]
+        if self.copies:
+            copies = "copy" if self.copies == 1 else "copies"
+            out[0] += f" (and {self.copies} {copies} of a letter written twice, not counted)"
         for title, counts in (("stage", self.stages), ("reason", self.reasons),
                               ("bot", self.bots)):  # fmt: skip
             if not counts:

@@ -3,6 +3,8 @@ the dead-letter index does (a table gets pasted into tickets)."""
 
 from __future__ import annotations
 
+import itertools
+
 from botwatch.commands.dlq import _redacted_summary, _row
 from sinks.config import SinkConfig
 from sinks.redact import Redactor
@@ -10,12 +12,14 @@ from streams.deadletters.records import Letter
 from streams.deadletters.select import Summary
 
 R = Redactor(SinkConfig().redact_keys)
+OFFSETS = itertools.count()
 
 
 def letter(reason: str, key: bytes = b"bot-1") -> Letter:
+    offset = next(OFFSETS)  # another record each (one written twice is counted once)
     return Letter(
         "botwatch.dlq", 0, 7, 1_795_428_000_000, key, b"{}", (), "validate", reason, "",
-        "botwatch.events", 1, 2, 1_795_428_000_000, "2026-11-23T10:00:00Z", 0,
+        "botwatch.events", 1, offset, 1_795_428_000_000, "2026-11-23T10:00:00Z", 0,
     )  # fmt: skip
 
 

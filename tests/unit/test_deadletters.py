@@ -189,17 +189,31 @@ def test_reason_classes_group_alike_failures() -> None:
 
 
 def test_summary_counts_by_stage_reason_and_bot() -> None:
-    letters = [letter(), letter(reason="duration_ms: must be a finite number >= 0, got -9"),
-               letter("decode", key=b"b2", reason="not JSON"), letter("sink", key=None,
-               value=None)]  # fmt: skip
+    letters = [letter(), letter(reason="duration_ms: must be a finite number >= 0, got -9",
+               offset=8), letter("decode", key=b"b2", reason="not JSON"), letter("sink",
+               key=None, value=None)]  # fmt: skip
     summary = Summary().extend(letters)
     data = summary.to_dict()
-    assert data["total"] == 4
+    assert data["total"] == 4 and data["copies"] == 0
     assert data["stages"] == {"validate": 2, "decode": 1, "sink": 1}
     assert data["reasons"]["duration_ms: must be a finite number >= 0"] == 3
     assert data["bots"] == {"invoice-bot": 2, "b2": 1, "(no bot)": 1}
     text = "\n".join(summary.lines(top=1))
     assert "by stage:" in text and "2  validate" in text and "(2 more)" in text
+
+
+def test_summary_counts_a_letter_written_twice_once() -> None:
+    """A batch redone after a crash writes its letters again: replay sends one of them,
+    and the summary must not count the failure twice either."""
+    first = letter()
+    again = decode("botwatch.dlq", 1, 99, 0, first.key, first.value, first.headers)
+    replayed = letter(replays=1)  # the same record failing again after a replay: its own
+    summary = Summary().extend([first, again, replayed])
+    assert (summary.total, summary.copies) == (2, 1)
+    assert summary.to_dict()["stages"] == {"validate": 2}
+    assert summary.lines()[0] == (
+        "2 dead letter(s) (and 1 copy of a letter written twice, not counted)"
+    )
 
 
 # -- replay planning ----------------------------------------------------------------------
