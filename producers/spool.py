@@ -108,9 +108,13 @@ class Spool:
     # -- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> None:
-        """Lock the directory, cut damaged tails, and count what is waiting to be sent."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        """Lock the directory, cut damaged tails, and count what is waiting to be sent.
+
+        The directory is made (or set) readable by its owner only: it holds events as the
+        bot sent them, secrets included (redaction happens at indexing)."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -192,3 +192,18 @@ def test_a_damaged_unknown_file_means_none_is_unknown(tmp_path: Path) -> None:
     assert not again.has_unknown
     assert unknown_flags(again.read(100)) == [False, False]
     again.close()
+
+
+def test_the_spool_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds events as the bot sent them, secrets included (redaction is at indexing)."""
+    made_before = tmp_path / "old"
+    made_before.mkdir(mode=0o755)
+    for directory in (tmp_path / "new" / "s", made_before):
+        s = Spool(directory, max_bytes=1 << 20)
+        s.open()
+        try:
+            s.append(records(3))
+            assert directory.stat().st_mode & 0o777 == 0o700
+            assert (directory / "lock").stat().st_mode & 0o077 == 0
+        finally:
+            s.close()
