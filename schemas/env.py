@@ -58,7 +58,9 @@ def describe(cls: type[Any]) -> list[tuple[str, str, str]]:
             continue
         missing = f.default is dataclasses.MISSING
         default = f.default_factory() if missing else f.default  # type: ignore[misc]
-        rows.setdefault(f.metadata["env"], (f.metadata["env"], str(default), f.metadata["help"]))
+        # As the variable is written: a list comma-separated, not as a Python tuple.
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        rows.setdefault(f.metadata["env"], (f.metadata["env"], shown, f.metadata["help"]))
     return list(rows.values())
 
 

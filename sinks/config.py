@@ -29,6 +29,7 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "private_key",
     "access_key",
     "client_secret",
+    "credential",
 )
 
 
@@ -93,7 +94,8 @@ class SinkConfig:
         DEFAULT_REDACT_KEYS,
         "BOTWATCH_REDACT_KEYS",
         "Comma-separated key names whose values are redacted before indexing "
-        "(matched case-insensitively, also as part of a longer key).",
+        "(matched case-insensitively, also as part of a longer key). The list replaces the "
+        "default one: to add a key, give the defaults too.",
     )
     retention_sweep_s: float = setting(
         86400.0,
@@ -136,6 +138,15 @@ class SinkConfig:
                 "lower-case letters, digits and . _ - + only, beginning with a letter or a "
                 "digit (OpenSearch refuses upper case and most punctuation in index names)."
             )
+        parts = urlsplit(self.opensearch_url)
+        if parts.username is not None and parts.password is None:
+            # opensearch-py failed on it with a TypeError deep in its host parsing.
+            raise SettingsError(
+                f"BOTWATCH_OPENSEARCH_URL={display_url(self.opensearch_url)} names a user "
+                "without a password: OpenSearch takes basic authentication, give "
+                "http(s)://USER:PASSWORD@HOST:PORT (a password with : @ / or % written "
+                "%-encoded)."
+            )
 
 
 # What index.refresh_interval may be here: -1 (off), or at least a millisecond (a shorter
@@ -147,10 +158,10 @@ _INDEX_PREFIX: Final = re.compile(r"[a-z0-9][a-z0-9._+-]{0,199}")
 
 
 def display_url(url: str) -> str:
-    """``url`` without its password, for messages."""
+    """``url`` for messages: no password (a user name alone may be a token: hidden too), no
+    query (``?api_key=...``) and no fragment."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    userinfo, at, host = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    shown = (f"{user}:***" if colon else "***") + at if at else ""
+    return urlunsplit(parts._replace(netloc=shown + host, query="", fragment=""))

@@ -101,7 +101,8 @@ class StreamsConfig:
     web_host: str = setting(
         "127.0.0.1",
         "BOTWATCH_WEB_HOST",
-        "Address the worker's /health /ready /metrics /status endpoints listen on.",
+        "Address the worker's /health /ready /metrics /status endpoints listen on (they "
+        "have no authentication: the worker warns when it is not a loopback address).",
     )
     web_port: int = setting(6066, "BOTWATCH_WEB_PORT", "Port of the worker's web endpoints.")
     dlq_max_replays: int = setting(

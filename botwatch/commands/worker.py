@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 import click
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -76,6 +77,14 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
             + "\n  fix: change them (`botwatch --help` lists every setting)."
         )
     _refuse_unusable_port(config.web_host, config.web_port)
+    if not listens_on_loopback_only(config.web_host):
+        click.echo(
+            f"warning: BOTWATCH_WEB_HOST={config.web_host!r}: the web endpoints (/metrics, "
+            "/status, /alerts: bot ids, error types) are reachable beyond this machine, "
+            "without authentication; put a proxy that authenticates in front of them, or "
+            "listen on 127.0.0.1.",
+            err=True,
+        )
     path = rules_file or config.rules_file or None
     try:
         rules = load_rules(path)
@@ -124,6 +133,17 @@ def worker(ctx: click.Context, sink_name: str, rules_file: str | None, loglevel:
         scrub=Redactor(settings.sink.redact_keys).redact_text,
     )
     assembled.run(loglevel)
+
+
+def listens_on_loopback_only(host: str) -> bool:
+    """Whether a server bound to ``host`` is reachable from this machine only (an empty
+    host, like 0.0.0.0, is every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: whatever it resolves to, it is not known to be loopback
+        return False
 
 
 def _refuse_unusable_port(host: str, port: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 
 from prometheus_client import CollectorRegistry
 
-from sinks.receivers.base import Alert, Receiver, Sleep, Transport, utc_now
+from sinks.receivers.base import Alert, Receiver, Sleep, Transport, shown_url, utc_now
 from sinks.receivers.config import ReceiverConfig
 from sinks.receivers.payloads import alertmanager_payload, check_alert
 
@@ -68,6 +68,10 @@ class AlertmanagerReceiver(Receiver):
     def post_url(self) -> str:
         base = self.url.rstrip("/")
         return base if base.endswith(ALERTS_PATH) else base + ALERTS_PATH
+
+    @property
+    def display_url(self) -> str:
+        return shown_url(self.post_url)  # its own API's path, whole
 
     @property
     def active(self) -> list[Alert]:

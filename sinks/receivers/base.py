@@ -100,12 +100,17 @@ class HttpTransport:
             return Reply(response.status, payload, _retry_after(response.headers))
 
 
-def shown_url(url: str, *, keep_path: bool = True) -> str:
-    """``url`` for messages: no credentials, no query, and no path unless ``keep_path``
-    (a Slack webhook's path is its secret)."""
+def shown_url(url: str, *, path_segments: int | None = None) -> str:
+    """``url`` for messages: no credentials, no query, and only the first ``path_segments``
+    segments of its path (None: all). A Slack webhook's path is its secret; so is the
+    path after the first segment of Discord's, Teams' and Mattermost's webhooks."""
     parts = urlsplit(url)
     netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    path = parts.path if keep_path else ("/…" if parts.path.strip("/") else "")
+    path = parts.path
+    if path_segments is not None:
+        segments = path.strip("/").split("/") if path.strip("/") else []
+        if len(segments) > path_segments:
+            path = "/" + "/".join([*segments[:path_segments], "…"])
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
@@ -120,7 +125,7 @@ def url_problem(url: str) -> str | None:
     except ValueError as exc:
         scheme, sep, _ = url.partition("://")
         return f"{repr(scheme + sep + '…') if sep else bare}: {exc}"
-    shown = shown_url(url, keep_path=False) if parts.hostname else bare
+    shown = shown_url(url, path_segments=0) if parts.hostname else bare
     if parts.scheme not in ("http", "https"):
         return f"{shown} is not an http:// or https:// URL (such as http://127.0.0.1:9093)"
     if not parts.hostname:
@@ -191,7 +196,7 @@ class Receiver(ABC):
 
     @property
     def display_url(self) -> str:
-        return shown_url(self.post_url)
+        return shown_url(self.post_url, path_segments=1)
 
     @abstractmethod
     def body(self, batch: list[Alert]) -> Any:

@@ -21,7 +21,7 @@ class SlackReceiver(Receiver):
 
     @property
     def display_url(self) -> str:
-        return shown_url(self.url, keep_path=False)
+        return shown_url(self.url, path_segments=0)
 
     def body(self, batch: list[Alert]) -> Any:
         (alert,) = batch

@@ -397,14 +397,14 @@ async def test_a_receiver_that_refuses_is_said_to_drop_not_to_retry(
         assert await receiver.deliver([record(bot="c")])  # a 500, retried, delivered
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [
-        "alert receiver webhook at http://hook.example/api/v1/alerts refuses notifications: "
+        "alert receiver webhook at http://hook.example/api/… refuses notifications: "
         "HTTP 400: bad payload; each one it refuses is dropped, not retried "
         '(botwatch_receiver_dropped_total{reason="rejected"}): check that the URL is the '
         "receiver's (its path too) and that it takes this kind of payload",
-        "alert receiver webhook at http://hook.example/api/v1/alerts is failing: HTTP 500: x; "
+        "alert receiver webhook at http://hook.example/api/… is failing: HTTP 500: x; "
         "retrying with backoff, further failures are counted in botwatch_receiver_failures "
         "until it delivers again",
-        "alert receiver webhook at http://hook.example/api/v1/alerts delivers again, "
+        "alert receiver webhook at http://hook.example/api/… delivers again, "
         "after 3 failed attempt(s)",
     ]
 
@@ -414,6 +414,13 @@ def test_a_slack_url_is_shown_without_its_secret_path() -> None:
     assert receiver.display_url == "https://hooks.slack.com/…"
     assert "XyZ" not in receiver.health()[1]
     assert shown_url("http://u:p@h:8080/x?q=1") == "http://h:8080/x"
+    # A generic webhook's path after its first segment may be a secret too (Discord,
+    # Teams, Mattermost); Alertmanager's is its own API's.
+    discord = WebhookReceiver("https://discord.com/api/webhooks/123/T0KEN", transport=None)
+    assert discord.display_url == "https://discord.com/api/…"
+    assert WebhookReceiver("http://h/hook", transport=None).display_url == "http://h/hook"
+    am = AlertmanagerReceiver("http://u:p@am:9093/", transport=None)
+    assert am.display_url == "http://am:9093/api/v2/alerts"
 
 
 # -- Alertmanager -------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from botwatch.commands.worker import listens_on_loopback_only
 from botwatch.settings import Settings, SettingsError, describe_settings
+from sinks.config import display_url
 from streams.config import StreamsConfig
 
 
@@ -46,6 +48,30 @@ def test_an_index_prefix_opensearch_would_refuse_is_refused_naming_the_variable(
     with pytest.raises(SettingsError, match=r"BOTWATCH_INDEX_PREFIX=.* cannot begin an index"):
         Settings.load(environ={"BOTWATCH_INDEX_PREFIX": prefix})
     assert Settings.load(environ={"BOTWATCH_INDEX_PREFIX": "bw-test.1"})
+
+
+def test_an_opensearch_url_with_a_user_but_no_password_is_refused_without_showing_it() -> None:
+    """opensearch-py failed on it with a TypeError; a user name alone may be a token."""
+    url = "https://T0KEN@search.example:9200/?api_key=K3Y"
+    with pytest.raises(SettingsError, match="names a user without a password") as raised:
+        Settings.load(environ={"BOTWATCH_OPENSEARCH_URL": url})
+    assert "T0KEN" not in str(raised.value) and "K3Y" not in str(raised.value)
+    assert Settings.load(environ={"BOTWATCH_OPENSEARCH_URL": "http://u:p@localhost:9200"})
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://localhost:9200", "http://localhost:9200"),
+        ("https://admin:s3cret@os.example:9200/base", "https://admin:***@os.example:9200/base"),
+        ("https://T0KEN@os.example", "https://***@os.example"),
+        ("http://localhost:9/?api_key=K3Y#frag", "http://localhost:9/"),
+        ("http://u:p@[::1]:9200", "http://u:***@[::1]:9200"),
+        ("http://host:notaport", "http://host:notaport"),
+    ],
+)
+def test_an_opensearch_url_in_messages_shows_no_credentials_nor_query(url: str, shown: str) -> None:
+    assert display_url(url) == shown
 
 
 def test_every_setting_is_documented_once() -> None:
@@ -125,3 +151,30 @@ def test_the_worker_refuses_a_web_port_it_cannot_listen_on_before_it_joins() -> 
         result.output
     )
     assert "address already in use" in result.output.lower()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True),
+     ("0.0.0.0", False), ("", False), ("::", False), ("10.1.2.3", False),
+     ("worker.example", False)],
+)  # fmt: skip
+def test_only_loopback_addresses_count_as_this_machine_only(host: str, loopback: bool) -> None:
+    assert listens_on_loopback_only(host) is loopback
+
+
+def test_the_worker_warns_when_its_endpoints_listen_beyond_this_machine() -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = _worker({"BOTWATCH_WEB_HOST": "0.0.0.0", "BOTWATCH_WEB_PORT": str(port)})
+    assert "warning: BOTWATCH_WEB_HOST='0.0.0.0': the web endpoints" in result.output
+    assert "without authentication" in result.output
+    quiet = _worker({"BOTWATCH_WEB_PORT": str(port)})
+    assert "warning" not in quiet.output and "Kafka at 127.0.0.1:1" in quiet.output
+
+
+def test_a_list_default_is_shown_as_the_variable_is_written() -> None:
+    [(_, default, help_text)] = [r for r in describe_settings() if r[0] == "BOTWATCH_REDACT_KEYS"]
+    assert default.startswith("password,passwd,") and default.endswith(",credential")
+    assert "replaces the default one" in help_text

@@ -269,7 +269,8 @@ def test_configured_keys_with_many_separators_still_reach_the_slow_path() -> Non
 
 
 def test_key_names_fold_case_and_separators() -> None:
-    for key in ("accessKey", "privateKey", "api.key", "API KEY", "x_Api-Key", "pass_word"):
+    for key in ("accessKey", "privateKey", "api.key", "API KEY", "x_Api-Key", "pass_word",
+                "credentials", "DB-Credential"):  # fmt: skip
         assert R.is_secret_key(key), key
         raw = orjson.dumps(event({key: "Zq9secret"}))
         assert R.needs_redaction(raw), key
