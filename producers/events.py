@@ -42,6 +42,9 @@ __all__ = ["EventFactory", "check_bot_id", "error_info"]
 _LEVELS = frozenset(LEVELS)
 _STATUSES = frozenset(STATUSES)
 _MAX_RETRY_COUNT = 2**63 - 1
+_MAX_JSON_INT = 2**63
+# Contract fields a caller may pass among meta's keywords.
+_LIFTED = frozenset({"status", "job_id", "duration_ms", "retry_count", "error"})
 _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS
 # An event this small cannot break a size limit, so the common case skips the size checks.
 _SMALL_EVENT = MAX_META_BYTES
@@ -89,9 +92,18 @@ def error_info(exc: BaseException) -> dict[str, str]:
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return {
         "type": type(exc).__qualname__,
-        "message": str(exc)[:_ERROR_MESSAGE_CHARS],
+        "message": exception_text(exc)[:_ERROR_MESSAGE_CHARS],
         "stack": stack[-_ERROR_STACK_CHARS:],
     }
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or what says it could not be had: an exception whose ``__str__`` raises
+    must not replace the bot's own exception on its way out of a job."""
+    try:
+        return str(exc)
+    except Exception as failed:
+        return f"<str() failed: {type(failed).__name__}>"
 
 
 def _error_object(error: object) -> dict[str, str]:
@@ -131,9 +143,28 @@ class EventFactory:
         retry_count: int | None = None,
         error: Mapping[str, str] | None = None,
         meta: Mapping[str, Any] | None = None,
+        lift_fields: bool = True,
     ) -> bytes:
-        """The serialized event; ValueError naming the field for a value the contract forbids."""
-        if level not in _LEVELS:
+        """The serialized event; ValueError naming the field for a value the contract forbids.
+
+        A contract field in ``meta`` (``bot.info("done", duration_ms=12)``, as logging's
+        ``extra`` maps it) is that field, unless given as a keyword too or ``lift_fields``
+        is false: in meta, the stats never saw the duration or the job's outcome."""
+        if lift_fields and meta and not _LIFTED.isdisjoint(meta):
+            given: dict[str, Any] = {
+                "status": status,
+                "job_id": job_id,
+                "duration_ms": duration_ms,
+                "retry_count": retry_count,
+                "error": error,
+            }
+            meta = dict(meta)
+            for name in _LIFTED.intersection(meta):
+                if given[name] is None:
+                    given[name] = meta.pop(name)
+            status, job_id, duration_ms = given["status"], given["job_id"], given["duration_ms"]
+            retry_count, error = given["retry_count"], given["error"]
+        if type(level) is not str or level not in _LEVELS:  # a list is no level (nor hashable)
             raise _field_error("level", RULE_LEVEL, level)
         if type(message) is not str:
             raise _field_error("message", RULE_STRING, message)
@@ -150,7 +181,7 @@ class EventFactory:
                 raise _field_error("job_id", RULE_JOB_ID, job_id)
             event["job_id"] = job_id
         if status is not None:
-            if status not in _STATUSES:
+            if type(status) is not str or status not in _STATUSES:
                 raise _field_error("status", RULE_STATUS, status)
             event["status"] = status
         if duration_ms is not None:
@@ -159,6 +190,8 @@ class EventFactory:
                 or not 0 <= duration_ms < math.inf  # also rejects NaN
             ):
                 raise _field_error("duration_ms", RULE_DURATION, duration_ms)
+            if duration_ms >= _MAX_JSON_INT:  # beyond JSON's 64-bit integers: as a float
+                duration_ms = float(duration_ms)
             event["duration_ms"] = duration_ms
         if retry_count is not None:
             if type(retry_count) is not int or not 0 <= retry_count <= _MAX_RETRY_COUNT:
@@ -185,8 +218,14 @@ class EventFactory:
 
 
 def _sanitize(event: dict[str, Any]) -> None:
-    """Make an event orjson refused serializable (lone surrogates, huge ints, cycles)."""
-    event["message"] = event["message"].encode("utf-8", "replace").decode("utf-8")
+    """Make an event orjson refused serializable (lone surrogates, huge ints, cycles).
+
+    Lone surrogates come from text decoded with ``surrogateescape``: a file name of another
+    encoding (``os.listdir``, ``os.fsdecode``), an environment variable; as a job id or
+    the host, one raised into the bot."""
+    for name in ("message", "job_id", "host", "env"):
+        if name in event:
+            event[name] = event[name].encode("utf-8", "replace").decode("utf-8")
     if "error" in event:
         event["error"] = {
             k: v.encode("utf-8", "replace").decode("utf-8") for k, v in event["error"].items()

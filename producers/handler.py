@@ -24,7 +24,12 @@ _RECORD_ATTRS = frozenset(
 )
 _FIELDS = ("status", "job_id", "duration_ms", "retry_count")
 # Our own machinery logs from the sender thread; publishing that would feed back into itself.
-_IGNORED_LOGGERS = ("aiokafka", "kafka", "producers", "asyncio")
+# These loggers and their children (``kafka.conn``), not a bot's ``kafka_sync`` or ``kafkaesque``.
+_IGNORED_LOGGERS = frozenset({"aiokafka", "kafka", "producers", "asyncio"})
+
+
+def _ignored(name: str) -> bool:
+    return name.partition(".")[0] in _IGNORED_LOGGERS
 
 
 def level_name(levelno: int) -> str:
@@ -57,7 +62,7 @@ class BotwatchHandler(logging.Handler):
         self._local = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self._sender_thread or record.name.startswith(_IGNORED_LOGGERS):
+        if record.thread == self._sender_thread or _ignored(record.name):
             return
         if getattr(self._local, "busy", False):  # a warning raised while publishing
             return
@@ -88,7 +93,10 @@ class BotwatchHandler(logging.Handler):
             self.bot.log(level_name(record.levelno), message, error=error, meta=meta, **fields)
         except ValueError:
             # A contract field given a wrong value in ``extra``: keep it, as meta.
-            self.bot.log(level_name(record.levelno), message, error=error, meta={**meta, **fields})
+            self.bot.log(
+                level_name(record.levelno), message, error=error, meta={**meta, **fields},
+                lift_fields=False,
+            )  # fmt: skip
 
     def flush(self) -> None:
         self.bot.flush()

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from producers.config import ProducerConfig
-from producers.events import EventFactory, error_info
+from producers.events import EventFactory, error_info, exception_text
 from producers.producer import AsyncProducer, SyncProducer
 from schemas.env import from_env
 
@@ -75,7 +75,7 @@ class _JobState:
             self.outcome = "failure"
             fields.update(
                 level="error",
-                message=f"job {self.job_id} failed: {type(exc).__name__}: {exc}",
+                message=f"job {self.job_id} failed: {type(exc).__name__}: {exception_text(exc)}",
                 status="failure",
                 error=error_info(exc),
             )
@@ -199,8 +199,12 @@ class BotLogger:
         retry_count: int | None = None,
         error: Mapping[str, str] | None = None,
         meta: Mapping[str, Any] | None = None,
+        lift_fields: bool = True,
     ) -> bool:
-        """Emit one event with any contract field; False when it was dropped (counted)."""
+        """Emit one event with any contract field; False when it was dropped (counted).
+
+        A contract field's name in ``meta`` sets that field (``lift_fields=False``: it stays
+        meta, as when a logging ``extra`` gave it a value the contract refuses)."""
         value = self._build(
             level,
             message,
@@ -210,6 +214,7 @@ class BotLogger:
             retry_count=retry_count,
             error=error,
             meta=meta,
+            lift_fields=lift_fields,
         )
         return self._send(self._key, value)
 

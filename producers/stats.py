@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 
 __all__ = ["BotwatchWarning", "Stats"]
+
+
+# "producers.*": a BotwatchHandler on the root logger does not publish its own lines.
+log = logging.getLogger(__name__)
 
 
 class BotwatchWarning(RuntimeWarning):
@@ -52,7 +57,12 @@ class Stats:
             if kind in self._warned:
                 return
             self._warned.add(kind)
-        warnings.warn(f"botwatch: {message}", BotwatchWarning, stacklevel=3)
+        try:
+            warnings.warn(f"botwatch: {message}", BotwatchWarning, stacklevel=3)
+        except Exception:
+            # Warnings made errors (-W error, pytest's filterwarnings = error): raised, this
+            # ended the sender for the life of the process, or reached the bot's own call.
+            log.warning("botwatch: %s", message)
 
     def snapshot(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNTERS}

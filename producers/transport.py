@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+
+# Imported now, not lazily by the sender thread's first getaddrinfo: a process that forks
+# while that import runs leaves its child holding the import lock with no thread to
+# release it, and a BotLogger made in the child (as the README says to) hung on its first
+# connection, its events spooled and never sent.
+import encodings.idna  # noqa: F401
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol

@@ -1,4 +1,5 @@
 import math
+import os
 import re
 from typing import Any
 
@@ -74,6 +75,8 @@ def test_env_left_out_when_empty() -> None:
         ({"message": b"bytes"}, "message"),
         ({"error": {"type": "E", "code": "E1"}}, "error.code"),
         ({"error": "boom"}, "error"),
+        ({"level": ["info"]}, "level"),  # unhashable: a TypeError before
+        ({"status": {}}, "status"),
     ],
 )
 def test_call_site_errors_name_the_field(
@@ -129,6 +132,20 @@ def test_lone_surrogates_do_not_raise(factory: EventFactory) -> None:
     event = decode_event(factory.build("info", "bad \ud800 text", meta={"x": "\udc00", "y": 1}))
     assert event["message"].startswith("bad ")
     assert event["meta"] == {"x": "?", "y": 1}  # the one string replaced, the rest kept
+
+
+def test_text_from_another_encoding_as_job_id_host_or_env_does_not_raise() -> None:
+    """A file name of another encoding as ``os.listdir`` gives it (lone surrogates) is a
+    common job id; it raised a TypeError into the bot."""
+    name = os.fsdecode(b"report-\xe9t\xe9.csv")
+    odd = EventFactory("b", env=os.fsdecode(b"pr\xffod"), host=os.fsdecode(b"h\xfe"))
+    event = decode_event(odd.build("info", "m", job_id=name))
+    assert (event["job_id"], event["env"], event["host"]) == ("report-?t?.csv", "pr?od", "h?")
+
+
+def test_a_duration_beyond_64_bit_integers_is_sent_as_a_float(factory: EventFactory) -> None:
+    event = decode_event(factory.build("info", "m", duration_ms=2**70))
+    assert event["duration_ms"] == float(2**70)
 
 
 def test_an_integer_beyond_64_bits_becomes_its_digits_and_the_rest_of_meta_stays(

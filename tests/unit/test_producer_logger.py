@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import os
+import subprocess
 import sys
 import time
 import warnings
@@ -412,6 +413,18 @@ def test_handler_maps_records(bot: BotLogger, kafka: FakeKafka) -> None:
     assert "retry_count" not in third
 
 
+def test_the_handler_leaves_out_its_own_machinery_only(bot: BotLogger, kafka: FakeKafka) -> None:
+    """A bot's own ``kafka_sync`` or ``producers_of_reports`` logger was left out too."""
+    handler = BotwatchHandler(bot)
+    names = ["invoices", "kafka_sync", "kafkaesque.bot", "producers_of_reports",
+             "asyncio_crawler", "kafka", "kafka.conn", "aiokafka.consumer", "producers.engine",
+             "asyncio"]  # fmt: skip
+    for name in names:
+        handler.handle(logging.LogRecord(name, logging.INFO, __file__, 1, name, None, None))
+    assert bot.flush(5)
+    assert [e["meta"]["logger"] for e in kafka.events()] == names[:5]
+
+
 def test_spooled_records_are_plain_json(kafka: FakeKafka, config: ProducerConfig) -> None:
     kafka.up = False
     producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
@@ -491,3 +504,71 @@ def test_a_forked_child_says_it_cannot_send_and_exits_without_waiting(
     assert bot.flush(5)
     assert [e["message"] for e in kafka.events()] == ["parent 0", "parent 1"]
     producer.close(timeout=1)
+
+
+def test_warnings_made_errors_reach_neither_the_bot_nor_the_sender(
+    kafka: FakeKafka, config: ProducerConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under -W error (or pytest's filterwarnings = error) a warning raises: the sender's
+    first one ended its task for the life of the process, and one in the bot's own call
+    (an event after close) raised into the bot."""
+    kafka.topics = set()  # every send fails: the sender warns, and goes on
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        producer = SyncProducer(config, spool_name="bot", transport_factory=kafka.transport)
+        bot = BotLogger("invoice-bot", producer=producer)
+        assert bot.info("while the topic is missing")
+        time.sleep(1.5)
+        kafka.topics = None  # the topic is made: the sender, still alive, delivers
+        assert bot.flush(10)
+        producer.close(timeout=2)
+        assert bot.info("after close") is False
+    assert [e["message"] for e in kafka.events()] == ["while the topic is missing"]
+    said = [r.getMessage() for r in caplog.records if r.name == "producers.stats"]
+    assert any("after close() was dropped" in line for line in said), said
+
+
+def test_importing_the_sdk_loads_the_codec_its_first_connection_needs() -> None:
+    """The sender thread's first getaddrinfo imported the idna codec lazily: a process that
+    forked meanwhile left its child holding the import lock, and the child's own
+    BotLogger hung on its first connection."""
+    check = "import sys, producers; print('encodings.idna' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "True"
+
+
+def test_an_exception_whose_str_raises_leaves_a_job_as_itself(
+    bot: BotLogger, kafka: FakeKafka
+) -> None:
+    class Weird(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with pytest.raises(Weird), bot.job("j-weird"):
+        raise Weird
+    assert bot.flush(5)
+    failed = kafka.events()[-1]
+    assert failed["status"] == "failure" and failed["error"]["type"].endswith("Weird")
+    assert failed["error"]["message"] == "<str() failed: RuntimeError>"
+
+
+def test_contract_fields_among_meta_keywords_are_those_fields(
+    bot: BotLogger, kafka: FakeKafka
+) -> None:
+    """``bot.info("done", duration_ms=...)`` put the duration in meta, where neither the
+    window's percentiles nor its failure rate see it; logging's ``extra`` mapped them."""
+    bot.info("done", duration_ms=120.5, job_id="j-1", status="success", retry_count=2, n=1)
+    bot.error("failed", error={"type": "Timeout", "message": "slow"})
+    with bot.job("j-2") as job:
+        job.info("step", job_id="other", duration_ms=3)  # the job's own id wins
+    with pytest.raises(ValueError, match=r"^status: "):
+        bot.info("done", status="finished")
+    assert bot.flush(5)
+    done, failed, _, step, _ = kafka.events()
+    assert (done["duration_ms"], done["job_id"], done["status"], done["retry_count"]) == (
+        120.5, "j-1", "success", 2,
+    )  # fmt: skip
+    assert done["meta"] == {"n": 1}
+    assert failed["error"] == {"type": "Timeout", "message": "slow"} and "meta" not in failed
+    assert (step["job_id"], step["duration_ms"], step["meta"]) == ("j-2", 3, {"job_id": "other"})
