@@ -42,8 +42,13 @@ class Uuid7:
         self._last_ms = -1
 
     def next(self, now_ns: int | None = None) -> tuple[str, int]:
-        """(id, its millisecond timestamp); ``now_ns`` defaults to ``time.time_ns()``."""
-        ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+        """(id, the clock's millisecond); ``now_ns`` defaults to ``time.time_ns()``.
+
+        The millisecond returned is the clock's, not the id's: after the clock stepped back
+        (NTP, a VM resumed), ids keep counting up from the last one while an event's time
+        follows the clock. Stamped with the id's, every event until the clock caught up
+        carried one instant, ahead, in one window, pushing the partition's watermark on."""
+        ms = clock_ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
         with self._lock:
             if ms > self._last_ms:
                 # Top bit clear: leaves room to count up within this millisecond.
@@ -61,7 +66,7 @@ class Uuid7:
             | _VARIANT
             | (rand & _RAND_B_MASK)
         )
-        return format_uuid(value), ms
+        return format_uuid(value), clock_ms
 
 
 _default = Uuid7()

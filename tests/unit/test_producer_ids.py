@@ -30,12 +30,17 @@ def test_strictly_increasing_within_one_millisecond_and_across() -> None:
     assert len(set(ids)) == len(ids)
 
 
-def test_clock_going_back_does_not_break_order() -> None:
+def test_clock_going_back_does_not_break_order_and_times_follow_the_clock() -> None:
     source = Uuid7()
     first, first_ms = source.next(1_790_000_000_010_000_000)
     second, second_ms = source.next(1_790_000_000_000_000_000)
-    assert second > first
-    assert second_ms == first_ms
+    third, third_ms = source.next(1_790_000_000_001_000_000)
+    assert first < second < third
+    assert (first_ms, second_ms, third_ms) == (
+        1_790_000_000_010,
+        1_790_000_000_000,
+        1_790_000_000_001,
+    )
 
 
 def test_format_uuid_matches_stdlib() -> None:
