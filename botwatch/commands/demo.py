@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,18 @@ BOTWATCH = [sys.executable, "-m", "botwatch"]
 IDLE_CLOSE_S = 5
 # The demo's alert rule: one that fires on its incident within the run (see the file).
 DEMO_RULES = Path(__file__).with_name("demo_rules.yaml")
+# The demo's own names, where the environment gives none. With a pipeline's (the
+# defaults), its worker joined that pipeline's consumer group, and its fake bots stayed in
+# that pipeline's state and indices: paged as down by the next worker for days.
+DEMO_NAMES: dict[str, str] = {
+    "BOTWATCH_APP_ID": "botwatch-demo",
+    "BOTWATCH_EVENTS_TOPIC": "botwatch-demo.events",
+    "BOTWATCH_DLQ_TOPIC": "botwatch-demo.dlq",
+    "BOTWATCH_STATS_TOPIC": "botwatch-demo.stats",
+    "BOTWATCH_ALERTS_TOPIC": "botwatch-demo.alerts",
+    "BOTWATCH_SILENCES_TOPIC": "botwatch-demo.silences",
+    "BOTWATCH_INDEX_PREFIX": "botwatch-demo",
+}
 
 
 @click.command()
@@ -33,10 +47,22 @@ DEMO_RULES = Path(__file__).with_name("demo_rules.yaml")
 @click.option("--bots", default=5, show_default=True, help="Synthetic bots.")
 @click.option("--rate", default=500.0, show_default=True, help="Events per second.")
 @click.option("--seed", default=7, show_default=True, help="Generator seed.")
+@click.option(
+    "--keep-files",
+    is_flag=True,
+    help="Keep the generator's truth file and the worker's log (removed after a run that "
+    "went well by default).",
+)
 @click.pass_context
-def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int) -> None:
-    """Stack up, setup, a worker and the generator with one incident; then a summary."""
-    settings = settings_of(ctx)
+def demo(  # noqa: PLR0917 - one parameter per option
+    ctx: click.Context, duration: float, bots: int, rate: float, seed: int, keep_files: bool
+) -> None:
+    """Stack up, setup, a worker and the generator with one incident; then a summary.
+
+    Its topics, indices, consumer group, state and port are its own unless set in the
+    environment (see DEMO_NAMES)."""
+    env, own = demo_env(settings_of(ctx), os.environ)
+    settings = ctx.find_root().obj = Settings.load(environ=env)
     try:
         Stack(settings.stack_config()).up(report=click.echo)
     except StackError as exc:
@@ -46,7 +72,7 @@ def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int)
     port = settings.streams.web_port
     _refuse_taken_port(settings.streams.web_host, port)
     workdir = Path(tempfile.mkdtemp(prefix="botwatch-demo-"))
-    env = {**os.environ, "BOTWATCH_IDLE_CLOSE_S": str(IDLE_CLOSE_S)}
+    env["BOTWATCH_IDLE_CLOSE_S"] = str(IDLE_CLOSE_S)
     rules = settings.streams.rules_file
     if not rules:
         rules = env["BOTWATCH_ALERT_RULES"] = str(DEMO_RULES)
@@ -85,7 +111,47 @@ def demo(ctx: click.Context, duration: float, bots: int, rate: float, seed: int)
             worker.wait(timeout=60)
         except subprocess.TimeoutExpired:
             worker.kill()
-    _summary(settings, truth, metrics, started_at, rules)
+    processed = int(metrics.get("botwatch_records_in_total", 0))
+    _summary(settings, truth, metrics, started_at, rules, own)
+    if processed < records:
+        raise BotwatchError(
+            f"error: the worker processed {processed:,} of the {records:,} records sent within "
+            f"300 s, so the summary above is partial (its log: {log_path})."
+        )
+    if keep_files:
+        click.echo(f"the run's files: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def demo_env(
+    settings: Settings, environ: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of the demo's commands, and the names it chose itself.
+
+    Flags given to ``botwatch`` (already in ``settings``) carry over; each of DEMO_NAMES,
+    the state directory and the web port (a free one) is the demo's own unless
+    ``environ`` sets it."""
+    own = {name: value for name, value in DEMO_NAMES.items() if name not in environ}
+    if "BOTWATCH_STATE_DIR" not in environ:
+        own["BOTWATCH_STATE_DIR"] = str(settings.streams.state_dir / "demo")
+    if "BOTWATCH_WEB_PORT" not in environ:
+        own["BOTWATCH_WEB_PORT"] = str(_free_port(settings.streams.web_host))
+    env = {
+        **environ,
+        "BOTWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "BOTWATCH_OPENSEARCH_URL": settings.opensearch_url,
+        "BOTWATCH_HOME": str(settings.home),
+        **own,
+    }
+    return env, own
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -99,19 +165,18 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 def _refuse_taken_port(host: str, port: int) -> None:
     """The demo runs a worker of its own, and reads what it did from that worker's /metrics.
 
-    Something already listening there (most likely a worker, of the same consumer group
-    by default: it would take half the partitions) made the demo's worker fail to start
-    while the demo read the other one's counters and printed a wrong summary.
+    Something already listening on the port BOTWATCH_WEB_PORT names made the demo's worker
+    fail to start while the demo read the other one's counters and printed a wrong summary.
     """
     with socket.socket() as probe:
         probe.settimeout(1.0)
         taken = probe.connect_ex((host, port)) == 0
     if taken:
         raise BotwatchError(
-            f"error: something already listens on {host}:{port}, where the demo's worker "
-            "serves its metrics (a `botwatch worker` still running?).\n"
-            "  fix: stop that worker first (the demo runs its own, in the same consumer "
-            "group), or run the demo on another port: BOTWATCH_WEB_PORT=6067 botwatch demo"
+            f"error: something already listens on {host}:{port} (BOTWATCH_WEB_PORT), where "
+            "the demo's worker would serve the metrics it reads (a `botwatch worker`?).\n"
+            "  fix: unset BOTWATCH_WEB_PORT (the demo then takes a free port), or name a "
+            "free one."
         )
 
 
@@ -162,8 +227,13 @@ def _wait_processed(
     return _metrics(port)
 
 
-def _summary(
-    settings: Settings, truth: dict[str, Any], m: dict[str, float], since: float, rules: str
+def _summary(  # noqa: PLR0917 - what the run made and where
+    settings: Settings,
+    truth: dict[str, Any],
+    m: dict[str, float],
+    since: float,
+    rules: str,
+    own: Mapping[str, str],
 ) -> None:
     sink = settings.sink
     prefix = sink.index_prefix
@@ -245,8 +315,16 @@ def _summary(
     click.echo(f"  curl -s '{url}/_cat/indices/{prefix}-*?v'")
     # One document per incident: firing, then replaced by its resolution.
     click.echo(f"  curl -s '{url}/{prefix}-alerts-*/_search?sort=starts_at:desc&size=3&pretty'")
+    names = {k: v for k, v in own.items() if k not in ("BOTWATCH_STATE_DIR", "BOTWATCH_WEB_PORT")}
+    if names:
+        click.echo(
+            "\nthe demo used topics, indices and a consumer group of its own (a pipeline's "
+            "are left alone); for the commands below to look at them, first:"
+        )
+        click.echo("  export " + " ".join(f"{k}={v}" for k, v in sorted(names.items())))
     click.echo("\nper-bot windows in the terminal, live: `botwatch top` (`--once` to print once)")
     click.echo("the alerts of the last hour: `botwatch alerts history --since 1h`")
+    click.echo("its dead letters: `botwatch dlq list --summary`")
     click.echo("the stack keeps running: `botwatch stack status`, `botwatch stack down`")
 
 

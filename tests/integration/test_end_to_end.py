@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -478,7 +479,7 @@ def test_the_demo_runs_the_whole_pipeline_and_reports_only_its_own_run(
         began = time.time()
         done = subprocess.run(
             [*BOTWATCH, "demo", "--duration", "6", "--bots", "3", "--rate", "200",
-             "--seed", seed],
+             "--seed", seed, "--keep-files"],
             env=env, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -489,6 +490,8 @@ def test_the_demo_runs_the_whole_pipeline_and_reports_only_its_own_run(
         truth_path = re.search(r"truth in (\S+)", out)
         assert truth_path is not None, out
         truth = orjson.loads(Path(truth_path.group(1)).read_bytes())
+        assert f"the run's files: {Path(truth_path.group(1)).parent}" in out  # --keep-files
+        shutil.rmtree(Path(truth_path.group(1)).parent)
         counts = truth["counts"]
         valid += counts["valid"]
         assert f"events sent:        {counts['records']:,} ({counts['valid']:,} valid, " in out

@@ -8,7 +8,14 @@ import socket
 import pytest
 
 from botwatch.commands.common import BotwatchError
-from botwatch.commands.demo import DEMO_RULES, _print_alerts, _refuse_taken_port
+from botwatch.commands.demo import (
+    DEMO_NAMES,
+    DEMO_RULES,
+    _print_alerts,
+    _refuse_taken_port,
+    demo_env,
+)
+from botwatch.settings import Settings
 from streams.alerts import load_rules
 
 
@@ -20,6 +27,23 @@ def test_the_demo_refuses_a_port_already_listened_on_and_takes_a_free_one() -> N
         with pytest.raises(BotwatchError, match=rf"already listens on 127\.0\.0\.1:{port}"):
             _refuse_taken_port("127.0.0.1", port)
     _refuse_taken_port("127.0.0.1", port)  # closed now: nothing listens
+
+
+def test_the_demo_keeps_to_names_of_its_own_unless_the_environment_gives_them() -> None:
+    """With a pipeline's names (the defaults) the demo's worker joined its consumer group,
+    and its fake bots stayed in its state and indices, paged as down for days."""
+    settings = Settings.load(environ={"BOTWATCH_KAFKA_BOOTSTRAP": "k:1"})
+    env, own = demo_env(settings, {"PATH": "/bin"})
+    assert own.items() >= DEMO_NAMES.items()
+    assert env["BOTWATCH_APP_ID"] == "botwatch-demo" != Settings.load(environ={}).streams.app_id
+    assert env["BOTWATCH_INDEX_PREFIX"] == "botwatch-demo"
+    assert env["BOTWATCH_STATE_DIR"] == str(settings.streams.state_dir / "demo")
+    assert int(env["BOTWATCH_WEB_PORT"]) != settings.streams.web_port
+    assert (env["BOTWATCH_KAFKA_BOOTSTRAP"], env["PATH"]) == ("k:1", "/bin")  # flags carry over
+    mine = {"BOTWATCH_INDEX_PREFIX": "mine", "BOTWATCH_WEB_PORT": "7001"}
+    env, own = demo_env(settings, mine)
+    assert (env["BOTWATCH_INDEX_PREFIX"], env["BOTWATCH_WEB_PORT"]) == ("mine", "7001")
+    assert "BOTWATCH_INDEX_PREFIX" not in own and own["BOTWATCH_APP_ID"] == "botwatch-demo"
 
 
 def test_the_demo_rule_loads_and_the_summary_says_when_each_alert_fired_and_resolved(
