@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,13 @@ def test_package_imports_follow_the_data_flow(package: str) -> None:
         if _imports(path) & FORBIDDEN[package]
     }
     assert offenders == {}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_package_ships_its_type_hints(package: str) -> None:
+    """PEP 561: without ``py.typed`` in the installed package, mypy takes a bot's uses of
+    the SDK (``producers``) as untyped."""
+    assert (ROOT / package / "py.typed").is_file()
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        package_data = tomllib.load(f)["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["*"]
