@@ -203,6 +203,8 @@ def list_letters(  # noqa: PLR0917 - one parameter per option
     if as_json:
         for letter in letters:
             click.echo(jsonl.to_line(letter), nl=False)
+        if total > len(letters):  # on stderr: the lines stay JSON
+            click.echo(f"({len(letters)} newest of {total}; --limit N shows more)", err=True)
         return
     if not total:
         click.echo(f"no dead letter on {config.dlq_topic} matches ({selection.describe()})")
@@ -213,12 +215,17 @@ def list_letters(  # noqa: PLR0917 - one parameter per option
 
 
 def _payload_text(value: bytes | None) -> str:
+    """The payload pretty-printed when it is JSON that reads back the same, else as it is:
+    a key given twice (which OpenSearch refuses) showed once, hiding what was wrong."""
     if value is None:
         return "(none: a tombstone)"
     try:
-        return orjson.dumps(orjson.loads(value), option=orjson.OPT_INDENT_2).decode()
+        parsed = orjson.loads(value)
     except orjson.JSONDecodeError:
         pass
+    else:
+        if jsonl.reads_back(value, parsed):
+            return orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode()
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:

@@ -50,7 +50,7 @@ def to_line(letter: Letter) -> bytes:
     if letter.key is not None and doc["key"].encode() != letter.key:
         doc["key_base64"] = base64.b64encode(letter.key).decode()
     payload = letter.payload()
-    if payload is not None and _reads_back(letter.value or b"", payload):
+    if payload is not None and reads_back(letter.value or b"", payload):
         doc["event"] = payload
     elif letter.value is not None:
         try:
@@ -119,7 +119,7 @@ def _text(key: bytes | None) -> str | None:
     return None if key is None else key.decode("utf-8", "replace")
 
 
-def _reads_back(value: bytes, payload: dict[str, Any]) -> bool:
+def reads_back(value: bytes, payload: Any) -> bool:
     """Whether ``payload`` (orjson's reading of ``value``) serializes to the same JSON: no
     integer turned into a float (beyond 64 bits), no key given twice, no number rounded."""
     try:

@@ -252,6 +252,12 @@ def test_dry_run_changes_nothing_and_the_loop_guard_quarantines(
     write_letters(bootstrap, letters, 5, stage="job_failure")
     before = end_offsets(bootstrap, [letters, target])
     known = groups(bootstrap)
+    # JSON lines on stdout; that there are more, on stderr.
+    listed = dlq_cli(env, "list", "--json", "--limit", "5")
+    assert [orjson.loads(line)["stage"] for line in listed.stdout.splitlines()] == [
+        "job_failure"
+    ] * 5
+    assert listed.stderr.strip() == "(5 newest of 45; --limit N shows more)"
 
     dry = dlq_cli(env, "replay", "--to", target, "--dry-run")
     assert dry.exit_code == 2, dry.output  # the quarantined ones will not be sent

@@ -42,3 +42,17 @@ def test_dlq_show_escapes_what_the_record_holds(capsys: pytest.CaptureFixture[st
     assert "\x1b" not in out
     assert "bot:             x\\x1b[31mRED\\nFAKE" in out.splitlines()
     assert "  h: a\\x1bb" in out.splitlines()
+
+
+def test_dlq_show_prints_a_payload_with_a_key_given_twice_as_it_is(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Pretty-printed from its parse, the key showed once: what OpenSearch refused was hidden."""
+    value = b'{"bot_id": "b", "level": "info", "level": "error"}'
+    letter = Letter(
+        "botwatch.dlq", 0, 7, 1_795_428_000_000, b"b", value, (), "sink",
+        "Duplicate field 'level'", "", "botwatch.events", 1, 2, 1_795_428_000_000,
+        "2026-11-23T10:00:00Z", 0,
+    )  # fmt: skip
+    _show(letter)
+    assert capsys.readouterr().out.endswith("payload:\n" + value.decode() + "\n")
