@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from schemas.letter_bot import bot_is_key
 from schemas.reason_class import reason_class
 from schemas.sink import parse_count
 from sinks.redact import Redactor, distinct_key
@@ -131,9 +132,10 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
         doc.update(fields)
         if isinstance(parsed, dict):
             bot = parsed.get("bot_id")
-    # Who sent it, to filter on: the payload's bot_id (a miskeyed record's key is not its
-    # bot), else the key, which is the bot_id by contract.
-    if not (isinstance(bot, str) and bot) and letter.key is not None:
+    # Who sent it, to filter on: as `botwatch dlq` says (``schemas.letter_bot``).
+    if letter.key is not None and (
+        bot_is_key(letter.stage, letter.reason) or not (isinstance(bot, str) and bot)
+    ):
         bot = letter.key.decode("utf-8", "replace")
     if isinstance(bot, str) and bot:
         doc["bot_id"] = redactor.redact_identifier(bot[:FLAT_LEAF_MAX_CHARS])

@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from schemas.letter_bot import MISKEYED_PREFIX
 from schemas.sink import parse_count
 
 DlqStage = Literal["decode", "validate", "sink", "job_failure"]
@@ -68,10 +69,6 @@ HEADERS: Final = (
     FIRST_FAILED_AT,
     REPLAY_COUNT,
 )
-# How the reason of a valid event whose record key is not its bot_id begins (stage
-# ``validate``): the replayer recognizes such a letter by it and sends the record again keyed
-# by its bot_id, to the partition that holds the bot's windows.
-MISKEYED_PREFIX: Final = "record key: "
 _KEY_SHOWN_CHARS: Final = 80
 MAX_TEXT_CHARS: Final = 4096
 TRUNCATED: Final = "botwatch.dlq.truncated"

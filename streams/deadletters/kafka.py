@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooL
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from schemas.letter_bot import miskeyed
 from streams import dlq
 from streams.deadletters.plan import (
     REPLAY_ORIGIN,
@@ -52,7 +53,7 @@ from streams.deadletters.plan import (
     triage,
     window,
 )
-from streams.deadletters.records import Letter, decode, miskeyed, source_id
+from streams.deadletters.records import Letter, decode, source_id
 from streams.deadletters.select import Selection, Summary
 
 POLL_MS: Final = 500

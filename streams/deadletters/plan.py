@@ -26,15 +26,16 @@ from typing import Any, Final
 
 import orjson
 
+from schemas.letter_bot import MISKEYED_PREFIX, miskeyed
 from schemas.sink import parse_count
 from streams import dlq
-from streams.deadletters.records import BAD_REPLAY_COUNT, CUT_VALUE, Letter, miskeyed
+from streams.deadletters.records import BAD_REPLAY_COUNT, CUT_VALUE, Letter
 
 REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
 REPLAY_ORIGIN: Final = "botwatch.dlq.replay.origin"
 DEFAULT_MAX_REPLAYS: Final = 3
 GROUP_PREFIX: Final = "botwatch-dlq-replay-"
-_MISKEYED: Final = dlq.MISKEYED_PREFIX.encode()
+_MISKEYED: Final = MISKEYED_PREFIX.encode()
 _REKEYED_HEADER: Final = (dlq.REPLAY_REKEYED, b"1")
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final
 import orjson
 
 from schemas import timestamp_ms
+from schemas.letter_bot import bot_is_key
 from schemas.sink import parse_count
 from streams import dlq
 
@@ -80,15 +81,11 @@ class Letter:
         event passed validation (the ``job_failure`` letter of a record keyed wrong is its
         event's bot's, as in the dead-letter index). A key that is not printable text is
         shown escaped."""
-        if (
-            self.key
-            and self.stage not in _VALID_EVENT_STAGES
-            and not miskeyed(self.stage, self.reason)
-        ):
+        if self.key and bot_is_key(self.stage, self.reason):
             return _printable(self.key)
         payload = self.payload()
         bot = payload.get("bot_id") if payload is not None else None
-        if isinstance(bot, str):
+        if isinstance(bot, str) and bot:
             return bot
         return _printable(self.key) if self.key else None
 
@@ -107,15 +104,6 @@ class Letter:
         except orjson.JSONDecodeError:
             return None
         return parsed if isinstance(parsed, dict) else None
-
-
-# Stages whose letters hold an event that passed validation.
-_VALID_EVENT_STAGES: Final = frozenset({"job_failure", "sink"})
-
-
-def miskeyed(stage: str, reason: str) -> bool:
-    """Whether the letter is a valid event the worker refused to window for its key."""
-    return stage == "validate" and reason.startswith(dlq.MISKEYED_PREFIX)
 
 
 def _printable(raw: bytes) -> str:

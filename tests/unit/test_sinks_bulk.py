@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import timestamp_ms
+from schemas.letter_bot import MISKEYED_PREFIX
 from schemas.sink import SinkRecord
 from sinks.bulk import (
     BulkItem,
@@ -31,6 +32,7 @@ from sinks.config import SinkConfig
 from sinks.documents import DeadLetterDoc
 from sinks.redact import Redactor
 from sinks.retention import retention_days
+from streams.deadletters.records import Letter
 
 R = Redactor(SinkConfig().redact_keys)
 KEEP = retention_days(SinkConfig())  # events 90 days, errors 365
@@ -265,18 +267,32 @@ def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
         DeadLetterDoc.from_kafka(None, b"", [])
 
 
-def test_a_dead_letter_names_its_bot_from_the_payload_else_the_key() -> None:
-    def bot_of(key: bytes | None, value: bytes | None) -> str | None:
-        letter = DeadLetterDoc(key, value, "validate", "r", "t", 0, 1, 0, "")
-        found: str | None = orjson.loads(dlq_doc(letter).source).get("bot_id")
-        return found
-
-    assert bot_of(b"wrong-key", b'{"bot_id": "invoice-bot"}') == "invoice-bot"  # miskeyed
-    assert bot_of(b"invoice-bot", b"{not json") == "invoice-bot"
-    assert bot_of(b"invoice-bot", b'{"bot_id": 7}') == "invoice-bot"
-    assert bot_of(b"invoice-bot", b'{"bot_id": ""}') == "invoice-bot"
-    assert bot_of(None, b"{not json") is None
-    assert bot_of(None, None) is None
+@pytest.mark.parametrize(
+    ("stage", "reason", "key", "value", "bot"),
+    [
+        # Refused for its key: the payload's bot (what a replay keys it by).
+        ("validate", MISKEYED_PREFIX + "must be...", b"wrong", b'{"bot_id": "inv-bot"}', "inv-bot"),
+        # Failed validation: the key, whatever the payload holds as bot_id.
+        ("validate", "bot_id: must match", b"bot-000", b'{"bot_id": "invoice bot!"}', "bot-000"),
+        ("decode", "not JSON", b"inv-bot", b"{not json", "inv-bot"),
+        # A valid event: its bot_id, whatever its key.
+        ("job_failure", "job j failed", b"wrong", b'{"bot_id": "inv-bot"}', "inv-bot"),
+        ("sink", "refused", b"k", b'{"bot_id": "inv-bot"}', "inv-bot"),
+        ("sink", "refused", b"inv-bot", b'{"bot_id": ""}', "inv-bot"),
+        ("validate", "r", b"inv-bot", b'{"bot_id": 7}', "inv-bot"),
+        ("decode", "r", None, b"{not json", None),
+        ("decode", "r", None, None, None),
+    ],
+)
+def test_a_dead_letter_is_one_bots_in_the_index_and_in_botwatch_dlq(
+    stage: str, reason: str, key: bytes | None, value: bytes | None, bot: str | None
+) -> None:
+    """The index went by the payload's bot_id and the CLI by the key: one letter was two
+    bots' (``dlq list --bot`` found nothing the index had)."""
+    doc = DeadLetterDoc(key, value, stage, reason, "t", 0, 1, 0, "")
+    assert orjson.loads(dlq_doc(doc).source).get("bot_id") == bot
+    letter = Letter("botwatch.dlq", 0, 1, 0, key, value, (), stage, reason, "", "t", 0, 1, 0, "", 0)
+    assert letter.bot == bot
 
 
 def test_non_utf8_dead_letter_value_is_kept_as_replaced_text() -> None:
