@@ -639,9 +639,9 @@ def _nothing(selection: Selection, group: str) -> None:
 
 
 def _report(counts: dl.ReplayCounts) -> None:
-    parts = [f"sent {counts.sent:,}"]
-    parts += [f"{n:,} to {t}" for t, n in sorted(counts.sent_by_target.items())]
-    click.echo(", ".join(parts) + f" in {counts.seconds:.1f} s ({counts.rate:,.0f}/s)")
+    targets = ", ".join(f"{n:,} to {t}" for t, n in sorted(counts.sent_by_target.items()))
+    where = f" ({targets})" if targets else ""
+    click.echo(f"sent {counts.sent:,}{where} in {counts.seconds:.1f} s ({counts.rate:,.0f}/s)")
     if counts.already_sent:
         click.echo(f"already sent by the interrupted run: {counts.already_sent:,}")
     if counts.copies:

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from botwatch.commands.common import BotwatchError, settings_of
+from producers.config import COMPRESSIONS
 from producers.generator import (
     LATE_BEHIND_MS,
     UNPACED_EVENT_RATE,
@@ -129,7 +130,7 @@ The --truth file (JSON) describes exactly what Kafka acknowledged:
 )
 @click.option(
     "--compression",
-    type=click.Choice(["none", "gzip", "lz4"]),
+    type=click.Choice(COMPRESSIONS),
     default="none",
     show_default=True,
     help="Kafka batch compression.",

@@ -11,7 +11,7 @@ from sinks.retention import run_retention
 
 @click.group()
 def retention() -> None:
-    """Index retention: events 90 days, error events 365, stats 400, dead letters 30."""
+    """Index retention: events 90 days, error events 365, stats 400, alerts 400, dead letters 30."""
 
 
 @retention.command("run")

@@ -165,7 +165,7 @@ def test_a_failure_whose_letter_was_written_twice_is_sent_once(
     write_letters(bootstrap, letters, 20)  # the same 20 failures again
     done = dlq_cli(env, "replay", "--to", target, "--yes")
     assert done.exit_code == 0, done.output
-    assert "sent 20" in done.output
+    assert f"sent 20 (20 to {target}) in " in done.output
     assert "not sent: 20 copies of a failure" in done.output
     replayed = read_topic(bootstrap, target)
     origins = Counter(headers_of(e)["botwatch.dlq.replay.origin"] for e in replayed)
