@@ -406,12 +406,12 @@ def _check(  # noqa: PLR0915 (one flat pass: calls cost)
         known += 1
         value = event["job_id"]
         if not isinstance(value, str) or len(value) > MAX_JOB_ID_CHARS:
-            raise _invalid(event, "job_id", RULE_JOB_ID, short_repr(value))
+            raise _invalid(event, "job_id", RULE_JOB_ID, _optional_got(value))
     if "status" in event:
         known += 1
         value = event["status"]
         if not isinstance(value, str) or value not in _STATUS_SET:
-            raise _invalid(event, "status", RULE_STATUS, short_repr(value))
+            raise _invalid(event, "status", RULE_STATUS, _optional_got(value))
     if "duration_ms" in event:
         known += 1
         value = event["duration_ms"]
@@ -420,7 +420,7 @@ def _check(  # noqa: PLR0915 (one flat pass: calls cost)
             or isinstance(value, bool)
             or not 0 <= value < math.inf
         ):
-            raise _invalid(event, "duration_ms", RULE_DURATION, short_repr(value))
+            raise _invalid(event, "duration_ms", RULE_DURATION, _optional_got(value))
     if "retry_count" in event:
         known += 1
         value = event["retry_count"]
@@ -429,7 +429,7 @@ def _check(  # noqa: PLR0915 (one flat pass: calls cost)
             or isinstance(value, bool)
             or not 0 <= value <= MAX_RETRY_COUNT
         ):
-            raise _invalid(event, "retry_count", RULE_RETRY_COUNT, short_repr(value))
+            raise _invalid(event, "retry_count", RULE_RETRY_COUNT, _optional_got(value))
     if "error" in event:
         known += 1
         _check_error(event, event["error"])
@@ -437,19 +437,24 @@ def _check(  # noqa: PLR0915 (one flat pass: calls cost)
         known += 1
         value = event["meta"]
         if not isinstance(value, dict):
-            raise _invalid(event, "meta", RULE_OBJECT, short_repr(value))
+            raise _invalid(event, "meta", RULE_OBJECT, _optional_got(value))
         if value and not meta_fits:
             _check_meta_size(event, value)
     if "host" in event:
         known += 1
         if not isinstance(event["host"], str):
-            raise _invalid(event, "host", RULE_STRING, short_repr(event["host"]))
+            raise _invalid(event, "host", RULE_STRING, _optional_got(event["host"]))
     if "env" in event:
         known += 1
         if not isinstance(event["env"], str):
-            raise _invalid(event, "env", RULE_STRING, short_repr(event["env"]))
+            raise _invalid(event, "env", RULE_STRING, _optional_got(event["env"]))
     if known != len(event):
         raise _unknown_field(event) or AssertionError("a field was counted twice")
+
+
+def _optional_got(value: Any) -> str:
+    """What an optional field held, for its reason: a JSON null says how to send nothing."""
+    return "null (leave an optional field out instead)" if value is None else short_repr(value)
 
 
 def _missing(event: Mapping[str, Any]) -> EventValidationError:
@@ -487,7 +492,7 @@ def _new_bot_id(bot_id: str) -> bool:
 
 def _check_error(event: Mapping[str, Any], value: Any) -> None:
     if not isinstance(value, dict):
-        raise _invalid(event, "error", RULE_OBJECT, short_repr(value))
+        raise _invalid(event, "error", RULE_OBJECT, _optional_got(value))
     for key, item in value.items():
         if key not in _ERROR_FIELD_SET:
             raise _invalid(event, f"error.{key}", RULE_UNKNOWN_ERROR, short_repr(item))
