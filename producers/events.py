@@ -143,14 +143,14 @@ class EventFactory:
         retry_count: int | None = None,
         error: Mapping[str, str] | None = None,
         meta: Mapping[str, Any] | None = None,
-        lift_fields: bool = True,
     ) -> bytes:
         """The serialized event; ValueError naming the field for a value the contract forbids.
 
-        A contract field in ``meta`` (``bot.info("done", duration_ms=12)``, as logging's
-        ``extra`` maps it) is that field, unless given as a keyword too or ``lift_fields``
-        is false: in meta, the stats never saw the duration or the job's outcome."""
-        if lift_fields and meta and not _LIFTED.isdisjoint(meta):
+        A contract field's name in ``meta`` (``bot.info("done", duration_ms=12)``, logging's
+        ``extra``) sets that field when its value is one the field takes and the field is
+        not given itself: in meta, the stats never saw the duration or the job's outcome.
+        Any other value stays in meta (``status=200``, an HTTP status)."""
+        if meta and not _LIFTED.isdisjoint(meta):
             given: dict[str, Any] = {
                 "status": status,
                 "job_id": job_id,
@@ -158,10 +158,7 @@ class EventFactory:
                 "retry_count": retry_count,
                 "error": error,
             }
-            meta = dict(meta)
-            for name in _LIFTED.intersection(meta):
-                if given[name] is None:
-                    given[name] = meta.pop(name)
+            meta = _lift(meta, given)
             status, job_id, duration_ms = given["status"], given["job_id"], given["duration_ms"]
             retry_count, error = given["retry_count"], given["error"]
         if type(level) is not str or level not in _LEVELS:  # a list is no level (nor hashable)
@@ -191,7 +188,10 @@ class EventFactory:
             ):
                 raise _field_error("duration_ms", RULE_DURATION, duration_ms)
             if duration_ms >= _MAX_JSON_INT:  # beyond JSON's 64-bit integers: as a float
-                duration_ms = float(duration_ms)
+                try:
+                    duration_ms = float(duration_ms)
+                except OverflowError:
+                    raise _field_error("duration_ms", RULE_DURATION, duration_ms) from None
             event["duration_ms"] = duration_ms
         if retry_count is not None:
             if type(retry_count) is not int or not 0 <= retry_count <= _MAX_RETRY_COUNT:
@@ -215,6 +215,30 @@ class EventFactory:
         if _enforce_limits(event):
             raw = json_bytes(event, default=_default, option=_DUMPS_OPTIONS)
         return raw
+
+
+def _lift(meta: Mapping[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` without the contract fields it sets, which go into ``given`` (field ->
+    the value given for it, None when none was)."""
+    rest = dict(meta)
+    for name in _LIFTED.intersection(meta):
+        if given[name] is None and _takes(name, meta[name]):
+            given[name] = rest.pop(name)
+    return rest
+
+
+def _takes(field: str, value: Any) -> bool:
+    """Whether the contract field takes ``value`` (as ``build`` checks it)."""
+    kind = type(value)
+    if field == "status":
+        return kind is str and value in _STATUSES
+    if field == "job_id":
+        return kind is str and len(value) <= MAX_JOB_ID_CHARS
+    if field == "duration_ms":
+        return (kind is int or kind is float) and 0 <= value < math.inf
+    if field == "retry_count":
+        return kind is int and 0 <= value <= _MAX_RETRY_COUNT
+    return isinstance(value, Mapping) and all(key in ERROR_FIELDS for key in value)
 
 
 def _sanitize(event: dict[str, Any]) -> None:

@@ -22,7 +22,6 @@ __all__ = ["BotwatchHandler", "level_name"]
 _RECORD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
-_FIELDS = ("status", "job_id", "duration_ms", "retry_count")
 # Our own machinery logs from the sender thread; publishing that would feed back into itself.
 # These loggers and their children (``kafka.conn``), not a bot's ``kafka_sync`` or ``kafkaesque``.
 _IGNORED_LOGGERS = frozenset({"aiokafka", "kafka", "producers", "asyncio"})
@@ -76,27 +75,17 @@ class BotwatchHandler(logging.Handler):
             self._local.busy = False
 
     def _publish(self, record: logging.LogRecord) -> None:
+        """``extra`` goes to meta, where a contract field's name sets that field when it takes
+        the value (``EventFactory.build``); one it does not take stays meta."""
         meta: dict[str, Any] = {"logger": record.name}
-        fields: dict[str, Any] = {}
         for key, value in record.__dict__.items():
-            if key in _RECORD_ATTRS or key.startswith("_"):
-                continue
-            if key in _FIELDS:
-                fields[key] = value
-            else:
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
                 meta[key] = value
         error = None
         if record.exc_info and record.exc_info[1] is not None:
             error = error_info(record.exc_info[1])
         message = record.getMessage()
-        try:
-            self.bot.log(level_name(record.levelno), message, error=error, meta=meta, **fields)
-        except ValueError:
-            # A contract field given a wrong value in ``extra``: keep it, as meta.
-            self.bot.log(
-                level_name(record.levelno), message, error=error, meta={**meta, **fields},
-                lift_fields=False,
-            )  # fmt: skip
+        self.bot.log(level_name(record.levelno), message, error=error, meta=meta)
 
     def flush(self) -> None:
         self.bot.flush()

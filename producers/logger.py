@@ -199,12 +199,11 @@ class BotLogger:
         retry_count: int | None = None,
         error: Mapping[str, str] | None = None,
         meta: Mapping[str, Any] | None = None,
-        lift_fields: bool = True,
     ) -> bool:
         """Emit one event with any contract field; False when it was dropped (counted).
 
-        A contract field's name in ``meta`` sets that field (``lift_fields=False``: it stays
-        meta, as when a logging ``extra`` gave it a value the contract refuses)."""
+        A contract field's name in ``meta`` sets that field when it takes the value (see
+        ``EventFactory.build``)."""
         value = self._build(
             level,
             message,
@@ -214,7 +213,6 @@ class BotLogger:
             retry_count=retry_count,
             error=error,
             meta=meta,
-            lift_fields=lift_fields,
         )
         return self._send(self._key, value)
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from schemas import timestamp_ms
 from schemas.letter_bot import bot_is_key
 from schemas.reason_class import reason_class
 from schemas.sink import parse_count
@@ -90,8 +91,18 @@ class DeadLetterDoc:
 
 
 def failed_at(letter: DeadLetterDoc) -> str | None:
-    """``first_failed_at`` when it is a UTC RFC 3339 timestamp (the index date needs it)."""
-    return letter.first_failed_at if _UTC_TIMESTAMP.fullmatch(letter.first_failed_at) else None
+    """``first_failed_at`` when it is a UTC RFC 3339 timestamp (the index date needs it).
+
+    A header any producer may send: shaped like a date is not one (``2026-02-30``), and
+    one that did not parse failed its batch for ever."""
+    stamp = letter.first_failed_at
+    if not _UTC_TIMESTAMP.fullmatch(stamp):
+        return None
+    try:
+        timestamp_ms(stamp)
+    except ValueError:
+        return None
+    return stamp
 
 
 def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:

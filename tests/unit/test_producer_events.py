@@ -76,6 +76,7 @@ def test_env_left_out_when_empty() -> None:
         ({"error": {"type": "E", "code": "E1"}}, "error.code"),
         ({"error": "boom"}, "error"),
         ({"level": ["info"]}, "level"),  # unhashable: a TypeError before
+        ({"duration_ms": 10**400}, "duration_ms"),  # no float holds it
         ({"status": {}}, "status"),
     ],
 )

@@ -384,6 +384,18 @@ def test_level_mapping(levelno: int, name: str) -> None:
     assert level_name(levelno) == name
 
 
+def test_handler_keeps_the_fields_extra_gives_right_beside_one_it_gives_wrong(
+    bot: BotLogger, kafka: FakeKafka
+) -> None:
+    handler = BotwatchHandler(bot)
+    extra = {"job_id": "j1", "retry_count": "x", "error": "timeout"}
+    handler.handle(logging.makeLogRecord({"name": "app", "msg": "m", "levelno": 20, **extra}))
+    assert bot.flush(5)
+    [event] = kafka.events()
+    assert event["job_id"] == "j1"
+    assert event["meta"] == {"logger": "app", "retry_count": "x", "error": "timeout"}
+
+
 def test_handler_maps_records(bot: BotLogger, kafka: FakeKafka) -> None:
     handler = BotwatchHandler(bot)
     log = logging.getLogger("test.handler.bot")
@@ -562,10 +574,12 @@ def test_contract_fields_among_meta_keywords_are_those_fields(
     bot.error("failed", error={"type": "Timeout", "message": "slow"})
     with bot.job("j-2") as job:
         job.info("step", job_id="other", duration_ms=3)  # the job's own id wins
-    with pytest.raises(ValueError, match=r"^status: "):
-        bot.info("done", status="finished")
+    # A value the field does not take stays meta: an HTTP status, an error as text.
+    bot.info("fetched", status=200, error="timeout", duration_ms=-1, job_id=42)
     assert bot.flush(5)
-    done, failed, _, step, _ = kafka.events()
+    done, failed, _, step, _, fetched = kafka.events()
+    assert fetched["meta"] == {"status": 200, "error": "timeout", "duration_ms": -1, "job_id": 42}
+    assert not {"status", "error", "duration_ms", "job_id"} & fetched.keys()
     assert (done["duration_ms"], done["job_id"], done["status"], done["retry_count"]) == (
         120.5, "j-1", "success", 2,
     )  # fmt: skip

@@ -226,6 +226,7 @@ def test_stats_alert_and_dead_letter_ids() -> None:
         ("2026-11-26T00:00:00.000Z", "bw-dlq-2026.11.24"),  # never swept: today's
         ("9999-12-31T00:00:00.000Z", "bw-dlq-2026.11.24"),
         ("0001-01-01T00:00:00.000Z", "bw-dlq-2026.11.24"),
+        ("2026-02-30T00:00:00.000Z", "bw-dlq-2026.11.24"),  # shaped like a date, is none
     ],
 )
 def test_a_dead_letter_dated_outside_retention_goes_to_todays_index(
@@ -235,7 +236,10 @@ def test_a_dead_letter_dated_outside_retention_goes_to_todays_index(
     letter = DeadLetterDoc(None, b"x", "decode", "r", "t", 0, 1, 0, first_failed_at)
     assert action(dlq_doc(letter))["index"]["_index"] == index
     doc = orjson.loads(dlq_doc(letter).source)
-    assert doc["first_failed_at"] == first_failed_at  # the header's value stays searchable
+    if first_failed_at.startswith("2026-02-30"):
+        assert "first_failed_at" not in doc  # a date field the node would refuse
+    else:
+        assert doc["first_failed_at"] == first_failed_at  # the header's value, searchable
 
 
 def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
