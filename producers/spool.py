@@ -113,7 +113,8 @@ class Spool:
         The directory is made (or set) readable by its owner only: it holds events as the
         bot sent them, secrets included (redaction happens at indexing)."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
+        with contextlib.suppress(PermissionError):  # another user's: the lock decides
+            os.chmod(self.directory, 0o700)
         fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -138,7 +138,14 @@ class SinkConfig:
                 "lower-case letters, digits and . _ - + only, beginning with a letter or a "
                 "digit (OpenSearch refuses upper case and most punctuation in index names)."
             )
-        parts = urlsplit(self.opensearch_url)
+        try:
+            parts = urlsplit(self.opensearch_url)
+            parts.port  # noqa: B018 - it raises for a port that is no number
+        except ValueError as exc:  # "Invalid IPv6 URL", a port that is no number
+            raise SettingsError(
+                f"BOTWATCH_OPENSEARCH_URL is not a URL ({exc}): give "
+                "http(s)://HOST:PORT, as http://localhost:9200."
+            ) from None
         if parts.username is not None and parts.password is None:
             # opensearch-py failed on it with a TypeError deep in its host parsing.
             raise SettingsError(

@@ -144,7 +144,7 @@ def dlq_document(letter: DeadLetterDoc, redactor: Redactor) -> dict[str, Any]:
         if isinstance(parsed, dict):
             bot = parsed.get("bot_id")
     # Who sent it, to filter on: as `botwatch dlq` says (``schemas.letter_bot``).
-    if letter.key is not None and (
+    if letter.key and (
         bot_is_key(letter.stage, letter.reason) or not (isinstance(bot, str) and bot)
     ):
         bot = letter.key.decode("utf-8", "replace")

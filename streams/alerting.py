@@ -27,6 +27,7 @@ from schemas.jsonbytes import json_bytes
 from streams.alerts import AlertEngine, Rule, Silences
 
 log = logging.getLogger(__name__)
+_SCRUBBED_MAX = 4096
 
 
 class AlertTable(Protocol):
@@ -92,6 +93,8 @@ class AlertStage:
         is one type, not a new one each time."""
         self.rules = tuple(rules)
         self.scrub = scrub
+        # Error types are few and repeat: each is scrubbed once (at most _SCRUBBED_MAX kept).
+        self._scrubbed_types: dict[str, str] = {}
         self.table = table
         self.silences = silences
         # Told which notified alerts fire when a partition's engine is loaded (a restart,
@@ -146,13 +149,21 @@ class AlertStage:
         engine = self.engine(partition)
         heard = heard or {}
         out: list[dict[str, Any]] = []
-        scrub = self.scrub
         for bot_id, error_type, ts in errors:
-            kind = error_type if scrub is None else scrub(error_type)
-            out += engine.on_event(bot_id, envs.get(bot_id), kind, ts)
+            out += engine.on_event(bot_id, envs.get(bot_id), self._scrubbed(error_type), ts)
         for bot_id, ts in last_seen.items():
             out += engine.on_event(bot_id, envs.get(bot_id), None, ts, heard.get(bot_id))
         return out
+
+    def _scrubbed(self, error_type: str) -> str:
+        if self.scrub is None:
+            return error_type
+        found = self._scrubbed_types.get(error_type)
+        if found is None:
+            if len(self._scrubbed_types) >= _SCRUBBED_MAX:
+                self._scrubbed_types.clear()
+            found = self._scrubbed_types[error_type] = self.scrub(error_type)
+        return found
 
     def heard(self, partition: int, bot_id: str, heard_ms: int) -> list[dict[str, Any]]:
         """A record of ``bot_id`` sent at ``heard_ms`` whose event could not be windowed."""

@@ -378,6 +378,10 @@ _TOO_LARGE: Final = (MessageSizeTooLargeError, RecordListTooLargeError)
 _END_OFFSETS_TIMEOUT_S: Final = 10.0
 
 
+# How long the dead-letter topic's limit, once asked, is taken as known.
+LIMIT_KEPT_S: Final = 60.0
+
+
 class DeadLetterTooLargeError(RuntimeError):
     """The dead-letter topic refuses even a letter cut to the broker's default limit."""
 
@@ -393,6 +397,8 @@ class KafkaOutputs:
     def __init__(self, app: faust.App, config: StreamsConfig) -> None:
         self._app = app
         self._config = config
+        # The dead-letter topic's limit as last asked, and when (``_topic_limit``).
+        self._limit: tuple[int, float] | None = None
 
     async def dead_letters(self, letters: list[DeadLetter]) -> None:
         """Send and wait for the acks; a letter too large for the topic is cut to fit.
@@ -425,14 +431,20 @@ class KafkaOutputs:
 
     async def _topic_limit(self) -> int:
         """The dead-letter topic's ``max.message.bytes``, or the broker's default when the
-        broker cannot say."""
+        broker cannot say; asked again after a minute (an operator raises it, as told),
+        not for every batch with a large letter."""
+        known = self._limit
+        if known is not None and time.monotonic() - known[1] < LIMIT_KEPT_S:
+            return known[0]
         topic = self._config.dlq_topic
         try:
             found = await max_message_bytes(self._config.kafka_bootstrap, [topic])
         except (KafkaError, KafkaUnavailable, OSError) as exc:
             log.warning("could not ask Kafka for %s's max.message.bytes (%s)", topic, exc)
-            found = {}
-        return min(found.get(topic, DEFAULT_MAX_MESSAGE_BYTES), DLQ_MAX_MESSAGE_BYTES)
+            return DEFAULT_MAX_MESSAGE_BYTES
+        limit = min(found.get(topic, DEFAULT_MAX_MESSAGE_BYTES), DLQ_MAX_MESSAGE_BYTES)
+        self._limit = (limit, time.monotonic())
+        return limit
 
     async def _send_letters(
         self, letters: list[DeadLetter], limit: int, *, alone: bool = False

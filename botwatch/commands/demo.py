@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 import orjson
@@ -122,6 +122,14 @@ def demo(  # noqa: PLR0917 - one parameter per option
         click.echo(f"the run's files: {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+        click.echo(f"the run's files ({workdir}) are removed: --keep-files keeps them")
+
+
+RECEIVER_URLS: Final = (
+    "BOTWATCH_ALERTMANAGER_URL",
+    "BOTWATCH_ALERT_WEBHOOK_URL",
+    "BOTWATCH_SLACK_WEBHOOK_URL",
+)
 
 
 def demo_env(
@@ -131,8 +139,10 @@ def demo_env(
 
     Flags given to ``botwatch`` (already in ``settings``) carry over; each of DEMO_NAMES,
     the state directory and the web port (a free one) is the demo's own unless
-    ``environ`` sets it."""
+    ``environ`` sets it. Alert receivers are turned off whatever ``environ`` says."""
     own = {name: value for name, value in DEMO_NAMES.items() if name not in environ}
+    # Receivers set in the shell are a pipeline's: its on-call would be paged for fake bots.
+    own.update(dict.fromkeys(RECEIVER_URLS, ""))
     if "BOTWATCH_STATE_DIR" not in environ:
         own["BOTWATCH_STATE_DIR"] = str(settings.streams.state_dir / "demo")
     if "BOTWATCH_WEB_PORT" not in environ:
@@ -315,7 +325,7 @@ def _summary(  # noqa: PLR0917 - what the run made and where
     click.echo(f"  curl -s '{url}/_cat/indices/{prefix}-*?v'")
     # One document per incident: firing, then replaced by its resolution.
     click.echo(f"  curl -s '{url}/{prefix}-alerts-*/_search?sort=starts_at:desc&size=3&pretty'")
-    names = {k: v for k, v in own.items() if k not in ("BOTWATCH_STATE_DIR", "BOTWATCH_WEB_PORT")}
+    names = {k: v for k, v in own.items() if k in DEMO_NAMES}
     if names:
         click.echo(
             "\nthe demo used topics, indices and a consumer group of its own (a pipeline's "

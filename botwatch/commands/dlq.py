@@ -144,6 +144,13 @@ def _row(letter: Letter, redactor: Redactor) -> tuple[str, ...]:
     )
 
 
+def _summary_text(summary: Summary, settings: Settings) -> str:
+    """The histogram as every command prints it: secrets redacted (``_redacted_summary``),
+    control characters escaped."""
+    _redacted_summary(summary, Redactor(settings.sink.redact_keys))
+    return "\n".join(printable(line) for line in summary.lines())
+
+
 def _redacted_summary(summary: Summary, redactor: Redactor) -> None:
     """The summary's reason classes and bots with secrets redacted, as in ``_row`` (alike
     ones counted together)."""
@@ -194,11 +201,11 @@ def list_letters(  # noqa: PLR0917 - one parameter per option
     letters, total = _run(settings, _collect(source, limit, histogram))
     redactor = Redactor(settings.sink.redact_keys)
     if histogram is not None:
-        _redacted_summary(histogram, redactor)
         if as_json:
+            _redacted_summary(histogram, redactor)
             click.echo(orjson.dumps(histogram.to_dict()))
         else:
-            click.echo("\n".join(printable(line) for line in histogram.lines()))
+            click.echo(_summary_text(histogram, settings))
         return
     if as_json:
         for letter in letters:
@@ -427,7 +434,7 @@ def import_letters(  # noqa: PLR0917 - one parameter per option
         for target in targets:
             n = sum(1 for _, t in sending if t == target)
             click.echo(f"dry run: would send {n} record(s) to {target}")
-        click.echo("\n".join(Summary().extend(x for x, _ in decisions).lines()))
+        click.echo(_summary_text(Summary().extend(x for x, _ in decisions), settings))
         ctx.exit(EXIT_NOT_ALL if held else 0)
     if not _confirm(len(sending), config.dlq_confirm_above, yes):
         click.echo("nothing sent")
@@ -489,11 +496,12 @@ class _Bar:
             click.echo(err=True)
 
 
-def _print_plan(plan: dl.ReplayPlan, group: str) -> None:
+def _print_plan(plan: dl.ReplayPlan, group: str, settings: Settings) -> None:
+    redactor = Redactor(settings.sink.redact_keys)
     rows = [
         (
             letter.position,
-            letter.bot or "-",
+            redactor.redact_identifier(letter.bot) if letter.bot else "-",
             letter.stage,
             str(letter.replay_count),
             decision.action.value,
@@ -515,8 +523,8 @@ def _print_plan(plan: dl.ReplayPlan, group: str) -> None:
         + f"; progress kept by consumer group {group}"
     )
     for why, n in plan.skipped_why.most_common():
-        click.echo(f"skip {n}: {why}")
-    click.echo("\n".join(plan.selected.lines()))
+        click.echo(f"skip {n}: {printable(why)}")
+    click.echo(_summary_text(plan.selected, settings))
 
 
 async def _replay(
@@ -609,7 +617,7 @@ def replay(  # noqa: PLR0917 - one parameter per option
     held = plan.actions["quarantine"] + plan.actions["skip"]
     if dry_run:
         click.echo("dry run: nothing is sent")
-        _print_plan(plan, group)
+        _print_plan(plan, group, settings)
         ctx.exit(EXIT_NOT_ALL if held else 0)
     if not plan.total:
         _nothing(selection, group)

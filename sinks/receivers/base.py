@@ -396,7 +396,10 @@ class Receiver(ABC):
             self._failed("timeout", f"no answer within {self.config.timeout_s:g} s")
             return "retry", None
         except _TRANSPORT_ERRORS as exc:
-            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # aiohttp's text of some (a redirect loop, a proxy's refusal) holds the URL whole,
+            # a webhook's secret path with it.
+            said = str(exc).replace(self.post_url, self.display_url)
+            text = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
             self._failed("connection", text)
             return "retry", None
         self.metrics.latency.labels(receiver=self.name).observe(time.perf_counter() - started)

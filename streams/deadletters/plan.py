@@ -60,7 +60,8 @@ class Decision:
 
 CUT_SKIPPED: Final = (
     f"{CUT_VALUE}: the whole record is at its original topic, partition and offset "
-    "(`dlq show` names them); send that one instead"
+    "(`dlq show` names them); send that one instead, or restore it in a `dlq export` "
+    "file, delete its botwatch.dlq.truncated header there, and `dlq import` it"
 )
 JOB_FAILURE_SKIPPED: Final = (
     "a job_failure is an event the worker already processed and counted: replay it only "

@@ -22,8 +22,9 @@ from streams import dlq
 UNKNOWN_STAGE: Final = "?"
 # A letter that says this cannot be counted by the loop guard (``plan.decide`` skips it).
 BAD_REPLAY_COUNT: Final = f"header {dlq.REPLAY_COUNT} is not an integer"
-# A letter whose value was cut to fit the dead-letter topic (``plan.decide`` skips it).
-CUT_VALUE: Final = "its value was cut to fit the dead-letter topic"
+# A letter cut to fit the dead-letter topic, its value or its record's own headers
+# (``plan.decide`` skips it).
+CUT_VALUE: Final = "the letter was cut to fit the dead-letter topic"
 
 
 @dataclass(frozen=True, slots=True)

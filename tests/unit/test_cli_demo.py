@@ -40,8 +40,10 @@ def test_the_demo_keeps_to_names_of_its_own_unless_the_environment_gives_them() 
     assert env["BOTWATCH_STATE_DIR"] == str(settings.streams.state_dir / "demo")
     assert int(env["BOTWATCH_WEB_PORT"]) != settings.streams.web_port
     assert (env["BOTWATCH_KAFKA_BOOTSTRAP"], env["PATH"]) == ("k:1", "/bin")  # flags carry over
-    mine = {"BOTWATCH_INDEX_PREFIX": "mine", "BOTWATCH_WEB_PORT": "7001"}
+    mine = {"BOTWATCH_INDEX_PREFIX": "mine", "BOTWATCH_WEB_PORT": "7001",
+            "BOTWATCH_ALERT_WEBHOOK_URL": "https://hooks.example/on-call"}  # fmt: skip
     env, own = demo_env(settings, mine)
+    assert env["BOTWATCH_ALERT_WEBHOOK_URL"] == "" == env["BOTWATCH_SLACK_WEBHOOK_URL"]
     assert (env["BOTWATCH_INDEX_PREFIX"], env["BOTWATCH_WEB_PORT"]) == ("mine", "7001")
     assert "BOTWATCH_INDEX_PREFIX" not in own and own["BOTWATCH_APP_ID"] == "botwatch-demo"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 
-from botwatch.commands.dlq import _redacted_summary, _row
+from botwatch.commands.dlq import _redacted_summary, _row, _summary_text
+from botwatch.settings import Settings
 from sinks.config import SinkConfig
 from sinks.redact import Redactor
 from streams.deadletters.records import Letter
@@ -48,3 +49,11 @@ def test_the_summary_redacts_reasons_and_bots_and_counts_alike_ones_together() -
     _redacted_summary(summary, R)
     assert dict(summary.reasons) == {"token=[REDACTED] in message": 2, "bot_id: bad": 1}
     assert dict(summary.bots) == {"Bearer [REDACTED]": 2, "bot-1": 1}
+
+
+def test_every_summary_prints_redacted_and_escaped() -> None:
+    """replay --dry-run and import --dry-run printed the histogram as it was."""
+    summary = Summary().extend([letter("token=abc in message", b"x\x1b[2J Bearer SEKRET1")])
+    text = _summary_text(summary, Settings.load(environ={}))
+    assert "SEKRET1" not in text and "abc" not in text and "\x1b" not in text
+    assert "x\\x1b[2J Bearer [REDACTED]" in text

@@ -238,7 +238,7 @@ def test_decide_targets_guards_and_quarantine() -> None:
     cut_headers = [*letter().headers, (dlq.TRUNCATED, b"value cut from 9 to 5 bytes")]
     cut = decode("botwatch.dlq", 0, 1, 0, b"k", b"v", cut_headers)
     assert cut.problems == (
-        "its value was cut to fit the dead-letter topic (botwatch.dlq.truncated: value cut "
+        "the letter was cut to fit the dead-letter topic (botwatch.dlq.truncated: value cut "
         "from 9 to 5 bytes)",
     )
     skipped = decide(cut, to="fixed", **kw)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
@@ -407,6 +408,21 @@ async def test_a_receiver_that_refuses_is_said_to_drop_not_to_retry(
         "alert receiver webhook at http://hook.example/api/… delivers again, "
         "after 3 failed attempt(s)",
     ]
+
+
+async def test_a_transport_error_naming_the_url_is_said_without_its_secret_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiohttp's text of a redirect loop or a proxy's refusal holds the whole URL."""
+    url = "https://discord.com/api/webhooks/123/T0KEN"
+    failure = aiohttp.ClientError(f"too many redirects, url={url!r}")
+    receiver = WebhookReceiver(
+        url, config(retries=1), transport=ScriptedTransport(failure), sleep=RecordingSleep()
+    )
+    with caplog.at_level(logging.INFO, logger="sinks.receivers.base"):
+        assert await receiver.deliver([record(bot="a")])  # retried, delivered
+    said = " ".join(r.getMessage() for r in caplog.records) + str(receiver.health())
+    assert "T0KEN" not in said and "url='https://discord.com/api/…'" in said
 
 
 def test_a_slack_url_is_shown_without_its_secret_path() -> None:

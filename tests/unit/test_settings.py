@@ -57,6 +57,9 @@ def test_an_opensearch_url_with_a_user_but_no_password_is_refused_without_showin
         Settings.load(environ={"BOTWATCH_OPENSEARCH_URL": url})
     assert "T0KEN" not in str(raised.value) and "K3Y" not in str(raised.value)
     assert Settings.load(environ={"BOTWATCH_OPENSEARCH_URL": "http://u:p@localhost:9200"})
+    for broken in ("http://[::1:9200", "http://localhost:abc"):  # a traceback before
+        with pytest.raises(SettingsError, match="BOTWATCH_OPENSEARCH_URL is not a URL"):
+            Settings.load(environ={"BOTWATCH_OPENSEARCH_URL": broken})
 
 
 @pytest.mark.parametrize(

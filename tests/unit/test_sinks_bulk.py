@@ -284,6 +284,7 @@ def test_dead_letter_document_redacts_and_keeps_the_text() -> None:
         ("sink", "refused", b"k", b'{"bot_id": "inv-bot"}', "inv-bot"),
         ("sink", "refused", b"inv-bot", b'{"bot_id": ""}', "inv-bot"),
         ("validate", "r", b"inv-bot", b'{"bot_id": 7}', "inv-bot"),
+        ("validate", "level: is required", b"", b'{"bot_id": "inv-bot"}', "inv-bot"),  # no key
         ("decode", "r", None, b"{not json", None),
         ("decode", "r", None, None, None),
     ],
