@@ -167,7 +167,12 @@ def history_query(
 @click.option("--since", default="24h", show_default=True, help="How far back (e.g. 1h, 7d).")
 @click.option("--bot", help="Only this bot ('*' and '?' match any characters: 'invoice-*').")
 @click.option("--rule", help="Only this rule ('*' and '?' as for --bot).")
-@click.option("--state", type=click.Choice(["firing", "resolved"]), help="Only this state.")
+@click.option(
+    "--state",
+    type=click.Choice(["firing", "resolved"]),
+    help="Only incidents in this state now: firing (not resolved yet) or resolved. An "
+    "incident is one record, its last state: a resolved one shows the value it resolved at.",
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the alert records as JSON lines.")
 @click.pass_context
