@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import sys
 import threading
 import warnings
 
 __all__ = ["BotwatchWarning", "Stats"]
-
-
-# "producers.*": a BotwatchHandler on the root logger does not publish its own lines.
-log = logging.getLogger(__name__)
 
 
 class BotwatchWarning(RuntimeWarning):
@@ -62,7 +59,10 @@ class Stats:
         except Exception:
             # Warnings made errors (-W error, pytest's filterwarnings = error): raised, this
             # ended the sender for the life of the process, or reached the bot's own call.
-            log.warning("botwatch: %s", message)
+            # Written where Python shows a warning: a log line went unseen where the only
+            # handler is a BotwatchHandler (it leaves the SDK's own lines out).
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"{BotwatchWarning.__name__}: botwatch: {message}\n")
 
     def snapshot(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNTERS}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import shutil
 import signal
@@ -18,11 +20,14 @@ from typing import Any, Final
 
 import click
 import orjson
+from aiokafka.errors import KafkaError
 
 from botwatch.commands.common import BotwatchError, settings_of
 from botwatch.commands.setup import opensearch_client, setup
 from botwatch.settings import Settings
 from botwatch.stack import Stack, StackError
+from streams.config import StreamsConfig
+from streams.deadletters import kafka as dl
 
 BOTWATCH = [sys.executable, "-m", "botwatch"]
 IDLE_CLOSE_S = 5
@@ -61,16 +66,8 @@ def demo(  # noqa: PLR0917 - one parameter per option
 
     Its topics, indices, consumer group, state and port are its own unless set in the
     environment (see DEMO_NAMES)."""
-    env, own = demo_env(settings_of(ctx), os.environ)
-    settings = ctx.find_root().obj = Settings.load(environ=env)
-    try:
-        Stack(settings.stack_config()).up(report=click.echo)
-    except StackError as exc:
-        raise BotwatchError(f"error: {exc}") from None
-    ctx.invoke(setup)
-
+    settings, env, own, lock = _prepare(ctx)
     port = settings.streams.web_port
-    _refuse_taken_port(settings.streams.web_host, port)
     workdir = Path(tempfile.mkdtemp(prefix="botwatch-demo-"))
     env["BOTWATCH_IDLE_CLOSE_S"] = str(IDLE_CLOSE_S)
     rules = settings.streams.rules_file
@@ -118,6 +115,7 @@ def demo(  # noqa: PLR0917 - one parameter per option
             f"error: the worker processed {processed:,} of the {records:,} records sent within "
             f"300 s, so the summary above is partial (its log: {log_path})."
         )
+    os.close(lock)
     if keep_files:
         click.echo(f"the run's files: {workdir}")
     else:
@@ -130,6 +128,23 @@ RECEIVER_URLS: Final = (
     "BOTWATCH_ALERT_WEBHOOK_URL",
     "BOTWATCH_SLACK_WEBHOOK_URL",
 )
+
+
+def _prepare(ctx: click.Context) -> tuple[Settings, dict[str, str], dict[str, str], int]:
+    """The demo's settings, environment and own names, with its lock held (a file
+    descriptor) and the stack up and set up."""
+    env, own = demo_env(settings_of(ctx), os.environ)
+    settings = ctx.find_root().obj = Settings.load(environ=env)
+    _refuse_taken_port(settings.streams.web_host, settings.streams.web_port)
+    lock = _one_demo_at_a_time(settings.streams.state_dir)
+    try:
+        Stack(settings.stack_config()).up(report=click.echo)
+    except StackError as exc:
+        raise BotwatchError(f"error: {exc}") from None
+    ctx.invoke(setup)
+    if "BOTWATCH_APP_ID" in own and "BOTWATCH_EVENTS_TOPIC" in own:
+        asyncio.run(_skip_leftovers(settings.kafka_bootstrap, settings.streams))
+    return settings, env, own, lock
 
 
 def demo_env(
@@ -155,6 +170,41 @@ def demo_env(
         **own,
     }
     return env, own
+
+
+def _one_demo_at_a_time(state_dir: Path) -> int:
+    """A lock on the demo's state directory, held while it runs (released at exit).
+
+    Two demos at once shared one consumer group and one set of topics: each counted the
+    other's records, and one waited out its 300 s and failed."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BotwatchError(
+            f"error: another `botwatch demo` runs with the state directory {state_dir}.\n"
+            "  fix: wait for it to end (a demo takes about a minute and a half)."
+        ) from None
+    return fd
+
+
+async def _skip_leftovers(bootstrap: str, config: StreamsConfig) -> None:
+    """Start the demo's consumer group at the end of its events topic.
+
+    A demo interrupted before its worker read everything left records behind: the next
+    run's worker read them too, and its count of records processed (how the demo knows it
+    is done, and what the summary says) counted them as this run's. Only for the demo's
+    own group and topic: a pipeline's named in the environment is left as it is."""
+    try:
+        async with dl.consumer(bootstrap, config.app_id) as c:
+            tps = await dl.partitions(c, config.events_topic, "events")
+            c.assign(tps)
+            ends = await c.end_offsets(tps)
+            await c.commit({tp: ends[tp] for tp in tps})
+    except (KafkaError, dl.KafkaUnavailable, dl.TopicMissing) as exc:
+        click.echo(f"note: records an earlier demo left may be counted as this run's ({exc})")
 
 
 def _free_port(host: str) -> int:

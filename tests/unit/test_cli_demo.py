@@ -3,7 +3,9 @@ another worker's counters and printing a wrong summary; its summary lists the al
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from botwatch.commands.common import BotwatchError
 from botwatch.commands.demo import (
     DEMO_NAMES,
     DEMO_RULES,
+    _one_demo_at_a_time,
     _print_alerts,
     _refuse_taken_port,
     demo_env,
@@ -68,3 +71,14 @@ def test_the_demo_rule_loads_and_the_summary_says_when_each_alert_fired_and_reso
     assert ["bot-001", rule.name, "warning", "2026-12-07T10:02:00Z", "-", "(firing)"] in lines
     _print_alerts([], "/etc/botwatch/rules.yaml")
     assert "alerts: none fired (the rules: /etc/botwatch/rules.yaml)" in capsys.readouterr().out
+
+
+def test_one_demo_runs_at_a_time_per_state_directory(tmp_path: Path) -> None:
+    """Two at once shared a consumer group and topics: each counted the other's records."""
+    held = _one_demo_at_a_time(tmp_path)
+    try:
+        with pytest.raises(BotwatchError, match="another `botwatch demo` runs"):
+            _one_demo_at_a_time(tmp_path)
+    finally:
+        os.close(held)
+    os.close(_one_demo_at_a_time(tmp_path))  # free again
