@@ -217,6 +217,15 @@ class EventFactory:
         return raw
 
 
+def _mended(text: str) -> str:
+    """``text`` without lone surrogates: the bytes ``surrogateescape`` kept, escaped
+    (``report-\\xe9.csv``: two file names stay two job ids), other surrogates replaced."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _lift(meta: Mapping[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """``meta`` without the contract fields it sets, which go into ``given`` (field ->
     the value given for it, None when none was)."""
@@ -249,7 +258,7 @@ def _sanitize(event: dict[str, Any]) -> None:
     the host, one raised into the bot."""
     for name in ("message", "job_id", "host", "env"):
         if name in event:
-            event[name] = event[name].encode("utf-8", "replace").decode("utf-8")
+            event[name] = _mended(event[name])
     if "error" in event:
         event["error"] = {
             k: v.encode("utf-8", "replace").decode("utf-8") for k, v in event["error"].items()
