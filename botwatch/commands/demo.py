@@ -64,8 +64,8 @@ def demo(  # noqa: PLR0917 - one parameter per option
 ) -> None:
     """Stack up, setup, a worker and the generator with one incident; then a summary.
 
-    Its topics, indices, consumer group, state and port are its own unless set in the
-    environment (see DEMO_NAMES)."""
+    Its topics (botwatch-demo.*), indices (botwatch-demo-*), consumer group, state and
+    port are its own unless set in the environment; alert receivers are off."""
     settings, env, own, lock = _prepare(ctx)
     port = settings.streams.web_port
     workdir = Path(tempfile.mkdtemp(prefix="botwatch-demo-"))

@@ -380,7 +380,11 @@ def _max_replays(settings: Settings, given: int | None) -> int:
 
 
 _TARGET_OPTIONS: Final = [
-    click.option("--to", help="Send everything to this topic instead of each original topic."),
+    click.option(
+        "--to",
+        help="Send everything to this topic instead of each original topic (a job_failure "
+        "letter goes only to another topic than its original one).",
+    ),
     click.option(
         "--max-replays",
         type=click.IntRange(0),
