@@ -174,18 +174,15 @@ class EventFactory:
             "message": message,
         }
         if job_id is not None:
-            if type(job_id) is not str or len(job_id) > MAX_JOB_ID_CHARS:
+            if not _takes("job_id", job_id):
                 raise _field_error("job_id", RULE_JOB_ID, job_id)
             event["job_id"] = job_id
         if status is not None:
-            if type(status) is not str or status not in _STATUSES:
+            if not _takes("status", status):
                 raise _field_error("status", RULE_STATUS, status)
             event["status"] = status
         if duration_ms is not None:
-            if (
-                type(duration_ms) not in (int, float)
-                or not 0 <= duration_ms < math.inf  # also rejects NaN
-            ):
+            if not _takes("duration_ms", duration_ms):  # NaN too
                 raise _field_error("duration_ms", RULE_DURATION, duration_ms)
             if duration_ms >= _MAX_JSON_INT:  # beyond JSON's 64-bit integers: as a float
                 try:
@@ -194,7 +191,7 @@ class EventFactory:
                     raise _field_error("duration_ms", RULE_DURATION, duration_ms) from None
             event["duration_ms"] = duration_ms
         if retry_count is not None:
-            if type(retry_count) is not int or not 0 <= retry_count <= _MAX_RETRY_COUNT:
+            if not _takes("retry_count", retry_count):
                 raise _field_error("retry_count", RULE_RETRY_COUNT, retry_count)
             event["retry_count"] = retry_count
         if error is not None:
@@ -237,7 +234,8 @@ def _lift(meta: Mapping[str, Any], given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _takes(field: str, value: Any) -> bool:
-    """Whether the contract field takes ``value`` (as ``build`` checks it)."""
+    """Whether the contract field takes ``value``: what ``build`` checks, and what a name
+    in meta must hold to be lifted (``_lift``)."""
     kind = type(value)
     if field == "status":
         return kind is str and value in _STATUSES

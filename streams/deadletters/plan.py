@@ -29,7 +29,7 @@ import orjson
 from schemas.letter_bot import MISKEYED_PREFIX, miskeyed
 from schemas.sink import parse_count
 from streams import dlq
-from streams.deadletters.records import BAD_REPLAY_COUNT, CUT_VALUE, Letter
+from streams.deadletters.records import BAD_REPLAY_COUNT, CUT_VALUE, Letter, origin_id
 
 REPLAY_SOURCE: Final = "botwatch.dlq.replay.source"
 REPLAY_ORIGIN: Final = "botwatch.dlq.replay.origin"
@@ -140,27 +140,11 @@ def _send(target: str, rekey: bool) -> Decision:
 def replay_headers(letter: Letter) -> list[tuple[str, bytes]]:
     """The headers of the replayed record (see the module docstring)."""
     headers = letter.own_headers
-    origin = origin_id(
-        letter.original_topic,
-        letter.original_partition,
-        letter.original_offset,
-        letter.stage,
-        letter.replay_count,
-    )
+    origin = letter.origin
     rekey = miskeyed(letter.stage, letter.reason)
     _tail(headers, letter.first_failed_at, letter.replay_count, letter.source_id, letter.stage,
           origin=origin, rekey=rekey)  # fmt: skip
     return headers
-
-
-def origin_id(
-    topic: str | None, partition: int | None, offset: int | None, stage: str, replay_count: int
-) -> str | None:
-    """What one failure of one record is known by; None when the letter does not say where
-    the record was."""
-    if topic is None or partition is None or offset is None:
-        return None
-    return f"{topic}:{partition}:{offset}:{stage}:{replay_count}"
 
 
 def _tail(headers: list[tuple[str, bytes]], first_failed_at: str, replay_count: int,

@@ -55,6 +55,18 @@ class Letter:
         return f"{self.partition}:{self.offset}"
 
     @property
+    def origin(self) -> str | None:
+        """What the failure this letter records is known by (``origin_id``): a letter
+        written twice (its batch redone) has the origin of the first."""
+        return origin_id(
+            self.original_topic,
+            self.original_partition,
+            self.original_offset,
+            self.stage,
+            self.replay_count,
+        )
+
+    @property
     def source_id(self) -> str:
         """``topic:partition:offset`` of this dead letter: identifies it in replayed records
         (Kafka topic names cannot contain ``:``)."""
@@ -118,6 +130,16 @@ def _printable(raw: bytes) -> str:
 
 def source_id(topic: str, partition: int, offset: int) -> str:
     return f"{topic}:{partition}:{offset}"
+
+
+def origin_id(
+    topic: str | None, partition: int | None, offset: int | None, stage: str, replay_count: int
+) -> str | None:
+    """What one failure of one record is known by; None when the letter does not say where
+    the record was."""
+    if topic is None or partition is None or offset is None:
+        return None
+    return f"{topic}:{partition}:{offset}:{stage}:{replay_count}"
 
 
 def parse_position(text: str) -> tuple[int, int] | None:

@@ -11,7 +11,6 @@ from typing import Any
 from schemas import timestamp_ms
 from schemas.reason_class import reason_class
 from streams.alerts import parse_duration
-from streams.deadletters.plan import origin_id
 from streams.deadletters.records import Letter
 from streams.dlq import STAGES
 from streams.windows import rfc3339
@@ -137,13 +136,7 @@ class Summary:
     _seen: set[int] = field(default_factory=set, repr=False)
 
     def add(self, letter: Letter) -> None:
-        origin = origin_id(
-            letter.original_topic,
-            letter.original_partition,
-            letter.original_offset,
-            letter.stage,
-            letter.replay_count,
-        )
+        origin = letter.origin
         if origin is not None:
             known = hash(origin)  # an int a letter: a topic may hold millions
             if known in self._seen:
